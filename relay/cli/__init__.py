@@ -1,0 +1,1 @@
+"""The `relay` command: one small module per sub-command."""

@@ -1,0 +1,1 @@
+"""Loading the trust directory (edge: reads files) into immutable snapshots."""
