@@ -264,6 +264,15 @@ class Sink:
             time.sleep(0.05)  # polling the sink's directory with a deadline
         raise AssertionError(f"sink got {len(self.messages())} messages, expected {count}")
 
+    def wait_for_marker(self, marker: str, timeout: float = 20.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [m for m in self.messages() if marker.encode() in m]
+            if found:
+                return found[0]
+            time.sleep(0.05)  # polling the sink's directory with a deadline
+        raise AssertionError(f"no delivered message contains {marker}")
+
 
 @dataclass
 class Relay:
@@ -296,8 +305,17 @@ class Relay:
         path = self.config.parent / "audit.log"
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [e for e in self.audit_lines if e.get("event") == name]
+    def events(self, name: str, **match: Any) -> list[dict[str, Any]]:
+        return [e for e in self.audit_lines if e.get("event") == name and all(e.get(k) == v for k, v in match.items())]
+
+    def wait_event(self, name: str, timeout: float = 20.0, **match: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.events(name, **match)
+            if found:
+                return found[0]
+            time.sleep(0.05)  # polling the audit file with a deadline
+        raise AssertionError(f"no audit event {name} {match}")
 
 
 def message(sender: str, recipients: list[str], subject: str = "Test", body: str = "Hello.\r\n", extra: str = "") -> bytes:
