@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..queue.delivery import FAILED, finish
-from ..queue.spool import Spool, SpoolError
+from ..queue.spool import MessageBusy, Spool, SpoolError, UnknownMessage
 from ..smtp.config import ConfigError, load_service_config
 from .errors import UsageError
 
@@ -71,11 +71,23 @@ def _show(spool: Spool, args: argparse.Namespace, _host: str) -> int:
 
 
 def _retry(spool: Spool, args: argparse.Namespace, _host: str) -> int:
-    for queue_id in [args.queue_id] if args.queue_id else spool.ids():
-        with spool.locked(queue_id):
-            spool.update(replace(spool.envelope(queue_id), next_attempt=0.0))
-        print(f"{queue_id}: due now")
+    if args.queue_id:
+        _make_due(spool, args.queue_id)
+        return 0
+    for queue_id in spool.ids():
+        try:
+            _make_due(spool, queue_id)
+        except MessageBusy:
+            print(f"{queue_id}: being delivered")
+        except UnknownMessage:
+            pass  # delivered meanwhile
     return 0
+
+
+def _make_due(spool: Spool, queue_id: str) -> None:
+    with spool.locked(queue_id):
+        spool.update(replace(spool.envelope(queue_id), next_attempt=0.0))
+    print(f"{queue_id}: due now")
 
 
 def _bounce(spool: Spool, args: argparse.Namespace, host: str) -> int:

@@ -94,7 +94,7 @@ class RelayHandler:
             return peer
         server.session.peer_certificate = peer  # type: ignore[attr-defined]
         audit("tls-peer", peer=server.peer_ip, subject=peer.subject, fingerprint=peer.fingerprint_sha256, bundle=peer.bundle)
-        return decide.check_peer_operator(snapshot, address, peer.subject)
+        return decide.check_peer_operator(snapshot, reverse_path(address), peer.subject)
 
     # -- RCPT TO -----------------------------------------------------------
 
@@ -145,18 +145,19 @@ class RelayHandler:
 
     async def _judge_and_queue(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope) -> tuple[str, dict[str, Any]]:
         data: bytes = envelope.original_content or b""
+        sender = reverse_path(envelope.mail_from)
         snapshot = self.services.snapshot()
         refused = self._check_raw(data)
         headers = decide.read_headers(data) if refused is None else None
         fields: dict[str, Any] = {"message_id": headers.message_id if headers else None}
         if refused is None and headers is not None:
-            refused = self._check_headers(headers, session, envelope, snapshot)
+            refused = self._check_headers(headers, session, sender, envelope.rcpt_tos, snapshot)
         outcome: Accepted | Refused | None = refused
         if outcome is None:
             user = str(session.auth_data) if session.authenticated else None
             verdict = await self._verify(data, snapshot)
             fields.update(_verdict_fields(verdict))
-            outcome = decide.apply_policy(verdict, snapshot.route(envelope.mail_from).policy, envelope.mail_from, user)
+            outcome = decide.apply_policy(verdict, snapshot.route(sender).policy, sender, user)
         if isinstance(outcome, Accepted):
             fields["smime"] = "pass" if outcome.signed else "none"
         if isinstance(outcome, Refused):
@@ -168,7 +169,7 @@ class RelayHandler:
         message = self._trace_fields(server, session, queue_id, outcome) + data
         stored = Envelope(
             queue_id=queue_id,
-            mail_from=envelope.mail_from or "",
+            mail_from=sender,
             recipients=tuple(RecipientState(r) for r in envelope.rcpt_tos),
             received_at=time.time(),
             next_attempt=0.0,
@@ -193,13 +194,14 @@ class RelayHandler:
             data, self.limits.message, self.limits.max_received
         )
 
-    def _check_headers(self, headers: decide.Headers, session: Session, envelope: SmtpEnvelope, snapshot: Snapshot) -> Refused | None:
+    def _check_headers(
+        self, headers: decide.Headers, session: Session, sender: str, rcpts: list[str], snapshot: Snapshot
+    ) -> Refused | None:
         if session.authenticated:
             refused = decide.check_author(headers, str(session.auth_data))
             if refused:
                 return refused
-        policy = snapshot.route(envelope.mail_from or "").policy
-        return decide.check_envelope(headers, envelope.mail_from or "", list(envelope.rcpt_tos), policy)
+        return decide.check_envelope(headers, sender, list(rcpts), snapshot.route(sender).policy)
 
     async def _verify(self, data: bytes, snapshot: Snapshot) -> Verdict:
         if not decide.looks_signed(data):
@@ -215,6 +217,11 @@ class RelayHandler:
             protocol += "A"  # RFC 3848
         received = decide.received_field(session.host_name, server.peer_ip, hostname, protocol, queue_id, self.services.clock())
         return received + decide.authentication_results(hostname, accepted)
+
+
+def reverse_path(mail_from: str | None) -> str:
+    """The sender address, "" for the null reverse-path (aiosmtpd keeps it as "<>")."""
+    return "" if mail_from in (None, "", "<>") else str(mail_from)
 
 
 def _verdict_fields(verdict: Verdict) -> dict[str, Any]:
