@@ -58,6 +58,7 @@ class SignerSpec:
     pss_params: dict[str, Any] | None = None  # explicit RSASSA-PSS parameters to state
     attrs: list[dict[str, Any]] | None = field(default=None)  # None: attributes(content, digest)
     no_attrs: bool = False
+    keep_order: bool = False  # encode attrs in the given order, not DER-sorted
     sid: str = "issuer_serial"  # or "ski"
     ski: bytes | None = None  # the subjectKeyIdentifier to state
     corrupt: bool = False  # flip a bit of the signature
@@ -67,7 +68,8 @@ def signer_info(spec: SignerSpec, content: bytes) -> cms.SignerInfo:
     signed_attrs = None
     to_sign = content
     if not spec.no_attrs:
-        signed_attrs = cms.CMSAttributes(spec.attrs if spec.attrs is not None else attributes(content, spec.digest))
+        attrs = spec.attrs if spec.attrs is not None else attributes(content, spec.digest)
+        signed_attrs = _in_order(attrs) if spec.keep_order else cms.CMSAttributes(attrs)
         to_sign = signed_attrs.dump()  # SET OF with its universal tag
     signature = _sign(spec, to_sign)
     if spec.corrupt:
@@ -94,12 +96,12 @@ def signed_data(
     """A ContentInfo; certificates are cryptography certificates or raw DER bytes."""
     encap: dict[str, Any] = {"content_type": content_type}
     if econtent is not None:
-        encap["content"] = core.ParsableOctetString(econtent)
+        encap["content"] = econtent
     digests = {info["digest_algorithm"]["algorithm"].native for info in infos}
     signed: dict[str, Any] = {
         "version": "v1",
         "digest_algorithms": [{"algorithm": d} for d in sorted(digests)],
-        "encap_content_info": encap,
+        "encap_content_info": cms.ContentInfo.load(_OpaqueEncap(encap).dump()),  # asn1crypto types this field so
         "signer_infos": list(infos),
     }
     if certificates:
@@ -111,6 +113,23 @@ def sign(content: bytes, spec: SignerSpec, *, detached: bool = True, extra_certs
     """One signer, its certificate in the set: the common case."""
     info = signer_info(spec, content)
     return signed_data([info], [spec.signer.cert, *extra_certs], econtent=None if detached else content)
+
+
+class _OpaqueEncap(core.Sequence):
+    """asn1crypto's EncapsulatedContentInfo types eContent by content type; tests need any octets."""
+
+    _fields = [
+        ("content_type", cms.ContentType),
+        ("content", core.OctetString, {"explicit": 0, "optional": True}),
+    ]
+
+
+def _in_order(attrs: Sequence[dict[str, Any]]) -> cms.CMSAttributes:
+    """asn1crypto sorts a SET OF it builds; loaded bytes are kept as they are."""
+    contents = b"".join(cms.CMSAttribute(a).dump() for a in attrs)
+    size = len(contents)
+    assert size < 256
+    return cms.CMSAttributes.load(bytes([0x31, size] if size < 0x80 else [0x31, 0x81, size]) + contents)
 
 
 def _certificate(cert: Any) -> cms.CertificateChoices:
@@ -132,12 +151,14 @@ def _signature_algorithm(spec: SignerSpec) -> dict[str, Any]:
         return {"algorithm": spec.signature_oid}
     key = spec.signer.key
     if spec.pss_salt is not None or spec.pss_params is not None:
-        params = spec.pss_params or {
+        params = spec.pss_params if spec.pss_params is not None else {
             "hash_algorithm": {"algorithm": spec.digest},
             "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": spec.digest}},
             "salt_length": spec.pss_salt,
         }
-        return {"algorithm": "rsassa_pss", "parameters": algos.RSASSAPSSParams(params)}
+        # an empty dict would leave asn1crypto's value unset rather than an empty SEQUENCE
+        stated = algos.RSASSAPSSParams(params) if params else algos.RSASSAPSSParams.load(b"\x30\x00")
+        return {"algorithm": "rsassa_pss", "parameters": stated}
     if isinstance(key, rsa.RSAPrivateKey):
         return {"algorithm": f"{spec.digest}_rsa"}
     if isinstance(key, ec.EllipticCurvePrivateKey):

@@ -136,7 +136,7 @@ def _read_structure(der: bytes, detached_content: bytes | None) -> _Structure:
     signed = info["content"]
     if not isinstance(signed, asn1_cms.SignedData):
         raise Rejection(Reason.MALFORMED, "id-signedData without SignedData")
-    encap = signed["encap_content_info"]
+    encap = _EncapsulatedContent.load(signed["encap_content_info"].dump())
     content_type = encap["content_type"].dotted
     content = _content(encap["content"], detached_content)
     infos = tuple(_read_signer_info(si, content_type) for si in signed["signer_infos"])
@@ -153,6 +153,20 @@ def _content(econtent: Any, detached_content: bytes | None) -> bytes:
     if detached_content is not None:
         raise Rejection(Reason.MALFORMED, "eContent present beside a detached content")
     return _octets(econtent)
+
+
+class _EncapsulatedContent(core.Sequence):
+    """EncapsulatedContentInfo with eContent kept opaque.
+
+    asn1crypto's own class parses eContent by its type (a nested SignedData,
+    a TSTInfo...), which is not ours to judge here and would read the whole
+    content a second time.
+    """
+
+    _fields = [
+        ("content_type", asn1_cms.ContentType),
+        ("content", core.ParsableOctetString, {"explicit": 0, "optional": True}),
+    ]
 
 
 class _Chunks(core.SequenceOf):
@@ -264,7 +278,7 @@ def _load_certificate(der: bytes) -> _CertEntry:
         tbs = parsed["tbs_certificate"]
         key_id = parsed.key_identifier or parsed.public_key.sha1
         return _CertEntry(certificate, tbs["issuer"], tbs["issuer"].dump(), tbs["serial_number"].native, key_id)
-    except _DECODE_ERRORS as exc:
+    except (*_DECODE_ERRORS, x509.InvalidVersion) as exc:
         raise Rejection(Reason.MALFORMED, f"undecodable certificate in the signature: {exc}") from None
 
 
