@@ -39,8 +39,8 @@ Revocation and bundles:
 
 Weak material that `cryptography` refuses to produce:
 
-    pki.sha1_ca(tmp_path, issuer)   an intermediate CA signed with SHA-1 by the
-                                    openssl CLI (under faketime for fixed dates)
+    pki.sha1_ca(tmp_path, issuer)   a CA certificate signed with SHA-1 (by issuer, or
+                                    self_signed=True) by the openssl CLI under faketime
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from relay import devpki
@@ -176,37 +176,43 @@ class HealthPki:
 
     # Weak material
 
-    def sha1_ca(self, tmp_path: Path, issuer: Issued | None = None, common_name: str = "AC SHA1 TEST") -> Issued:
-        """An intermediate CA signed by `issuer` (default root) with SHA-1, via the openssl CLI.
+    def sha1_ca(
+        self, tmp_path: Path, issuer: Issued | None = None, common_name: str = "AC SHA1 TEST", *, self_signed: bool = False
+    ) -> Issued:
+        """A CA certificate signed with SHA-1 by the openssl CLI: by `issuer` (default root), or by itself.
 
-        `cryptography` refuses to sign with SHA-1, so the certificate is issued by
-        `openssl x509 -req -sha1`, run under faketime so its dates are fixed
-        (CA_NOT_BEFORE + 10 years).
+        `cryptography` refuses to sign with SHA-1, so `openssl x509 -req -sha1`
+        (or `openssl req -x509 -sha1` when self-signed) issues it, under
+        faketime so that it is valid from CA_NOT_BEFORE for 10 years.
         """
-        issuer = issuer or self.root
         key = devpki.new_key("rsa2048")
-        subject = x509.Name([
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ASIP-SANTE"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ])
-        csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-        files = {
-            "csr.pem": csr.public_bytes(serialization.Encoding.PEM),
-            "issuer.pem": issuer.cert_pem,
-            "issuer.key": issuer.key_pem,
-            "ext.cnf": b"basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
-            b"subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
-        }
-        for name, data in files.items():
-            (tmp_path / name).write_bytes(data)
-        subprocess.run(
-            ["faketime", CA_NOT_BEFORE.strftime("%Y-%m-%d %H:%M:%S"), "openssl", "x509", "-req",
-             "-in", "csr.pem", "-CA", "issuer.pem", "-CAkey", "issuer.key", "-sha1", "-days", "3652",
-             "-set_serial", "4242", "-extfile", "ext.cnf", "-out", "ca.pem"],
-            cwd=tmp_path, check=True, capture_output=True, env={**os.environ, "TZ": "UTC"},
+        (tmp_path / "ca.key").write_bytes(
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         )
+        (tmp_path / "ca.cnf").write_text(
+            "[req]\ndistinguished_name=dn\nprompt=no\n[dn]\nC=FR\nO=ASIP-SANTE\n"
+            f"CN={common_name}\n[ca]\nbasicConstraints=critical,CA:TRUE\n"
+            "keyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+        )
+        common = ["-sha1", "-days", "3652", "-out", "ca.pem"]
+        if self_signed:
+            command = ["req", "-x509", "-new", "-key", "ca.key", "-config", "ca.cnf", "-extensions", "ca",
+                       "-set_serial", "4241", *common]
+        else:
+            issuer = issuer or self.root
+            (tmp_path / "issuer.pem").write_bytes(issuer.cert_pem)
+            (tmp_path / "issuer.key").write_bytes(issuer.key_pem)
+            self._openssl(tmp_path, ["req", "-new", "-key", "ca.key", "-config", "ca.cnf", "-out", "ca.csr"])
+            command = ["x509", "-req", "-in", "ca.csr", "-CA", "issuer.pem", "-CAkey", "issuer.key",
+                       "-set_serial", "4242", "-extfile", "ca.cnf", "-extensions", "ca", *common]
+        self._openssl(tmp_path, command)
         return Issued(x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes()), key)
+
+    @staticmethod
+    def _openssl(cwd: Path, arguments: list[str]) -> None:
+        when = CA_NOT_BEFORE.strftime("%Y-%m-%d %H:%M:%S")
+        subprocess.run(["faketime", when, "openssl", *arguments], cwd=cwd, check=True, capture_output=True,
+                       env={**os.environ, "TZ": "UTC"})
 
 
 def subject_with_email(common_name: str, email: str) -> x509.Name:
