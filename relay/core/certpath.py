@@ -55,7 +55,8 @@ Chain = tuple[x509.Certificate, ...]
 
 MIN_RSA_BITS = 2048
 _MAX_DEPTH = 8  # certificates between leaf and anchor, as the verifier's default
-_MAX_CANDIDATES = 16  # explanation effort bound against crafted certificate sets
+_MAX_CANDIDATES = 16  # explanation effort bounds, against crafted certificate sets
+_MAX_LINKS = 512
 _MAX_CACHED_PATHS = 50_000
 _PATHS_KEY = ("certpath", "paths")
 _VERIFY_KEY = ("certpath", "store-and-pool")
@@ -196,16 +197,24 @@ def _explain(
 def _candidate_paths(
     leaf: x509.Certificate, pool: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate]
 ) -> list[Chain]:
-    """Paths leaf -> anchor linked by issuer name and key identifier only: no signature or constraint is checked."""
+    """Paths leaf -> anchor linked by issuer name and key identifier only: no signature or constraint is checked.
+
+    The search is bounded (paths found, links followed) so that a crafted set
+    of same-named certificates costs little.
+    """
     by_subject: dict[x509.Name, list[x509.Certificate]] = {}
     for cert in (*pool, *anchors):
         by_subject.setdefault(cert.subject, []).append(cert)
     anchor_set = set(anchors)
     found: list[Chain] = []
+    budget = [_MAX_LINKS]
 
     def walk(path: Chain) -> None:
         for issuer in by_subject.get(path[-1].issuer, ()):
-            if len(found) >= _MAX_CANDIDATES or issuer in path or not _key_ids_agree(path[-1], issuer):
+            budget[0] -= 1
+            if budget[0] < 0 or len(found) >= _MAX_CANDIDATES:
+                return
+            if issuer in path or not _key_ids_agree(path[-1], issuer):
                 continue
             if issuer in anchor_set:
                 found.append((*path, issuer))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from relay import devpki
@@ -196,3 +198,35 @@ def test_naive_time_is_taken_as_utc(pki):
 def _crls_at(pki, when: dt.datetime) -> tuple[x509.CertificateRevocationList, ...]:
     window = dict(this_update=when - dt.timedelta(days=1), next_update=when + dt.timedelta(days=1))
     return tuple(pki.crl(ca, **window) for ca in (pki.root, pki.personnes, pki.structures))
+
+
+def test_many_same_named_certificates_are_refused_quickly(pki):
+    # Self-issued CAs without key identifiers all link to each other by name: a maze for path search.
+    keys = [devpki.new_key("p256") for _ in range(40)]
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "AC LABYRINTHE")])
+    maze = [_bare_ca(name, key, signer) for key, signer in zip(keys, keys[1:] + keys[:1])]
+    leaf = devpki.make_leaf(devpki.Issued(maze[0], keys[0]), devpki.direct_subject("a@b.example", "A"))
+    started = time.perf_counter()
+    assert refusal(leaf, pki.bundle(), maze).reason is Reason.UNTRUSTED_ISSUER
+    assert time.perf_counter() - started < 5
+
+
+def test_unknown_critical_extension_in_the_leaf_is_refused(pki):
+    odd = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.7"), b"\x05\x00")
+    refused = refusal(pki.practitioner(extensions=[(odd, True)]), pki.bundle())
+    assert refused.reason is Reason.UNTRUSTED_ISSUER
+    assert "1.3.6.1.4.1.99999.7" in refused.detail
+
+
+def _bare_ca(name: x509.Name, key, signer) -> x509.Certificate:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(CA_NOT_BEFORE)
+        .not_valid_after(LEAF_NOT_AFTER)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(signer, hashes.SHA256())
+    )
