@@ -59,7 +59,7 @@ _MAX_CANDIDATES = 16  # explanation effort bounds, against crafted certificate s
 _MAX_LINKS = 512
 _MAX_CACHED_PATHS = 50_000
 _PATHS_KEY = ("certpath", "paths")
-_VERIFY_KEY = ("certpath", "store-and-pool")
+_VERIFY_KEY = ("certpath", "store")
 _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 _SIGNING_EKUS = frozenset({ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE})
 
