@@ -230,3 +230,19 @@ def _bare_ca(name: x509.Name, key, signer) -> x509.Certificate:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(signer, hashes.SHA256())
     )
+
+
+def test_sha1_signed_signer_certificate_is_weak(pki, tmp_path):
+    sha1_signed = pki.sha1_ca(tmp_path)
+    refused = refusal(sha1_signed, pki.bundle())
+    assert (refused.reason, refused.detail) == (Reason.WEAK_ALGORITHM, "signer certificate is signed with SHA1")
+
+
+@pytest.mark.parametrize("weak_one", ["intermediate", "anchor"])
+def test_rsa_1024_ca_key_in_the_path_is_weak(pki, weak_one):
+    root = devpki.make_ca("AC RACINE 1024", key_kind="rsa1024" if weak_one == "anchor" else "rsa2048", not_before=CA_NOT_BEFORE)
+    inter = devpki.make_ca("AC 1024", root, key_kind="rsa1024" if weak_one == "intermediate" else "rsa2048", not_before=CA_NOT_BEFORE)
+    leaf = pki.leaf(inter, devpki.direct_subject("a@b.example", "A"))
+    refused = refusal(leaf, pki.bundle(anchors=(root.cert,), crls=()), [inter.cert])
+    assert refused.reason is Reason.WEAK_ALGORITHM
+    assert "1024-bit RSA key" in refused.detail
