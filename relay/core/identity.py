@@ -15,6 +15,7 @@ accept mail signed on behalf of a structure.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterable
 
@@ -33,8 +34,13 @@ _NATIONAL_ID = re.compile(r"8\d{11}|0(?:\d{2}|2[AB])\d{7}")
 _STRUCTURE_ID = re.compile(r"1[0-9AB]{2}\d{7}|3\d{14}")
 
 
+@functools.lru_cache(maxsize=4096)
 def read_identity(cert: x509.Certificate) -> SignerIdentity:
-    """What the certificate says about its holder; odd certificates give empty fields, never an error."""
+    """What the certificate says about its holder; odd certificates give empty fields, never an error.
+
+    Memoised: the answer depends on the certificate's bytes alone (certificates
+    hash and compare by their encoding), and the same signers sign most mail.
+    """
     subject = _rdns(cert)
     return SignerIdentity(
         subject=_subject_text(cert),
