@@ -45,11 +45,11 @@ class Backoff:
 
 # An address goes into a command line: nothing that could end the line or
 # the path (CR/LF injection), nothing outside printable ASCII.
-_SAFE_ADDRESS = re.compile(r"^[!-~]{1,254}@[A-Za-z0-9.\-\[\]:]{1,253}$")
+_SAFE_ADDRESS = re.compile(r"[!-~]{1,254}@[A-Za-z0-9.\-\[\]:]{1,253}")
 
 
 def safe_address(address: str) -> bool:
-    return bool(_SAFE_ADDRESS.match(address)) and not any(c in address for c in "<>\\,;\"()")
+    return bool(_SAFE_ADDRESS.fullmatch(address)) and not any(c in address for c in "<>\\,;\"()")
 
 
 class Destinations:

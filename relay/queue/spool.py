@@ -43,7 +43,7 @@ class UnknownMessage(SpoolError):
     """No message with this id in the spool."""
 
 
-_ID = re.compile(r"^[0-9a-f]{12,40}$")
+_ID = re.compile(r"[0-9a-f]{12,40}")
 
 
 def new_queue_id() -> str:
@@ -51,7 +51,7 @@ def new_queue_id() -> str:
 
 
 def valid_queue_id(text: str) -> bool:
-    return bool(_ID.match(text))
+    return bool(_ID.fullmatch(text))
 
 
 @dataclass(frozen=True, slots=True)
