@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     try:
         asyncio.run(serve(config, config_loader(config.path)))
-    except (ConfigError, OSError, ValueError) as error:  # trust directory or listener set-up
+    except ImportError as error:
+        raise UsageError(f"the trust directory loader is not available ({error})") from None
+    except (OSError, ValueError) as error:  # trust directory (its ConfigError is a ValueError) or listener set-up
         raise UsageError(str(error)) from None
     return 0
