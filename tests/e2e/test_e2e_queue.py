@@ -174,3 +174,41 @@ def test_queue_command_while_the_service_runs(tmp_path, tls_pki):
     finally:
         relay.stop()
         sink.stop()
+
+
+def test_sessions_to_a_next_hop_are_reused(tmp_path, tls_pki):
+    sink = Sink(tmp_path / "sink", 0).start()
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
+    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    try:
+        for n in range(3):
+            queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], f"marker-reuse-{n}")
+            relay.wait_event("removed", queue_id=queue_id)
+        assert len(sink.messages()) == 3
+        assert len((sink.directory / "sessions.log").read_text().splitlines()) == 1
+    finally:
+        relay.stop()
+        sink.stop()
+
+
+@pytest.mark.parametrize("pinned_dn, delivered", [(None, True), ("CN=someone.else,O=Other,C=FR", False)])
+def test_delivery_over_verified_starttls(tmp_path, tls_pki, pinned_dn, delivered):
+    sink = Sink(tmp_path / "sink", 0).start(tls=tls_pki.directory)
+    spec = basic_spec(tls_pki, sink.port, sink_tls="starttls")
+    if pinned_dn:
+        for domain in spec["domains"]:
+            domain["next_hop"]["verify_dn"] = pinned_dn
+    write_spec(tmp_path / "spec.json", spec)
+    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    try:
+        queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-tls-hop")
+        if delivered:
+            sink.wait_for_marker("marker-tls-hop")
+            assert "tls=True" in (sink.directory / "sessions.log").read_text()
+        else:
+            attempt = relay.wait_event("attempt", queue_id=queue_id)
+            assert attempt["status"] == "pending" and "is not CN=someone.else" in attempt["reply"]
+            assert sink.messages() == []
+    finally:
+        relay.stop()
+        sink.stop()
