@@ -55,6 +55,10 @@ class RelayHandler:
             responses = [r for r in responses if not r.startswith("250-AUTH")]
         return responses
 
+    def handle_STARTTLS(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope) -> bool:
+        server.audit_tls()
+        return True  # the peer certificate is judged at MAIL FROM, where the reply can say why
+
     # -- MAIL FROM ---------------------------------------------------------
 
     async def handle_MAIL(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope, address: str, options: list[str]) -> str:

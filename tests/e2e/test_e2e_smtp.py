@@ -264,5 +264,8 @@ def test_audit_has_steps_but_never_content(env):
     assert secret_body not in log and "Dupont" not in log and "IRM" not in log and "R=C3=A9sultats" not in log
     steps = {e["event"] for e in env.relay.audit_lines if e.get("queue_id") == queue_id}
     assert {"queued", "done", "attempt", "removed"} <= steps
+    tls = env.relay.events("tls", listener="submission")
+    assert tls and tls[-1]["version"] in ("TLSv1.2", "TLSv1.3") and tls[-1]["client_certificate"] is False
+    assert env.relay.events("connect", listener="submission") and env.relay.events("auth", success=True)
     done = [e for e in env.relay.events("done") if e.get("queue_id") == queue_id][0]
     assert done["code"] == "unsigned" and done["smime"] == "none" and done["message_id"]
