@@ -175,21 +175,24 @@ class Delivery:
             audit("delivery-error", queue_id=queue_id, error=type(error).__name__, detail=str(error)[:300])
 
     async def deliver(self, queue_id: str) -> None:
+        dsn_id = None
         with self.spool.locked(queue_id):
             envelope = self.spool.envelope(queue_id)
-            if envelope.next_attempt > self.clock() or not envelope.pending:
-                if not envelope.pending:
-                    self._finish(envelope)
-                return
-            message = self.spool.message(queue_id)
-            snapshot = self.snapshot()
-            results: dict[str, tuple[str, str]] = {}
-            for hop, recipients in _by_hop(snapshot, envelope.pending).items():
-                results.update(await self._send(hop, envelope, recipients, message))
-            envelope = replace(envelope.with_results(results), attempts=envelope.attempts + 1)
-            self._settle(envelope, message)
+            if not envelope.pending:  # settled by a run that stopped before removing it
+                dsn_id = await asyncio.to_thread(finish, self.spool, envelope, self.hostname, self.clock())
+            elif envelope.next_attempt <= self.clock():
+                message = self.spool.message(queue_id)
+                results: dict[str, tuple[str, str]] = {}
+                for hop, recipients in _by_hop(self.snapshot(), envelope.pending).items():
+                    results.update(await self._send(hop, envelope, recipients, message))
+                envelope = replace(envelope.with_results(results), attempts=envelope.attempts + 1)
+                # fsyncs: off the event loop, which serves the SMTP sessions.
+                dsn_id = await asyncio.to_thread(self._settle, envelope, message)
+        if dsn_id:
+            self.queued(dsn_id)
 
-    def _settle(self, envelope: Envelope, message: bytes) -> None:
+    def _settle(self, envelope: Envelope, message: bytes) -> str | None:
+        """Record the attempt: reschedule, or remove (and return the id of a DSN queued for failures)."""
         now = self.clock()
         if envelope.pending and now - envelope.received_at >= self.config.give_up_after:
             expired = {r.address: (FAILED, f"4.4.7 delivery time expired; last error: {r.reply}") for r in envelope.pending}
@@ -198,13 +201,8 @@ class Delivery:
             delay = self.backoff.delay(envelope.attempts)
             self.spool.update(replace(envelope, next_attempt=now + delay))
             audit("deferred", queue_id=envelope.queue_id, message_id=envelope.message_id, attempts=envelope.attempts, retry_in=delay)
-            return
-        self._finish(envelope, message)
-
-    def _finish(self, envelope: Envelope, message: bytes | None = None) -> None:
-        dsn_id = finish(self.spool, envelope, self.hostname, self.clock(), message)
-        if dsn_id:
-            self.queued(dsn_id)
+            return None
+        return finish(self.spool, envelope, self.hostname, now, message)
 
     # -- one SMTP transaction ------------------------------------------------
 
