@@ -125,7 +125,7 @@ def _cms_time(when: dt.datetime) -> cms.Time:
         raise ValueError("signing time must be timezone-aware")
     when = when.astimezone(dt.timezone.utc)
     # RFC 5652 §11.3: UTCTime for 1950-2049, GeneralizedTime otherwise.
-    choice = "utc_time" if 1950 <= when.year < 2050 else "general_time"
+    choice = "utc_time" if 1950 <= when.year < 2050 else "generalized_time"
     return cms.Time({choice: when})
 
 

@@ -10,18 +10,17 @@ error is `session-lost`.
 
 from __future__ import annotations
 
-import os
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
-import pkcs11
 from pkcs11 import Attribute, ObjectClass
 from pkcs11 import exceptions as p11
 
 from .config import TokenConfig
 from .errors import KeyErrorCode, KeyStoreError
+from .module import Module, load_module
 
 T = TypeVar("T")
 
@@ -77,6 +76,7 @@ class Pkcs11Token:
         self._generation = 0
         self._token: Any = None
         self._login: Any = None
+        self._module: Module | None = None
 
     def __enter__(self) -> Pkcs11Token:
         self.open()
@@ -129,7 +129,8 @@ class Pkcs11Token:
     def _attempt(self, operation: Callable[[PooledSession], T]) -> T:
         pooled = self._take()
         try:
-            result = operation(pooled)
+            with self._serialised():
+                result = operation(pooled)
         except BaseException as error:
             if _is_lost(error):
                 _close_quietly(pooled.session)
@@ -138,6 +139,10 @@ class Pkcs11Token:
             raise
         self._give_back(pooled)
         return result
+
+    def _serialised(self) -> Any:
+        serial = self._module.serial if self._module else None
+        return serial or nullcontext()
 
     def _take(self) -> PooledSession:
         with self._lock:
@@ -148,7 +153,8 @@ class Pkcs11Token:
             token, generation = self._token, self._generation
         try:
             # No PIN: the session inherits the application's login.
-            return PooledSession(token.open(), generation)
+            with self._serialised():
+                return PooledSession(token.open(), generation)
         except Exception as error:
             if _is_lost(error):
                 raise _SessionLost(generation, error) from None
@@ -171,8 +177,8 @@ class Pkcs11Token:
     # --- login (called with the lock held) --------------------------------
 
     def _connect(self) -> None:
-        lib = _load_module(self.config.module)
-        token = _find_token(lib, self.label)
+        self._module = load_module(self.config.module)
+        token = _find_token(self._module.lib, self.label)
         login = self._log_in(token)
         self._token, self._login = token, login
 
@@ -199,22 +205,6 @@ class Pkcs11Token:
 
 
 # --- module and object lookup -------------------------------------------
-
-
-def _load_module(path: str) -> Any:
-    if not os.path.isfile(path):
-        raise KeyStoreError(KeyErrorCode.MODULE_NOT_FOUND, f"no PKCS#11 module at {path}")
-    try:
-        lib = pkcs11.lib(path)
-    except p11.PKCS11Error as error:
-        raise KeyStoreError(KeyErrorCode.MODULE_NOT_FOUND, f"cannot load PKCS#11 module {path}: {error}") from None
-    try:
-        lib.get_slots()  # probes that the module is still initialised: it may have been finalised under us
-    except p11.PKCS11Error as error:
-        if not _is_lost(error):
-            raise as_key_error(error, f"module {path}") from None
-        _call(lib.reinitialize, f"module {path}")
-    return lib
 
 
 def _find_token(lib: Any, label: str) -> Any:
