@@ -34,12 +34,18 @@ class TokenConfig:
         unknown = set(table) - {"module", "token", "pin_env", "pin_file", "sessions"}
         if unknown:
             raise KeyStoreError(KeyErrorCode.CONFIG, f"unknown key store settings: {', '.join(sorted(unknown))}")
-        pin_file = table.get("pin_file")
+        text = {k: v for k, v in table.items() if k != "sessions"}
+        if not all(isinstance(v, str) for v in text.values()):
+            raise KeyStoreError(KeyErrorCode.CONFIG, "module, token, pin_env and pin_file are strings")
+        sessions = table.get("sessions", DEFAULT_SESSIONS)
+        if not isinstance(sessions, int) or isinstance(sessions, bool):
+            raise KeyStoreError(KeyErrorCode.CONFIG, f"sessions is a number, not {sessions!r}")
+        pin_file = text.get("pin_file")
         return cls(
-            module=str(table.get("module", SOFTHSM2_MODULE)),
-            token_label=str(table.get("token", "")),
-            pin=PinSource(env=table.get("pin_env"), file=Path(pin_file) if pin_file else None),
-            sessions=int(table.get("sessions", DEFAULT_SESSIONS)),
+            module=text.get("module", SOFTHSM2_MODULE),
+            token_label=text.get("token", ""),
+            pin=PinSource(env=text.get("pin_env"), file=Path(pin_file) if pin_file else None),
+            sessions=sessions,
         )
 
 
