@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ def build_signed_data(content: bytes, key: SigningKey, signing_time: dt.datetime
             ),
             "digest_algorithm": {"algorithm": "sha256"},
             "signed_attrs": signed_attrs,
-            "signature_algorithm": _signature_algorithm(key.scheme),
+            "signature_algorithm": algos.SignedDigestAlgorithm.load(_signature_algorithm(key.scheme)),
             # RFC 5652 §5.4: the signature covers the attributes DER-encoded as a SET OF.
             "signature": key.sign(signed_attrs.dump()),
         }
@@ -115,7 +116,7 @@ def _signed_attributes(content: bytes, signing_time: dt.datetime) -> cms.CMSAttr
             {"type": "content_type", "values": ["data"]},
             {"type": "signing_time", "values": [_cms_time(signing_time)]},
             {"type": "message_digest", "values": [hashlib.sha256(content).digest()]},
-            {"type": "smime_capabilities", "values": [_capabilities()]},
+            cms.CMSAttribute.load(_capabilities()),
         ]
     )
 
@@ -129,14 +130,19 @@ def _cms_time(when: dt.datetime) -> cms.Time:
     return cms.Time({choice: when})
 
 
-def _capabilities() -> cms.SMIMECapabilites:
+# The constant parts are encoded once: building asn1crypto values from dicts is
+# the slowest step of signing a message, and these never change.
+@functools.cache
+def _capabilities() -> bytes:
     # RFC 8551 §2.5.2: what we can decrypt, strongest first.
-    return cms.SMIMECapabilites(
+    capabilities = cms.SMIMECapabilites(
         [{"capability_id": name} for name in ("aes256_gcm", "aes128_gcm", "aes256_cbc", "aes128_cbc")]
     )
+    return cms.CMSAttribute({"type": "smime_capabilities", "values": [capabilities]}).dump()
 
 
-def _signature_algorithm(scheme: SignatureScheme) -> algos.SignedDigestAlgorithm:
+@functools.cache
+def _signature_algorithm(scheme: SignatureScheme) -> bytes:
     if scheme is SignatureScheme.RSA_PSS:
         params = algos.RSASSAPSSParams(
             {
@@ -145,10 +151,10 @@ def _signature_algorithm(scheme: SignatureScheme) -> algos.SignedDigestAlgorithm
                 "salt_length": PSS_SALT_LENGTH,
             }
         )
-        return algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss", "parameters": params})
+        return algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss", "parameters": params}).dump()
     if scheme is SignatureScheme.ECDSA:
-        return algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
-    return algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15", "parameters": core.Null()})
+        return algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}).dump()
+    return algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15", "parameters": core.Null()}).dump()
 
 
 # --- MIME -----------------------------------------------------------------

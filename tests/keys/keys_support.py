@@ -94,7 +94,8 @@ def hsm(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Hsm:
     conf = base / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
     os.environ["SOFTHSM2_CONF"] = str(conf)  # read when this process first initialises the module
-    env = {**os.environ, PIN_ENV: USER_PIN}
+    # Child `relay` processes import the checkout under test, as pytest does.
+    env = {**os.environ, PIN_ENV: USER_PIN, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     pin_file = base / "user-pin"
     pin_file.write_text(USER_PIN + "\n")
     pin_file.chmod(0o600)
