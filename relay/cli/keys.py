@@ -67,6 +67,9 @@ def _token(args: argparse.Namespace, pin_required: bool) -> Pkcs11Token:
 def _run_list(args: argparse.Namespace) -> int:
     with _reported():
         for info in list_tokens(args.module):
+            if not info.label and not info.serial:
+                print(f"free slot {info.slot}")  # an uninitialised token (SoftHSM2 always offers one)
+                continue
             print(f"token {info.label!r} slot={info.slot} manufacturer={info.manufacturer!r} model={info.model!r} serial={info.serial}")
         if not args.token:
             return 0
