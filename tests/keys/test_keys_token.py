@@ -49,11 +49,10 @@ def test_token_signature_is_accepted_by_openssl_and_gpgsm(hsm, pki, gpgsm_verify
     assert gpgsm.returncode == 0 and b"Good signature" in gpgsm.stderr, gpgsm.stderr.decode()
 
 
-def test_the_private_key_cannot_leave_the_token(hsm):
-    token = pkcs11.lib(SOFTHSM2_MODULE).get_token(token_label=RSA_TOKEN)
-    with token.open(user_pin="4721-relay") as session:
-        key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=KEY_LABEL)
-        assert key[Attribute.SENSITIVE] and not key[Attribute.EXTRACTABLE]
+def test_the_private_key_cannot_leave_the_token(rsa_token):
+    key = rsa_token.run(lambda pooled: pooled.private_key(KEY_LABEL))
+    assert key[Attribute.SENSITIVE] and not key[Attribute.EXTRACTABLE]
+    assert key[Attribute.SIGN]
 
 
 def _verifies(key, data: bytes, signature: bytes) -> bool:
