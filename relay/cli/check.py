@@ -22,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
+        for warning in error.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         print(f"{args.config}: INVALID ({len(error.problems)} problem(s))", file=sys.stderr)
         return 1
     for warning in loaded.warnings:

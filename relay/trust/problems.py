@@ -7,14 +7,16 @@ administrator sees all of them at once and a snapshot is never half built.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 
 class ConfigError(Exception):
     """The configuration or trust directory cannot be loaded; one problem per line."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: Sequence[str], warnings: Sequence[str] = ()) -> None:
         super().__init__("\n".join(problems))
         self.problems = tuple(problems)
+        self.warnings = tuple(warnings)  # found on the way; worth showing with the errors
 
 
 @dataclass
@@ -30,4 +32,4 @@ class Problems:
 
     def raise_if_any(self) -> None:
         if self.errors:
-            raise ConfigError(self.errors)
+            raise ConfigError(self.errors, self.warnings)
