@@ -119,7 +119,7 @@ def open_config(config_path: Path) -> ServiceConfig:
 def _read_service_config(path: Path, state: _State) -> ServiceConfig:
     source = state.read_toml(path, "")
     if source is None:
-        state.problems.raise_if_any()
+        raise state.problems.as_error()
     config = read_config(source, state.problems)
     state.trust_dir = config.trust_dir
     return config
@@ -128,7 +128,7 @@ def _read_service_config(path: Path, state: _State) -> ServiceConfig:
 def _trust_files(config: ServiceConfig, state: _State) -> list[Path]:
     if not config.trust_dir.is_dir():
         state.problems.error(config.source.where(("trust_dir",)), f"trust directory {config.trust_dir} does not exist")
-        state.problems.raise_if_any()
+        raise state.problems.as_error()
     files = sorted(config.trust_dir.glob("*.toml"))
     if not files:
         state.problems.warn(str(config.trust_dir), "no *.toml file: the trust directory is empty")

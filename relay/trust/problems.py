@@ -30,6 +30,9 @@ class Problems:
     def warn(self, where: str, message: str) -> None:
         self.warnings.append(f"{where}: {message}" if where else message)
 
+    def as_error(self) -> ConfigError:
+        return ConfigError(self.errors, self.warnings)
+
     def raise_if_any(self) -> None:
         if self.errors:
-            raise ConfigError(self.errors, self.warnings)
+            raise self.as_error()

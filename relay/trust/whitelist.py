@@ -113,9 +113,10 @@ class _Reader:
     def _feed(self, text: str) -> None:
         try:
             self.parser.feed(text)
+            events = list(self.parser.read_events())  # the pull parser reports errors here too
         except ET.ParseError as error:
             raise WhitelistError(f"line {error.position[0]}: malformed XML ({error})") from None
-        for event, element in self.parser.read_events():
+        for event, element in events:
             self._on(event, element)
         self.line += 1
 
@@ -156,8 +157,7 @@ class _Reader:
     def _finish(self) -> None:
         if any(element.tag == _ENTRY for element in self.stack):
             raise WhitelistError(f"file is cut inside the Domaine entry starting at line {self.entry_line}")
-        if not self.stack:
-            raise WhitelistError("no ListeBlancheMSSante element") if not self.entries else None
+        if not self.stack:  # closed properly, or empty (read() refuses a list without entries)
             return
         # Published files stop after the last entry: close what is open, and
         # anything left half-written makes the parser fail here.
