@@ -9,7 +9,6 @@ format line, fast to read back and easy to inspect.
 
 from __future__ import annotations
 
-import io
 import re
 import zipfile
 from contextlib import contextmanager
@@ -164,18 +163,18 @@ def _open_text(source: Path) -> Iterator[Iterator[str]]:
         with zipfile.ZipFile(source) as archive:
             members = [m for m in archive.namelist() if m.lower().endswith((".txt", ".csv"))]
             if len(members) != 1:
-                raise MailboxError(f"{source}: expected one .txt member in the ZIP, found {len(members)}")
+                raise MailboxError(f"expected one .txt member in the ZIP, found {len(members)}")
             with archive.open(members[0]) as raw:
-                yield _lines(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+                yield _lines(raw)
         return
-    with open(source, encoding="utf-8", newline="") as text:
-        yield _lines(text)
+    with open(source, "rb") as raw:
+        yield _lines(raw)
 
 
-def _lines(text: IO[str]) -> Iterator[str]:
-    number = 0
-    try:
-        for number, line in enumerate(text, start=1):
-            yield line
-    except UnicodeDecodeError:
-        raise MailboxError(f"line {number + 1}: not UTF-8") from None
+def _lines(raw: IO[bytes]) -> Iterator[str]:
+    """Decoded line by line, so that an encoding error names its line."""
+    for number, line in enumerate(raw, start=1):
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MailboxError(f"line {number}: not UTF-8") from None
