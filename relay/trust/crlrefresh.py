@@ -75,7 +75,10 @@ def _refresh_one(spec: BundleSpec, url: str, path: Path, now: dt.datetime, timeo
         data = fetch(url, timeout)
         crl = _acceptable(data, url, spec, cached, now)
     except RefreshError as error:
-        return Outcome(name, url, Status.FAILED, f"{error}; kept the cached CRL" if cached else str(error), cached.next_update_utc if cached else None)
+        # (a CRL without entries has len() 0: test against None, not truthiness)
+        if cached is None:
+            return Outcome(name, url, Status.FAILED, str(error))
+        return Outcome(name, url, Status.FAILED, f"{error}; kept the cached CRL", cached.next_update_utc)
     if cached is not None and crl.public_bytes(_DER) == cached.public_bytes(_DER):
         return Outcome(name, url, Status.UNCHANGED, "same CRL as cached", crl.next_update_utc)
     atomic_write(path, data)
