@@ -48,13 +48,15 @@ def read_next_hop(table: Table | None) -> NextHop | None:
     """url = "smtp://host:port", tls = none | starttls | tls, verify_bundle, verify_dn."""
     if table is None:
         return None
-    url = table.string("url", required=True) or ""
+    url = table.string("url", required=True)
     tls = TlsMode(table.string("tls", "starttls", choices=[m.value for m in TlsMode]))
     verify_bundle = table.string("verify_bundle")
     verify_dn = table.string("verify_dn")
     if verify_dn is not None:
         _dn(table, "verify_dn", verify_dn)  # kept as written; compare with relay.trust.dn
     table.done()
+    if url is None:
+        return None
     try:
         host, port = parse_smtp_url(url)
     except ValueError as error:

@@ -40,7 +40,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def crl_server() -> Iterator[_Server]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.files = {}
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
     server.shutdown()
