@@ -188,3 +188,14 @@ def test_every_problem_is_listed_at_once(example: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_directory(example)
     assert len(error.value.problems) == 2
+
+
+def test_an_expired_anchor_is_a_warning_not_an_error(example: Path, capsys) -> None:
+    old = make_ca("Old Root", not_before=dt.datetime(2015, 1, 1, tzinfo=dt.timezone.utc), not_after=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
+    (example.parent / "trust" / "old-root.pem").write_bytes(old.cert_pem)
+    bundles = example.parent / "trust" / "bundles.toml"
+    edit(bundles, 'anchors = ["../../certs/demo/igc-root.pem"]', 'anchors = ["../../certs/demo/igc-root.pem", "old-root.pem"]')
+    status, out, err = check(example, capsys)
+    assert status == 0 and "OK" in out
+    assert f"warning: {bundles}:{line_of(bundles, 'old-root.pem')}: CN=Old Root,OU=IGC-SANTE TEST,O=ASIP-SANTE,C=FR expired on 2020-01-01" in err
+    assert "3 anchors" in out
