@@ -81,23 +81,28 @@ class _Reader:
 
     def read(self, stream: BinaryIO) -> Whitelist:
         decoder = codecs.getincrementaldecoder("utf-8")()
-        pending = ""
+        pending = tail = ""
         while chunk := stream.read(_CHUNK):
-            text = pending + self._decode(decoder, chunk)
-            self._guard(text)
-            # Fed line by line so that events carry their line number.
-            lines = text.splitlines(keepends=True)
-            pending = lines.pop() if lines and not lines[-1].endswith(("\n", "\r")) else ""
-            if len(pending) > _CHUNK:  # a file without line breaks: feed it anyway, memory stays bounded
-                lines.append(pending)
-                pending = ""
-            for line in lines:
-                self._feed(line)
+            text = self._decode(decoder, chunk)
+            self._guard(tail + text)  # the tail catches a declaration split across chunks
+            tail = text[-16:]
+            pending = self._feed_lines(pending + text)
         self._feed(pending + self._decode(decoder, b"", final=True))
         self._finish()
         if not self.entries:
             raise WhitelistError("no usable Domaine entry")
         return Whitelist(self.generated, tuple(self.entries), tuple(self.skipped))
+
+    def _feed_lines(self, text: str) -> str:
+        """Feed the complete lines, one at a time so that events know their line; return the rest."""
+        lines = text.split("\n")
+        rest = lines.pop()
+        for line in lines:
+            self._feed(line + "\n")
+        if len(rest) > _CHUNK:  # a file without line breaks: feed it anyway, memory stays bounded
+            self._feed(rest)
+            return ""
+        return rest
 
     def _decode(self, decoder: codecs.IncrementalDecoder, chunk: bytes, final: bool = False) -> str:
         try:
@@ -118,7 +123,7 @@ class _Reader:
             raise WhitelistError(f"line {error.position[0]}: malformed XML ({error})") from None
         for event, element in events:
             self._on(event, element)
-        self.line += 1
+        self.line += text.count("\n")
 
     def _on(self, event: str, element: ET.Element) -> None:
         if event == "start":
