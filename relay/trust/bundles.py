@@ -32,10 +32,11 @@ class BundleSpec:
 def read_bundle(table: Table, base: Path, sources: Sources, now: dt.datetime) -> BundleSpec:
     name = str(table.keypath[-1])
     purpose = Purpose(table.string("purpose", "smime", choices=[p.value for p in Purpose]))
-    anchors = _certificates(table, "anchors", base, sources)
-    if not table.has("anchors"):
-        table.error(None, f"{table.name}: missing required key 'anchors'")
-    intermediates = _certificates(table, "intermediates", base, sources)
+    anchor_files = table.strings("anchors")
+    if not anchor_files:
+        table.error("anchors", f"{table.name} needs at least one anchor file")
+    anchors = _certificates(table, "anchors", anchor_files, base, sources)
+    intermediates = _certificates(table, "intermediates", table.strings("intermediates"), base, sources)
     _check_cas(table, "anchors", anchors, now)
     _check_cas(table, "intermediates", intermediates, now)
     cas = anchors + intermediates
@@ -63,9 +64,9 @@ def read_bundle(table: Table, base: Path, sources: Sources, now: dt.datetime) ->
     return BundleSpec(bundle, table.where(), crl_urls, cache_dir)
 
 
-def _certificates(table: Table, key: str, base: Path, sources: Sources) -> tuple[x509.Certificate, ...]:
+def _certificates(table: Table, key: str, names: tuple[str, ...], base: Path, sources: Sources) -> tuple[x509.Certificate, ...]:
     certs: list[x509.Certificate] = []
-    for name in table.strings(key):
+    for name in names:
         path = base / name
         try:
             certs += parse_certificates(sources.read(path), path)
