@@ -64,7 +64,7 @@ def verify_signed_data(der: bytes, detached_content: bytes | None) -> SignedData
     for info, entry in verified:
         weakness = info.scheme.weakness(entry.public_key) if info.scheme else None
         if weakness:
-            raise Rejection(Reason.WEAK_ALGORITHM, f"signer {entry.certificate.subject.rfc4514_string()}: {weakness}")
+            raise Rejection(Reason.WEAK_ALGORITHM, f"signer serial {entry.serial:x}: {weakness}")
     return SignedData(
         content=structure.content,
         signers=tuple(_signer(info, entry) for info, entry in verified),
@@ -78,7 +78,9 @@ def verify_signed_data(der: bytes, detached_content: bytes | None) -> SignedData
 @dataclass(frozen=True, slots=True)
 class _IssuerSerial:
     issuer: asn1_x509.Name
+    issuer_der: bytes
     serial: int
+    described: str  # rendered while reading, where an undecodable name is a structural fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +215,8 @@ def _read_signer_info(si: asn1_cms.SignerInfo, content_type: str) -> _SignerInfo
 
 def _sid(sid: asn1_cms.SignerIdentifier) -> _IssuerSerial | bytes:
     if sid.name == "issuer_and_serial_number":
-        return _IssuerSerial(sid.chosen["issuer"], sid.chosen["serial_number"].native)
+        issuer, serial = sid.chosen["issuer"], sid.chosen["serial_number"].native
+        return _IssuerSerial(issuer, issuer.dump(), serial, f"issuer {issuer.human_friendly} serial {serial:x}")
     return sid.chosen.native
 
 
@@ -269,16 +272,23 @@ def _certificates(choices: Any) -> tuple[_CertEntry, ...]:
     return tuple(_load_certificate(c.chosen.dump()) for c in choices if c.name == "certificate")
 
 
+# cryptography parses names and extensions on first use; these are its refusals.
+_CERTIFICATE_ERRORS = (x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
+
 @lru_cache(maxsize=512)
 def _load_certificate(der: bytes) -> _CertEntry:
     """Parse once per distinct certificate; a pure function of its bytes, so safe to share."""
     try:
         certificate = x509.load_der_x509_certificate(der)
+        # Read now what later steps read, so that a certificate that cannot
+        # be understood is refused here, once, as malformed.
+        certificate.subject.rfc4514_string(), certificate.issuer.rfc4514_string(), certificate.extensions
         parsed = asn1_x509.Certificate.load(der, strict=True)
         tbs = parsed["tbs_certificate"]
         key_id = parsed.key_identifier or parsed.public_key.sha1
         return _CertEntry(certificate, tbs["issuer"], tbs["issuer"].dump(), tbs["serial_number"].native, key_id)
-    except (*_DECODE_ERRORS, x509.InvalidVersion) as exc:
+    except (*_DECODE_ERRORS, *_CERTIFICATE_ERRORS) as exc:
         raise Rejection(Reason.MALFORMED, f"undecodable certificate in the signature: {exc}") from None
 
 
@@ -327,14 +337,17 @@ def _matches(sid: _IssuerSerial | bytes, entry: _CertEntry) -> bool:
         return sid == entry.key_id
     if sid.serial != entry.serial:
         return False
-    # Same bytes is the usual case; otherwise compare as RFC 5280 §7.1 names.
-    return sid.issuer.dump() == entry.issuer_der or sid.issuer == entry.issuer
+    if sid.issuer_der == entry.issuer_der:
+        return True
+    # Otherwise compare as RFC 5280 §7.1 names (case and space folding).
+    try:
+        return bool(sid.issuer == entry.issuer)
+    except _DECODE_ERRORS:
+        return False  # a name that cannot be normalised matches nothing
 
 
 def _describe(sid: _IssuerSerial | bytes) -> str:
-    if isinstance(sid, bytes):
-        return f"subjectKeyIdentifier {sid.hex()}"
-    return f"issuer {sid.issuer.human_friendly} serial {sid.serial:x}"
+    return f"subjectKeyIdentifier {sid.hex()}" if isinstance(sid, bytes) else sid.described
 
 
 def _signer(info: _SignerInfo, entry: _CertEntry) -> Signer:
