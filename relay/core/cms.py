@@ -28,10 +28,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from . import algorithms
 from . import cms_asn1 as asn1
 from .algorithms import Digest, Scheme
+from .cms_asn1 import ID_DATA, ID_SIGNED_DATA
 from .errors import Rejection
 from .reasons import Reason
 
-from .cms_asn1 import ID_DATA, ID_SIGNED_DATA
 _ATTR_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 _ATTR_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 _ATTR_SIGNING_TIME = "1.2.840.113549.1.9.5"

@@ -106,7 +106,7 @@ def octets(value: core.OctetString | core.ParsableOctetString) -> bytes:
         return value.contents or b""
     chunks: list[bytes] = []
     _collect_chunks(value, chunks, depth=0)
-    return b"".join(chunks)  # a single copy: asn1crypto's own merge is quadratic in the chunk count
+    return b"".join(chunks)  # one copy, where asn1crypto's own merge appends chunk after chunk
 
 
 def _collect_chunks(value: core.OctetString | core.ParsableOctetString, chunks: list[bytes], depth: int) -> None:
