@@ -13,6 +13,7 @@ from relay.cli.main import main
 from relay.trust.holder import SnapshotHolder
 from relay.trust.loader import load_snapshot
 
+
 def test_reload_swaps_a_new_version_and_old_holders_keep_theirs(example: Path) -> None:
     holder = SnapshotHolder(lambda: load_snapshot(example))
     in_flight = holder.current
@@ -24,11 +25,13 @@ def test_reload_swaps_a_new_version_and_old_holders_keep_theirs(example: Path) -
     assert holder.current.route("a@nouveau.mssante.fr").known
     assert not in_flight.route("a@nouveau.mssante.fr").known  # work started before keeps its trust
 
+
 def test_unchanged_files_keep_the_same_snapshot(example: Path) -> None:
     holder = SnapshotHolder(lambda: load_snapshot(example))
     first = holder.current
     result = holder.reload()
     assert not result.swapped and holder.current is first and result.problems == ()
+
 
 def test_a_broken_directory_does_not_replace_a_good_one(example: Path) -> None:
     holder = SnapshotHolder(lambda: load_snapshot(example))
@@ -38,6 +41,7 @@ def test_a_broken_directory_does_not_replace_a_good_one(example: Path) -> None:
     result = holder.reload()
     assert not result.swapped and holder.current is good
     assert any("absent.pem: No such file" in p for p in result.problems)
+
 
 def test_reload_async_builds_off_the_event_loop(example: Path) -> None:
     loop_thread: list[int] = []
@@ -56,6 +60,7 @@ def test_reload_async_builds_off_the_event_loop(example: Path) -> None:
     result = asyncio.run(reload_from_loop())
     assert result.snapshot is holder.current
     assert build_thread[-1] != loop_thread[0]
+
 
 def test_relay_reload_sends_sighup_to_the_pid_in_the_pid_file(example: Path, tmp_path: Path, capsys) -> None:
     service = subprocess.Popen(
@@ -81,12 +86,14 @@ def test_relay_reload_sends_sighup_to_the_pid_in_the_pid_file(example: Path, tmp
             service.kill()
             service.wait()
 
+
 def test_relay_reload_refuses_to_signal_for_a_broken_directory(example: Path, tmp_path: Path, capsys) -> None:
     pid_file = tmp_path / "relay.pid"
     pid_file.write_text(f"{os.getpid()}\n")  # signalling would kill the test run
     example.write_text(example.read_text() + f"colour = 'blue'\n[service]\npid_file = '{pid_file}'\n")
     assert main(["reload", "--config", str(example)]) == 1
     assert "not reloading" in capsys.readouterr().err
+
 
 def test_relay_reload_without_pid_file_or_service(example: Path, tmp_path: Path, capsys) -> None:
     assert main(["reload", "--config", str(example)]) == 2
