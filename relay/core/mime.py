@@ -1,25 +1,49 @@
 """Strict MIME reading of a message and location of its S/MIME signature.
 
-(stub: interface fixed, implementation pending)
+A message is signed only when its root entity is the signed structure
+(RFC 8551 §3.5): ``multipart/signed`` whose protocol is
+``application/(x-)pkcs7-signature``, or ``application/(x-)pkcs7-mime`` with
+``smime-type=signed-data``. A signature deeper in the tree signs only part of
+what the recipient sees, so such a message is UNSIGNED. The first part of a
+multipart/signed is handed on as the exact bytes received; there is no
+second, more lenient reading of anything.
+
+The pieces live beside this module: line breaks and whole-message limits
+(linebreaks), header blocks (headers), the entity tree (mimetree), the
+structured-field lexer (tokens) and mailboxes (address).
 """
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 
-from .limits import MessageLimits
+from asn1crypto import cms as asn1_cms
 
+from .address import Mailbox, parse_address_list, parse_mailbox
+from .errors import Rejection
+from .headers import HeaderBlock, read_header_block
+from .limits import DEFAULT_LIMITS, MessageLimits
+from .linebreaks import prepare
+from .mimetree import Entity, read_entity, split_multipart, walk
+from .reasons import Reason
 
-@dataclass(frozen=True, slots=True)
-class Mailbox:
-    local_part: str
-    domain: str
-    display_name: str | None = None
+__all__ = [
+    "HeaderBlock",
+    "Mailbox",
+    "SignedMessage",
+    "check_signed_content",
+    "locate_signature",
+    "parse_address_list",
+    "parse_mailbox",
+    "read_headers",
+]
 
-    @property
-    def address(self) -> str:
-        """local@domain with the domain lower-cased (local parts are case-sensitive)."""
-        return f"{self.local_part}@{self.domain.lower()}"
+_SIGNATURE_TYPES = frozenset({"application/pkcs7-signature", "application/x-pkcs7-signature"})
+_OPAQUE_TYPES = frozenset({"application/pkcs7-mime", "application/x-pkcs7-mime"})
+_ENCRYPTED_KINDS = frozenset({"enveloped-data", "authenveloped-data"})
+_OTHER_KINDS = frozenset({"compressed-data", "certs-only"})  # RFC 8551 §3.2.2, not signatures
+_SIGNED_STRUCTURES = frozenset({"multipart/signed"}) | _OPAQUE_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +53,137 @@ class SignedMessage:
     detached_content: bytes | None  # exact bytes of the first part of multipart/signed, else None
 
 
+def read_headers(raw: bytes, limits: MessageLimits = DEFAULT_LIMITS) -> HeaderBlock:
+    """The root header block, checked as strictly as locate_signature checks it."""
+    data = prepare(raw, limits)
+    headers, _ = read_header_block(data, 0, len(data), limits)
+    return headers
+
+
 def locate_signature(raw: bytes, limits: MessageLimits) -> SignedMessage:
     """Parse strictly; return the root-level signature or raise Rejection(malformed|unsigned)."""
-    raise NotImplementedError
+    data = prepare(raw, limits)
+    root = read_entity(data, 0, len(data), 0, limits)
+    sender = _sender(root.headers)
+    mime_type = root.content_type.mime_type
+    if mime_type not in _SIGNED_STRUCTURES:
+        raise _unsigned(data, root, limits)
+    _check_mime_version(root.headers)
+    if mime_type == "multipart/signed":
+        signature, content = _detached(data, root, limits)
+        return SignedMessage(sender, signature, content)
+    return SignedMessage(sender, _opaque(data, root), None)
 
 
 def check_signed_content(content: bytes, sender: Mailbox, limits: MessageLimits) -> None:
-    """Parse the signed content strictly; a From inside it must agree with the outer sender."""
-    raise NotImplementedError
+    """Parse the signed content strictly; a From inside it must agree with the outer sender.
+
+    The content's own header block, and for a message/rfc822 wrapper (Direct)
+    the header block of the message inside, may carry a From; deeper messages
+    are forwarded attachments whose author is someone else.
+    """
+    data = prepare(content, limits)
+    root = read_entity(data, 0, len(data), 1, limits)  # inside the signed structure
+    wrapped = root.content_type.mime_type == "message/rfc822"
+    for entity in walk(data, root, limits):
+        if entity is root or (wrapped and entity.depth == root.depth + 1):
+            _check_inner_from(entity.headers, sender)
+
+
+def _sender(headers: HeaderBlock) -> Mailbox:
+    value = headers.get("From")
+    if value is None:
+        raise Rejection(Reason.MALFORMED, "no From field")
+    return parse_mailbox(value)
+
+
+def _check_mime_version(headers: HeaderBlock) -> None:
+    # Without MIME-Version the Content-Type means nothing (RFC 2045 §4), yet a
+    # mail reader may still show the parts: refuse the ambiguity.
+    value = headers.get("MIME-Version")
+    if value is None:
+        raise Rejection(Reason.MALFORMED, "signed message without MIME-Version")
+    if value.split("(", 1)[0].strip() != "1.0":
+        raise Rejection(Reason.MALFORMED, "MIME-Version is not 1.0")
+
+
+def _detached(data: bytes, root: Entity, limits: MessageLimits) -> tuple[bytes, bytes]:
+    content_type = root.content_type
+    protocol = content_type.param("protocol")
+    if protocol is None:
+        raise Rejection(Reason.MALFORMED, "multipart/signed without a protocol parameter")
+    if protocol.lower() not in _SIGNATURE_TYPES:
+        raise Rejection(Reason.UNSIGNED, "multipart/signed whose protocol is not S/MIME")
+    if content_type.param("micalg") is None:
+        raise Rejection(Reason.MALFORMED, "multipart/signed without a micalg parameter")
+    regions = split_multipart(data, root, limits)
+    if len(regions) != 2:
+        raise Rejection(Reason.MALFORMED, f"multipart/signed with {len(regions)} parts instead of 2")
+    signature_part = read_entity(data, *regions[1], 1, limits)
+    # RFC 1847 §2.1: the second part's type is the protocol parameter.
+    if signature_part.content_type.mime_type != protocol.lower():
+        raise Rejection(Reason.MALFORMED, "signature part type differs from the multipart/signed protocol")
+    content_start, content_end = regions[0]
+    return _base64_body(data, signature_part, "signature part"), data[content_start:content_end]
+
+
+def _opaque(data: bytes, root: Entity) -> bytes:
+    smime_type = root.content_type.param("smime-type")
+    kind = smime_type.lower() if smime_type is not None else None
+    if kind in _ENCRYPTED_KINDS:
+        raise Rejection(Reason.UNSIGNED, f"the message is encrypted ({kind}), not signed")
+    if kind in _OTHER_KINDS:
+        raise Rejection(Reason.UNSIGNED, f"smime-type {kind} is not a signature")
+    if kind not in (None, "signed-data"):
+        raise Rejection(Reason.MALFORMED, "unknown smime-type")
+    der = _base64_body(data, root, "S/MIME body")
+    if kind is None:
+        _check_untyped_is_signed(der)
+    return der
+
+
+def _check_untyped_is_signed(der: bytes) -> None:
+    # Agents before RFC 5751 may omit smime-type. Such a body is read as
+    # signed-data, but an envelope must still be called encrypted rather than
+    # left to fail as a malformed signature, so peek at the ContentInfo type.
+    try:
+        content_type = asn1_cms.ContentInfo.load(der)["content_type"].native
+    except (ValueError, TypeError, KeyError):
+        raise Rejection(Reason.MALFORMED, "S/MIME body is not a CMS ContentInfo") from None
+    if content_type in ("enveloped_data", "authenticated_enveloped_data", "signed_and_enveloped_data"):
+        raise Rejection(Reason.UNSIGNED, "the message is encrypted (no smime-type), not signed")
+
+
+def _base64_body(data: bytes, entity: Entity, what: str) -> bytes:
+    if entity.encoding != "base64":
+        raise Rejection(Reason.MALFORMED, f"{what} is not base64 (Content-Transfer-Encoding {entity.encoding})")
+    # Line breaks are the only non-alphabet bytes allowed; strict mode refuses
+    # anything else, bad padding and data after the padding.
+    compact = data[entity.body_start : entity.end].translate(None, b"\r\n")
+    try:
+        decoded = binascii.a2b_base64(compact, strict_mode=True)
+    except binascii.Error:
+        raise Rejection(Reason.MALFORMED, f"invalid base64 in {what}") from None
+    if not decoded:
+        raise Rejection(Reason.MALFORMED, f"empty {what}")
+    return decoded
+
+
+def _unsigned(data: bytes, root: Entity, limits: MessageLimits) -> Rejection:
+    """Why a message whose root is not a signature is unsigned (after reading it all strictly)."""
+    types = [entity.content_type.mime_type for entity in walk(data, root, limits)]
+    if any(mime_type in _SIGNED_STRUCTURES for mime_type in types[1:]):
+        return Rejection(Reason.UNSIGNED, "only a nested part is signed, not the message root")
+    return Rejection(Reason.UNSIGNED, f"the root entity is {root.content_type.mime_type}, not an S/MIME signature")
+
+
+def _check_inner_from(headers: HeaderBlock, sender: Mailbox) -> None:
+    value = headers.get("From")
+    if value is None:
+        return
+    inner = parse_mailbox(value)
+    if not inner.same_address(sender):
+        raise Rejection(
+            Reason.ADDRESS_MISMATCH,
+            f"signed content is from {inner.address}, the message from {sender.address}",
+        )

@@ -1,0 +1,83 @@
+"""Line breaks of a message as received, and the limits on its lines.
+
+RFC 5322 lines end with CRLF. A file whose lines all end with a bare LF (no
+CR anywhere: the usual form on disk) is canonicalised to CRLF as a whole
+(RFC 8551 §3.1.1) before anything else looks at it.
+
+A file that mixes both conventions is what the engines really write, so a
+blanket refusal would refuse genuine signatures. Measured with OpenSSL 3.0
+and gpgsm 2.2.40 on LF-only and CRLF inputs:
+- ``openssl cms -sign`` (detached, the default text mode) writes its own
+  headers, preamble and delimiter lines with LF but the signed first part
+  canonicalised with CRLF, and the base64 signature lines with LF;
+- ``-crlfeol`` writes headers and delimiter lines with CRLF and the base64
+  lines (of the signature part, or of the whole opaque body) with LF;
+- ``-binary`` copies the content as given: an LF-only input gives an LF-only
+  file, which canonicalisation turns into CRLF, so that the signature no
+  longer verifies, exactly as ``openssl cms -verify`` without ``-binary``
+  also refuses it (RFC 8551 requires canonical content before signing);
+- opaque output (``-nodetach``) is base64 lines with LF under LF headers;
+- ``gpgsm --sign`` writes no MIME at all, only base64 lines with LF (its
+  signed content is the input byte for byte); a mail client wraps it.
+
+So the rule is per region, where a region is one header block (with the
+blank line ending it), the delimiter lines of one multipart, a preamble or
+epilogue, or one non-base64 leaf body: inside a region every line ends the
+same way. The regions are exactly where a parser that only knows CRLF and
+one that also knows LF would split a message differently (a hidden header
+field, a delimiter one of them does not see), so refusing a mixture there
+removes the ambiguity while base64 bodies, where a line break carries no
+meaning, may differ from the headers above them. A bare CR is refused
+everywhere: no engine writes one and some readers take it for a line break.
+"""
+
+from __future__ import annotations
+
+from .errors import Rejection
+from .limits import MessageLimits
+from .reasons import Reason
+
+CR, LF = 13, 10
+_CHUNK = 1 << 16  # splitting in chunks bounds the memory of a file made of empty lines
+
+
+def prepare(raw: bytes, limits: MessageLimits) -> bytes:
+    """The message with LF-only files canonicalised, after the whole-message checks."""
+    if len(raw) > limits.max_message_bytes:
+        raise Rejection(Reason.MALFORMED, f"message larger than {limits.max_message_bytes} bytes (max_message_bytes)")
+    if b"\x00" in raw:
+        raise Rejection(Reason.MALFORMED, "NUL byte in message")
+    carriage_returns = raw.count(b"\r")
+    if carriage_returns == 0:
+        data = raw.replace(b"\n", b"\r\n")
+    elif carriage_returns != raw.count(b"\r\n"):
+        raise Rejection(Reason.MALFORMED, "bare CR in message")
+    else:
+        data = raw
+    _check_line_lengths(data, limits.max_line_bytes)
+    return data
+
+
+def _check_line_lengths(data: bytes, max_line_bytes: int) -> None:
+    longest = max_line_bytes - 1  # the LF is not part of a split line, its CR is
+    chunk = max(_CHUNK, 2 * max_line_bytes)
+    start, end = 0, len(data)
+    while start < end:
+        stop = min(end, start + chunk)
+        if stop < end:
+            stop = data.rfind(b"\n", start, stop)
+        if stop < 0 or max(map(len, data[start:stop].split(b"\n"))) > longest:
+            raise Rejection(Reason.MALFORMED, f"line longer than {max_line_bytes} bytes (max_line_bytes)")
+        start = stop + 1
+
+
+def check_uniform(data: bytes, start: int, end: int, region: str) -> None:
+    """Refuse a region whose lines do not all end the same way (see the module note)."""
+    carriage_returns = data.count(b"\r", start, end)
+    if carriage_returns and carriage_returns != data.count(b"\n", start, end):
+        raise Rejection(Reason.MALFORMED, f"{region} mixes CRLF and bare LF line breaks")
+
+
+def break_before(data: bytes, index: int) -> bytes:
+    """The line break ending just before index (index is just after an LF)."""
+    return b"\r\n" if index >= 2 and data[index - 2] == CR else b"\n"

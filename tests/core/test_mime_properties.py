@@ -1,0 +1,134 @@
+"""Property tests: whatever the bytes, the reader answers with a value or a Rejection."""
+
+from __future__ import annotations
+
+import base64
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay.core.errors import Rejection
+from relay.core.limits import DEFAULT_LIMITS, MessageLimits
+from relay.core.mime import Mailbox, check_signed_content, locate_signature, parse_address_list, parse_mailbox, read_headers
+from relay.core.mimetree import parse_content_type
+
+SENDER = Mailbox("jd", "x.fr")
+SMALL = MessageLimits(max_mime_depth=8, max_parts=50, max_header_count=50, max_header_bytes=4096)
+
+SIGNATURE = base64.encodebytes(bytes(range(200))).replace(b"\n", b"\r\n")
+CONTENT = (
+    b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n'
+    b"--m\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n"
+    b"--m\r\nContent-Type: message/rfc822\r\n\r\nFrom: a@b.fr\r\nSubject: s\r\n\r\nold\r\n"
+    b"--m\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+    b"--m--\r\n"
+)
+DETACHED = (
+    b"From: Jean <jd@x.fr>\r\nTo: a@b.fr, g: c@d.fr;\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary="s"\r\n\r\n'
+    b"preamble\r\n--s\r\n" + CONTENT + b"\r\n--s\r\n"
+    b"Content-Type: application/pkcs7-signature\r\nContent-Transfer-Encoding: base64\r\n\r\n" + SIGNATURE +
+    b"\r\n--s--\r\n"
+)
+OPAQUE = (
+    b"From: jd@x.fr\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    + SIGNATURE
+)
+SAMPLES = [DETACHED, OPAQUE, CONTENT]
+
+
+def read_everything(raw: bytes, limits: MessageLimits = SMALL) -> None:
+    for attempt in (
+        lambda: locate_signature(raw, limits),
+        lambda: check_signed_content(raw, SENDER, limits),
+        lambda: read_headers(raw, limits),
+    ):
+        try:
+            attempt()
+        except Rejection:
+            pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_random_bytes_only_ever_raise_rejection(raw: bytes) -> None:
+    read_everything(raw)
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(SAMPLES)))
+    for _ in range(draw(st.integers(1, 4))):
+        position = draw(st.integers(0, len(data)))
+        action = draw(st.sampled_from(["insert", "delete", "replace", "duplicate-line", "lf", "cr"]))
+        chunk = draw(st.sampled_from([b"\r\n", b"\n", b"\r", b"--", b"--s", b"--m", b"\x00", b":", b" ", b'"', b"(", b"\xff", b"="]))
+        if action == "insert":
+            data[position:position] = chunk
+        elif action == "delete":
+            del data[position : position + draw(st.integers(1, 20))]
+        elif action == "replace":
+            data[position : position + len(chunk)] = chunk
+        elif action == "duplicate-line":
+            start = data.rfind(b"\n", 0, position) + 1
+            end = data.find(b"\n", position)
+            if end >= 0:
+                data[start:start] = data[start : end + 1]
+        elif action == "lf":
+            data[:] = data.replace(b"\r\n", b"\n", 1)
+        else:
+            data[:] = data.replace(b"\n", b"\r\n", 1)
+    return bytes(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(mutated())
+def test_mutated_messages_only_ever_raise_rejection(raw: bytes) -> None:
+    read_everything(raw)
+    read_everything(raw, DEFAULT_LIMITS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_random_field_bodies_only_ever_raise_rejection(value: str) -> None:
+    for parse in (parse_mailbox, parse_address_list, parse_content_type):
+        try:
+            parse(value)
+        except Rejection:
+            pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('a@<>(),:;".[]\\ =?\t')) , max_size=60))
+def test_address_syntax_soup_only_ever_raises_rejection(value: str) -> None:
+    for parse in (parse_mailbox, parse_address_list):
+        try:
+            parse(value)
+        except Rejection:
+            pass
+
+
+ATOM = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~", min_size=1, max_size=12)
+DOT_ATOM = st.lists(ATOM, min_size=1, max_size=4).map(".".join)
+DISPLAY = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters='"\\'), min_size=1, max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(DOT_ATOM, DOT_ATOM, DISPLAY)
+def test_written_mailboxes_read_back(local: str, domain: str, name: str) -> None:
+    assert parse_mailbox(f"{local}@{domain}") == Mailbox(local, domain)
+    parsed = parse_mailbox(f'"{name}" <{local}@{domain}>')
+    assert (parsed.local_part, parsed.domain, parsed.display_name) == (local, domain, name)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from([DETACHED, OPAQUE]))
+def test_lf_only_files_read_like_their_crlf_original(raw: bytes) -> None:
+    assert locate_signature(raw.replace(b"\r\n", b"\n"), DEFAULT_LIMITS) == locate_signature(raw, DEFAULT_LIMITS)
+
+
+def test_samples_are_valid_before_mutation() -> None:
+    assert locate_signature(DETACHED, SMALL).detached_content == CONTENT
+    assert locate_signature(OPAQUE, SMALL).detached_content is None
+    check_signed_content(CONTENT, SENDER, SMALL)
+    assert [m.address for m in parse_address_list(read_headers(DETACHED).get("To") or "")] == ["a@b.fr", "c@d.fr"]
