@@ -23,7 +23,7 @@ from typing import Mapping
 from ..core.bundle import Purpose
 from ..core.snapshot import AddressRule, DomainRule, MessagePolicy, NextHop, Snapshot
 from .bundles import BundleSpec, read_bundle
-from .config import ServiceConfig, read_config
+from .config import RelayConfig, read_config
 from .mailboxes import MailboxError, read_mailboxes
 from .problems import ConfigError, Problems
 from .rules import read_address, read_domain, read_next_hop, read_policy
@@ -51,7 +51,7 @@ class Loaded:
     """A snapshot and what `relay check` reports about it."""
 
     snapshot: Snapshot
-    config: ServiceConfig
+    config: RelayConfig
     bundle_specs: Mapping[str, BundleSpec]
     warnings: tuple[str, ...]
     files_read: int
@@ -108,7 +108,7 @@ class _State:
         return parse_toml(path, raw, self.problems)
 
 
-def open_config(config_path: Path) -> ServiceConfig:
+def open_config(config_path: Path) -> RelayConfig:
     """relay.toml alone, for commands that need its settings but not the trust."""
     state = _State(Sources(), Problems(), dt.datetime.now(dt.timezone.utc))
     config = _read_service_config(Path(config_path), state)
@@ -116,7 +116,7 @@ def open_config(config_path: Path) -> ServiceConfig:
     return config
 
 
-def _read_service_config(path: Path, state: _State) -> ServiceConfig:
+def _read_service_config(path: Path, state: _State) -> RelayConfig:
     source = state.read_toml(path, "")
     if source is None:
         raise state.problems.as_error()
@@ -125,7 +125,7 @@ def _read_service_config(path: Path, state: _State) -> ServiceConfig:
     return config
 
 
-def _trust_files(config: ServiceConfig, state: _State) -> list[Path]:
+def _trust_files(config: RelayConfig, state: _State) -> list[Path]:
     if not config.trust_dir.is_dir():
         state.problems.error(config.source.where(("trust_dir",)), f"trust directory {config.trust_dir} does not exist")
         raise state.problems.as_error()
@@ -265,7 +265,7 @@ def _read_mailboxes(state: _State) -> dict:
     return {}
 
 
-def mailbox_path(config: ServiceConfig) -> Path:
+def mailbox_path(config: RelayConfig) -> Path:
     """Where `relay directory import` writes: the [mailboxes] file, else mailboxes.tsv."""
     for path in sorted(config.trust_dir.glob("*.toml")):
         problems = Problems()
