@@ -98,6 +98,15 @@ class _State:
     domains: dict[str, DomainRule] = field(default_factory=dict)
     addresses: dict[str, AddressRule] = field(default_factory=dict)
     singletons: dict[str, Table] = field(default_factory=dict)
+    declared: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> file:line
+
+    def declare(self, kind: str, name: str, table: Table) -> bool:
+        """False (and an error naming both places) when the name is already declared."""
+        first = self.declared.setdefault((kind, name), table.where())
+        if first != table.where():
+            self.problems.error(table.where(), f"{kind} {name!r} is already declared at {first}")
+            return False
+        return True
 
     def read_toml(self, path: Path, referenced_at: str) -> TomlFile | None:
         try:
@@ -141,27 +150,22 @@ def _read_trust_file(path: Path, state: _State) -> None:
         return
     top = Table(source, (), source.data, state.problems)
     for table in top.subtables("bundle"):
-        _declare(state.bundles, str(table.keypath[-1]), read_bundle(table, state.trust_dir, state.sources, state.now), table, state, "bundle")
+        spec = read_bundle(table, state.trust_dir, state.sources, state.now)
+        if state.declare("bundle", spec.bundle.name, table):
+            state.bundles[spec.bundle.name] = spec
     for table in top.subtables("domain"):
         rule = read_domain(table)
-        _declare(state.domains, rule.name, rule, table, state, "domain")
+        if state.declare("domain", rule.name, table):
+            state.domains[rule.name] = rule
     for table in top.subtables("address"):
-        rule = read_address(table)
-        _declare(state.addresses, rule.address, rule, table, state, "address")
+        override = read_address(table)
+        if state.declare("address", override.address, table):
+            state.addresses[override.address] = override
     for name in ("whitelist", "mailboxes"):
         table = top.table(name)
-        if table is not None:
-            _declare(state.singletons, name, table, table, state, "table")
+        if table is not None and state.declare("table", name, table):
+            state.singletons[name] = table
     top.done()
-
-
-def _declare(into: dict, key: str, value: object, table: Table, state: _State, what: str) -> None:
-    if key in into:
-        first = into[key]
-        where = first.where() if isinstance(first, Table) else getattr(first, "origin", "")
-        state.problems.error(table.where(), f"{what} {key!r} is already declared at {where}")
-        return
-    into[key] = value
 
 
 def _check_references(state: _State) -> None:
