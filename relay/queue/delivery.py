@@ -25,7 +25,7 @@ from cryptography import x509
 from ..audit.log import audit
 from ..core.snapshot import NextHop, Snapshot, TlsMode
 from ..smtp.config import DeliveryConfig
-from ..smtp.decide import header_block, normalise_dn
+from ..smtp.decide import canonical_dn, header_block
 from ..smtp.tls import client_context
 from .dsn import build_dsn, needs_dsn
 from .spool import Envelope, MessageBusy, RecipientState, Spool, SpoolError, UnknownMessage, new_queue_id
@@ -322,7 +322,7 @@ def _check_peer_dn(client: aiosmtplib.SMTP, expected: str) -> None:
     ssl_object = client.get_transport_info("ssl_object")
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     subject = x509.load_der_x509_certificate(der).subject.rfc4514_string() if der else ""
-    if normalise_dn(subject) != normalise_dn(expected):
+    if canonical_dn(subject) != canonical_dn(expected):
         client.close()
         raise ValueError(f"next hop certificate subject {subject or 'none'} is not {expected}")
 
