@@ -192,19 +192,6 @@ def apply_policy(verdict: Verdict, policy: MessagePolicy, sender: str, user: str
     return Refused(verdict.code, verdict.detail)
 
 
-_SIGNED_TYPES = re.compile(
-    rb"^content-type:\s*(multipart/signed|application/(x-)?pkcs7-mime)", re.IGNORECASE | re.MULTILINE
-)
-
-
-def looks_signed(data: bytes) -> bool:
-    """Whether the root entity declares an S/MIME type; unsigned mail skips the verification pool.
-
-    A false positive only costs a trip to the pool, where the core decides.
-    """
-    return _SIGNED_TYPES.search(header_block(data)) is not None
-
-
 # -- Trace fields ------------------------------------------------------------
 
 
