@@ -175,6 +175,16 @@ def test_mx_peer_with_listed_operator_certificate(env):
     assert not any("AUTH" in line for line in result.stdout.splitlines() if line.startswith("<~"))
 
 
+def test_mx_peer_over_implicit_tls(env):
+    data = message("doc@peer.test", ["bob@hospital.test"], subject="marker-mxs")
+    args = ["--port", str(env.relay.ports["mxs"]), "--tlsc", "--tls-cert", str(env.pki.path("peer.pem")), "--tls-key", str(env.pki.path("peer.key"))]
+    result = swaks(*args, "--from", "doc@peer.test", "--to", "bob@hospital.test", data=data)
+    assert result.returncode == 0, result.stdout
+    _delivered_with(env, "marker-mxs")
+    result = swaks("--port", str(env.relay.ports["mxs"]), "--tlsc", "--from", "doc@peer.test", "--to", "bob@hospital.test")
+    assert "<~* 530 5.7.0 client-certificate-missing:" in result.stdout
+
+
 def test_mx_refusals(env):
     # No client certificate.
     result = swaks(*_mx(env, None), "--from", "doc@peer.test", "--to", "bob@hospital.test")

@@ -165,13 +165,14 @@ def service_toml(
     *,
     limits: dict[str, Any] | None = None,
     delivery: dict[str, Any] | None = None,
-    listeners: tuple[str, ...] = ("submission", "submissions", "mx", "loopback"),
+    listeners: tuple[str, ...] = ("submission", "submissions", "mx", "mxs", "loopback"),
     workers: int = 0,
 ) -> Path:
     blocks = {
         "submission": ("submission", "starttls"),
         "submissions": ("submission", "tls"),
         "mx": ("mx", "starttls"),
+        "mxs": ("mx", "tls"),
         "loopback": ("loopback", "none"),
     }
     lines = [
