@@ -176,7 +176,8 @@ class Delivery:
 
     async def deliver(self, queue_id: str) -> None:
         dsn_id = None
-        with self.spool.locked(queue_id):
+        lock = self.spool.acquire(queue_id)
+        try:
             envelope = self.spool.envelope(queue_id)
             if not envelope.pending:  # settled by a run that stopped before removing it
                 dsn_id = await asyncio.to_thread(finish, self.spool, envelope, self.hostname, self.clock())
@@ -186,8 +187,10 @@ class Delivery:
                 for hop, recipients in _by_hop(self.snapshot(), envelope.pending).items():
                     results.update(await self._send(hop, envelope, recipients, message))
                 envelope = replace(envelope.with_results(results), attempts=envelope.attempts + 1)
-                # fsyncs: off the event loop, which serves the SMTP sessions.
+                # fsyncs and file removal: off the event loop, which serves the SMTP sessions.
                 dsn_id = await asyncio.to_thread(self._settle, envelope, message)
+        finally:
+            await asyncio.shield(asyncio.to_thread(lock.release))
         if dsn_id:
             self.queued(dsn_id)
 
