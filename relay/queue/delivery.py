@@ -123,24 +123,27 @@ class Delivery:
 
     async def run(self) -> None:
         while not self._stopping:
-            self._scan()
+            # Reading every state file is I/O: done in a thread, started here.
+            for queue_id in await asyncio.to_thread(self._due, self.clock()):
+                if not self._start(queue_id):
+                    break
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.scan_interval)
             self._wake.clear()
 
-    def _scan(self) -> None:
-        now = self.clock()
+    def _due(self, now: float) -> list[str]:
+        due = []
         for queue_id in self.spool.ids():
-            if len(self.inflight) >= self.config.max_concurrent:
-                return
             if queue_id in self.inflight:
                 continue
             try:
-                due = self.spool.envelope(queue_id).next_attempt <= now
+                if self.spool.envelope(queue_id).next_attempt <= now:
+                    due.append(queue_id)
             except SpoolError:
                 continue  # removed meanwhile, or being rewritten
-            if due:
-                self._start(queue_id)
+            if len(due) >= self.config.max_concurrent:
+                break
+        return due
 
     def _start(self, queue_id: str) -> bool:
         if self._stopping or queue_id in self.inflight or len(self.inflight) >= self.config.max_concurrent:
