@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from ..core.limits import MessageLimits
 from ..core.snapshot import Snapshot
@@ -21,26 +22,37 @@ from .snapshots import SnapshotLoader
 
 class Verifier:
     def __init__(self, loader: SnapshotLoader, workers: int) -> None:
+        self._loader, self._workers = loader, workers
         self._processes = workers > 0
-        self._executor: Executor
-        if self._processes:
-            self._executor = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=multiprocessing.get_context("spawn"),  # no fork of a running event loop
-                initializer=_init_worker,
-                initargs=(loader,),
-            )
-        else:
-            self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> Executor:
+        if not self._processes:
+            return ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),  # no fork of a running event loop
+            initializer=_init_worker,
+            initargs=(self._loader,),
+        )
 
     async def judge(
         self, raw: bytes, tx: Transaction, snapshot: Snapshot, now: dt.datetime, limits: MessageLimits, max_received: int
     ) -> Judgement:
         loop = asyncio.get_running_loop()
         if self._processes:
-            return await loop.run_in_executor(
-                self._executor, _judge_in_worker, raw, tx, snapshot.version, now, limits, max_received
-            )
+            executor = self._executor
+            try:
+                return await loop.run_in_executor(
+                    executor, _judge_in_worker, raw, tx, snapshot.version, now, limits, max_received
+                )
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): this message fails
+                # temporarily, the next ones get a fresh pool.
+                if executor is self._executor:
+                    executor.shutdown(wait=False, cancel_futures=True)
+                    self._executor = self._new_executor()
+                raise
         return await loop.run_in_executor(self._executor, judge, raw, tx, snapshot, now, limits, max_received)
 
     def close(self) -> None:
