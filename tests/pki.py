@@ -147,7 +147,9 @@ class HealthPki:
 
     # Revocation and bundles
 
-    def crl(self, issuer: Issued, revoked: Iterable[int | tuple[int, dt.datetime]] = (), **options: Any) -> x509.CertificateRevocationList:
+    def crl(
+        self, issuer: Issued, revoked: Iterable[int | tuple[int, dt.datetime] | x509.RevokedCertificate] = (), **options: Any
+    ) -> x509.CertificateRevocationList:
         options.setdefault("this_update", CRL_THIS_UPDATE)
         options.setdefault("next_update", CRL_NEXT_UPDATE)
         return devpki.make_crl(issuer, revoked, **options)

@@ -23,7 +23,9 @@ validated path can be cached for exactly that long.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -36,6 +38,7 @@ from .timewindow import ALWAYS, TICK, TimeWindow
 
 _INDEX_KEY = ("revocation", "crls-by-issuer")
 _STATIC_KEY = "revocation.static"
+_ENTRIES_KEY = "revocation.entries"
 
 # Critical CRL extensions we process; any other critical one makes the CRL unusable.
 _UNDERSTOOD_CRL_EXTENSIONS = frozenset(
@@ -102,10 +105,9 @@ def _check_one(
             raise Rejection(Reason.REVOCATION_UNKNOWN, f"no usable CRL for {who} from {_name(issuer)} ({found})")
         return window
     crl = max(usable, key=_recency)
-    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-    if entry is None:
+    revoked_at = _entries(crl, bundle).revoked.get(cert.serial_number)
+    if revoked_at is None:
         return window
-    revoked_at = entry.revocation_date_utc
     if revoked_at > now:  # listed ahead of time: still good until that date
         return window & TimeWindow.until(revoked_at - TICK)
     raise Rejection(Reason.CERTIFICATE_REVOKED, f"{who} revoked on {revoked_at.isoformat()} per CRL of {_name(issuer)}")
@@ -130,11 +132,11 @@ def _static_problem(crl: x509.CertificateRevocationList, issuer: x509.Certificat
     """
     key = (_STATIC_KEY, id(crl), issuer)
     if key not in bundle.cache:
-        bundle.cache[key] = _inspect(crl, issuer)
+        bundle.cache[key] = _inspect(crl, issuer, bundle)
     return bundle.cache[key]
 
 
-def _inspect(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> str | None:
+def _inspect(crl: x509.CertificateRevocationList, issuer: x509.Certificate, bundle: Bundle) -> str | None:
     try:
         extensions = crl.extensions
     except ValueError as error:
@@ -147,7 +149,7 @@ def _inspect(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> s
     idp = _issuing_distribution_point(extensions)
     if idp is not None and (idp.indirect_crl or idp.only_some_reasons or idp.only_contains_attribute_certs):
         return "indirect or partitioned CRL (unsupported)"
-    entry_problem = _entries_problem(crl)
+    entry_problem = _entries(crl, bundle).problem
     if entry_problem:
         return entry_problem
     if isinstance(_signature_hash(crl), _WEAK_HASHES):
@@ -159,16 +161,40 @@ def _inspect(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> s
     return None if valid else "CRL signature does not verify with the issuer's key"
 
 
-def _entries_problem(crl: x509.CertificateRevocationList) -> str | None:
+@dataclass(frozen=True)
+class _Entries:
+    problem: str | None  # why the entries make the CRL unusable, if they do
+    revoked: Mapping[int, dt.datetime]  # serial number -> revocation date
+
+
+def _entries(crl: x509.CertificateRevocationList, bundle: Bundle) -> _Entries:
+    """The CRL's entries read once per bundle, indexed by serial (the CRL's own lookup is linear)."""
+    key = (_ENTRIES_KEY, id(crl))
+    entries = bundle.cache.get(key)
+    if entries is None:
+        entries = _read_entries(crl)
+        bundle.cache[key] = entries
+    return entries
+
+
+def _read_entries(crl: x509.CertificateRevocationList) -> _Entries:
+    revoked: dict[int, dt.datetime] = {}
+    problem: str | None = None
     try:
         for entry in crl:
-            for extension in entry.extensions:
-                if extension.oid == CRLEntryExtensionOID.CERTIFICATE_ISSUER:
-                    return "indirect CRL entries (unsupported)"
-                if extension.critical and extension.oid not in _UNDERSTOOD_ENTRY_EXTENSIONS:
-                    return f"unknown critical CRL entry extension {extension.oid.dotted_string}"
+            revoked[entry.serial_number] = entry.revocation_date_utc
+            problem = problem or _entry_problem(entry)
     except ValueError as error:
-        return f"unreadable CRL entry ({error})"
+        problem = f"unreadable CRL entry ({error})"
+    return _Entries(problem, MappingProxyType(revoked))
+
+
+def _entry_problem(entry: x509.RevokedCertificate) -> str | None:
+    for extension in entry.extensions:
+        if extension.oid == CRLEntryExtensionOID.CERTIFICATE_ISSUER:
+            return "indirect CRL entries (unsupported)"
+        if extension.critical and extension.oid not in _UNDERSTOOD_ENTRY_EXTENSIONS:
+            return f"unknown critical CRL entry extension {extension.oid.dotted_string}"
     return None
 
 
