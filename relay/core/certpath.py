@@ -57,7 +57,7 @@ MIN_RSA_BITS = 2048
 _MAX_DEPTH = 8  # certificates between leaf and anchor, as the verifier's default
 _MAX_CANDIDATES = 16  # explanation effort bounds, against crafted certificate sets
 _MAX_LINKS = 512
-_MAX_CACHED_PATHS = 50_000
+_MAX_CACHED_PATHS = 10_000  # about 10 KB each (the certificates they hold)
 _PATHS_KEY = ("certpath", "paths")
 _VERIFY_KEY = ("certpath", "store")
 _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
@@ -109,8 +109,9 @@ def validate_signer(
     if cached is not None and now in cached.window:
         return cached.replay()
     outcome = _evaluate(signer, presented, bundle, now)
+    paths.pop(key, None)
     if len(paths) >= _MAX_CACHED_PATHS:
-        paths.clear()
+        del paths[next(iter(paths))]  # the oldest entry: dicts keep insertion order
     paths[key] = outcome
     return outcome.replay()
 
