@@ -1,15 +1,20 @@
 """Signer certificate path, validity, revocation, usage and policies.
 
 Path building and signature, name and CA-constraint checks are done by
-`cryptography.x509.verification` (the client verifier), with extension
-policies that suit S/MIME rather than TLS:
-  - end entity: any extension set (no SAN or clientAuth EKU required); the
-    S/MIME usage rules are checked here afterwards so that they rank below
-    validity and revocation;
-  - CA: basicConstraints with cA asserted (pathLenConstraint enforced by the
-    verifier), keyUsage with keyCertSign; an EKU on a CA is tolerated.
-The verifier already refuses SHA-1/MD5 signatures and RSA issuer keys below
-2048 bits, and checks validity of every certificate including the anchor.
+`cryptography.x509.verification` (the client verifier). Its default policies
+are the Web PKI's: the leaf must carry EKU clientAuth, a CA must carry
+keyUsage and may not carry an EKU without clientAuth. For S/MIME the
+extension policies are replaced:
+  - end entity: any extension set (no SAN or EKU demanded; unknown critical
+    extensions are still refused); the S/MIME usage rules are checked here
+    afterwards so that they rank below validity and revocation;
+  - CA: basicConstraints required (the verifier itself demands cA asserted
+    and enforces pathLenConstraint and name constraints, rfc822Name ones
+    included), keyUsage required with keyCertSign; any EKU tolerated.
+The verifier keeps refusing SHA-1/MD5 signatures, Ed25519 and RSA issuer keys
+below 2048 bits (the leaf's own key is checked here), and checks the validity
+of every certificate, the anchor's included; it never checks the anchor's
+self-signature.
 
 The verifier only says "no" without saying why, so a refusal at `now` is
 explained afterwards (never decided: acceptance only ever comes from the
