@@ -55,6 +55,7 @@ from .bundle import Bundle
 from .errors import Rejection
 from .reasons import Reason
 from .timewindow import TimeWindow, as_utc
+from .x509read import UNREADABLE, authority_key_identifier, extension_value, key_identifier
 
 Chain = tuple[x509.Certificate, ...]
 
@@ -148,7 +149,7 @@ def _build_path(signer: x509.Certificate, presented: Sequence[x509.Certificate],
         refusal = str(error)
     try:
         explanation = _explain(signer, pool, bundle, now, refusal)
-    except ValueError as error:  # a certificate too odd to even follow by name
+    except UNREADABLE as error:  # a certificate too odd to even follow by name
         explanation = Rejection(Reason.UNTRUSTED_ISSUER, f"unusable certificate in the path ({error})")
     raise explanation
 
@@ -286,14 +287,8 @@ def _weakness(cert: x509.Certificate, *, is_anchor: bool) -> str | None:
 
 
 def _key_ids_agree(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        aki = _extension(cert, x509.AuthorityKeyIdentifier)
-        ski = _extension(issuer, x509.SubjectKeyIdentifier)
-    except ValueError:
-        return False
-    if aki is None or aki.key_identifier is None or ski is None:
-        return True
-    return aki.key_identifier == ski.digest
+    aki, ski = authority_key_identifier(cert), key_identifier(issuer)
+    return aki is None or ski is None or aki == ski
 
 
 # Usage and policies of the signer certificate
@@ -302,9 +297,9 @@ def _key_ids_agree(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 def check_usage(leaf: x509.Certificate) -> None:
     """keyUsage must allow signing (digitalSignature or nonRepudiation); an EKU must allow e-mail."""
     try:
-        usage = _extension(leaf, x509.KeyUsage)
-        purposes = _extension(leaf, x509.ExtendedKeyUsage)
-    except ValueError as error:
+        usage = extension_value(leaf, x509.KeyUsage)
+        purposes = extension_value(leaf, x509.ExtendedKeyUsage)
+    except UNREADABLE as error:
         raise Rejection(Reason.KEY_USAGE, f"unreadable usage extensions ({error})") from None
     if usage is None:
         raise Rejection(Reason.KEY_USAGE, "signer certificate has no keyUsage extension")
@@ -320,8 +315,8 @@ def check_policies(leaf: x509.Certificate, bundle: Bundle) -> None:
     if not bundle.required_policies:
         return
     try:
-        policies = _extension(leaf, x509.CertificatePolicies)
-    except ValueError as error:
+        policies = extension_value(leaf, x509.CertificatePolicies)
+    except UNREADABLE as error:
         raise Rejection(Reason.POLICY_MISMATCH, f"unreadable certificatePolicies ({error})") from None
     asserted = {info.policy_identifier.dotted_string for info in policies or ()}
     if not asserted & bundle.required_policies:
@@ -331,9 +326,3 @@ def check_policies(leaf: x509.Certificate, bundle: Bundle) -> None:
             f"bundle {bundle.name} requires one of {', '.join(sorted(bundle.required_policies))}",
         )
 
-
-def _extension(cert: x509.Certificate, kind: type) -> object | None:
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None

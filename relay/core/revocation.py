@@ -35,6 +35,7 @@ from .bundle import Bundle, RevocationMode
 from .errors import Rejection
 from .reasons import Reason
 from .timewindow import ALWAYS, TICK, TimeWindow
+from .x509read import UNREADABLE, authority_key_identifier, extension_value, key_identifier
 
 _INDEX_KEY = ("revocation", "crls-by-issuer")
 _STATIC_KEY = "revocation.static"
@@ -74,8 +75,8 @@ def crls_for(issuer: x509.Certificate, bundle: Bundle) -> tuple[x509.Certificate
     by_name = _index(bundle).get(issuer.subject, ())
     if not by_name:
         return ()
-    ski = _subject_key_id(issuer)
-    return tuple(crl for crl in by_name if _authority_key_id(crl) in (None, ski))
+    ski = key_identifier(issuer)
+    return tuple(crl for crl in by_name if authority_key_identifier(crl) in (None, ski))
 
 
 def _check_one(
@@ -118,7 +119,10 @@ def _index(bundle: Bundle) -> dict[x509.Name, tuple[x509.CertificateRevocationLi
     if index is None:
         grouped: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
         for crl in bundle.crls:
-            grouped.setdefault(crl.issuer, []).append(crl)
+            try:
+                grouped.setdefault(crl.issuer, []).append(crl)
+            except UNREADABLE:  # an issuer name we cannot read matches no certificate
+                continue
         index = {name: tuple(crls) for name, crls in grouped.items()}
         bundle.cache[_INDEX_KEY] = index
     return index
@@ -139,14 +143,14 @@ def _static_problem(crl: x509.CertificateRevocationList, issuer: x509.Certificat
 def _inspect(crl: x509.CertificateRevocationList, issuer: x509.Certificate, bundle: Bundle) -> str | None:
     try:
         extensions = crl.extensions
-    except ValueError as error:
+    except UNREADABLE as error:
         return f"unreadable CRL extensions ({error})"
     if any(e.oid == ExtensionOID.DELTA_CRL_INDICATOR for e in extensions):
         return "delta CRL (unsupported)"
     unknown = [e.oid.dotted_string for e in extensions if e.critical and e.oid not in _UNDERSTOOD_CRL_EXTENSIONS]
     if unknown:
         return f"unknown critical CRL extension {', '.join(unknown)}"
-    idp = _issuing_distribution_point(extensions)
+    idp = _issuing_distribution_point(crl)
     if idp is not None and (idp.indirect_crl or idp.only_some_reasons or idp.only_contains_attribute_certs):
         return "indirect or partitioned CRL (unsupported)"
     entry_problem = _entries(crl, bundle).problem
@@ -184,7 +188,7 @@ def _read_entries(crl: x509.CertificateRevocationList) -> _Entries:
         for entry in crl:
             revoked[entry.serial_number] = entry.revocation_date_utc
             problem = problem or _entry_problem(entry)
-    except ValueError as error:
+    except UNREADABLE as error:
         problem = f"unreadable CRL entry ({error})"
     return _Entries(problem, MappingProxyType(revoked))
 
@@ -200,7 +204,7 @@ def _entry_problem(entry: x509.RevokedCertificate) -> str | None:
 
 def _scope_problem(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> str | None:
     """A CRL limited to user or CA certificates says nothing about the other kind."""
-    idp = _issuing_distribution_point(crl.extensions)
+    idp = _issuing_distribution_point(crl)
     if idp is None:
         return None
     is_ca = _is_ca(cert)
@@ -232,40 +236,17 @@ def _staleness(crl: x509.CertificateRevocationList, now: dt.datetime) -> str:
 
 
 def _recency(crl: x509.CertificateRevocationList) -> tuple[dt.datetime, int]:
-    number = _extension_value(crl.extensions, x509.CRLNumber)
+    number = extension_value(crl, x509.CRLNumber)
     return crl.last_update_utc, number.crl_number if number is not None else -1
 
 
-def _issuing_distribution_point(extensions: x509.Extensions) -> x509.IssuingDistributionPoint | None:
-    return _extension_value(extensions, x509.IssuingDistributionPoint)
-
-
-def _extension_value(extensions: x509.Extensions, kind: type) -> object | None:
-    try:
-        return extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _authority_key_id(crl: x509.CertificateRevocationList) -> bytes | None:
-    try:
-        aki = _extension_value(crl.extensions, x509.AuthorityKeyIdentifier)
-    except ValueError:
-        return None
-    return aki.key_identifier if isinstance(aki, x509.AuthorityKeyIdentifier) else None
-
-
-def _subject_key_id(cert: x509.Certificate) -> bytes | None:
-    try:
-        ski = _extension_value(cert.extensions, x509.SubjectKeyIdentifier)
-    except ValueError:
-        return None
-    return ski.digest if isinstance(ski, x509.SubjectKeyIdentifier) else None
+def _issuing_distribution_point(crl: x509.CertificateRevocationList) -> x509.IssuingDistributionPoint | None:
+    return extension_value(crl, x509.IssuingDistributionPoint)
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
-    constraints = _extension_value(cert.extensions, x509.BasicConstraints)
-    return isinstance(constraints, x509.BasicConstraints) and constraints.ca
+    constraints = extension_value(cert, x509.BasicConstraints)
+    return constraints is not None and constraints.ca
 
 
 def _signature_hash(crl: x509.CertificateRevocationList) -> hashes.HashAlgorithm | None:

@@ -257,3 +257,10 @@ def test_rfc822_name_constraints_of_a_ca_are_enforced(pki):
     assert certpath.validate_signer(inside.cert, [ca.cert], bundle, NOW)[1] == ca.cert
     refused = refusal(outside, bundle, [ca.cert])
     assert refused.reason is Reason.UNTRUSTED_ISSUER and "name constraint" in refused.detail
+
+
+def test_duplicated_extension_in_the_leaf_is_refused_not_raised(pki):
+    malformed = pki.with_duplicate_extension(pki.practitioner().cert, pki.personnes)
+    refused = refusal(malformed, pki.bundle())
+    assert refused.reason is Reason.UNTRUSTED_ISSUER
+    assert "duplicate extension" in refused.detail

@@ -168,3 +168,12 @@ def test_where_available_mode_of_the_command_line_bundle_is_honoured(pki, practi
     # The CLI's ad-hoc bundle uses where-available: no CRL for an issuer means unchecked.
     bundle = pki.bundle(crls=(), revocation=RevocationMode.WHERE_AVAILABLE)
     assert verify_message(practitioner_message, StaticTrust((bundle,)), NOW).code is Reason.OK
+
+
+def test_signer_certificate_with_a_duplicated_extension_gives_a_verdict(pki, practitioner, tmp_path):
+    malformed = Issued(pki.with_duplicate_extension(practitioner.cert, pki.personnes), practitioner.key)
+    raw = signed_message(tmp_path, malformed, PRACTITIONER, [pki.personnes.cert])
+    verdict = verify_message(raw, StaticTrust((pki.bundle(),)), NOW)
+    # Refused by the CMS reader (malformed) or, past it, by the path check (untrusted): never an exception.
+    assert verdict.decision is Decision.REJECT
+    assert verdict.code in (Reason.MALFORMED, Reason.UNTRUSTED_ISSUER)
