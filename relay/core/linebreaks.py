@@ -33,11 +33,14 @@ everywhere: no engine writes one and some readers take it for a line break.
 
 from __future__ import annotations
 
+import re
+
 from .errors import Rejection
 from .limits import MessageLimits
 from .reasons import Reason
 
 CR, LF = 13, 10
+_BARE_CR = re.compile(rb"\r(?!\n)")  # a scan for CR, cheaper than counting CRLF pairs
 _CHUNK = 1 << 16  # splitting in chunks bounds the memory of a file made of empty lines
 
 
@@ -47,10 +50,9 @@ def prepare(raw: bytes, limits: MessageLimits) -> bytes:
         raise Rejection(Reason.MALFORMED, f"message larger than {limits.max_message_bytes} bytes (max_message_bytes)")
     if b"\x00" in raw:
         raise Rejection(Reason.MALFORMED, "NUL byte in message")
-    carriage_returns = raw.count(b"\r")
-    if carriage_returns == 0:
+    if b"\r" not in raw:
         data = raw.replace(b"\n", b"\r\n")
-    elif carriage_returns != raw.count(b"\r\n"):
+    elif _BARE_CR.search(raw):
         raise Rejection(Reason.MALFORMED, "bare CR in message")
     else:
         data = raw
