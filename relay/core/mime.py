@@ -25,7 +25,7 @@ from .errors import Rejection
 from .headers import HeaderBlock, read_header_block
 from .limits import DEFAULT_LIMITS, MessageLimits
 from .linebreaks import prepare
-from .mimetree import Entity, read_entity, split_multipart, walk
+from .mimetree import Entity, read_entity, walk
 from .reasons import Reason
 
 __all__ = [
@@ -116,15 +116,16 @@ def _detached(data: bytes, root: Entity, limits: MessageLimits) -> tuple[bytes, 
         raise Rejection(Reason.UNSIGNED, "multipart/signed whose protocol is not S/MIME")
     if content_type.param("micalg") is None:
         raise Rejection(Reason.MALFORMED, "multipart/signed without a micalg parameter")
-    regions = split_multipart(data, root, limits)
-    if len(regions) != 2:
-        raise Rejection(Reason.MALFORMED, f"multipart/signed with {len(regions)} parts instead of 2")
-    signature_part = read_entity(data, *regions[1], 1, limits)
+    # The whole tree is read now, signed content included, so that a malformed
+    # message is called malformed before any signature is checked.
+    parts = [entity for entity in walk(data, root, limits) if entity.depth == 1]
+    if len(parts) != 2:
+        raise Rejection(Reason.MALFORMED, f"multipart/signed with {len(parts)} parts instead of 2")
+    content, signature_part = parts
     # RFC 1847 §2.1: the second part's type is the protocol parameter.
     if signature_part.content_type.mime_type != protocol.lower():
         raise Rejection(Reason.MALFORMED, "signature part type differs from the multipart/signed protocol")
-    content_start, content_end = regions[0]
-    return _base64_body(data, signature_part, "signature part"), data[content_start:content_end]
+    return _base64_body(data, signature_part, "signature part"), data[content.start : content.end]
 
 
 def _opaque(data: bytes, root: Entity) -> bytes:

@@ -363,6 +363,7 @@ def test_lf_structure_with_crlf_signed_part_is_accepted() -> None:
 def test_mixed_text_body_is_malformed() -> None:
     content = b"Content-Type: text/plain\r\n\r\nline one\r\nline two\n"
     assert content_rejected(content).reason is Reason.MALFORMED
+    assert rejected(detached(content)).reason is Reason.MALFORMED
 
 
 # --- limits ------------------------------------------------------------------------
@@ -449,6 +450,23 @@ def test_duplicate_content_type_in_a_nested_entity_is_malformed() -> None:
     refusal = content_rejected(content)
     assert refusal.reason is Reason.MALFORMED
     assert "duplicate Content-Type" in refusal.detail
+
+
+def test_malformed_signed_content_is_refused_before_any_signature_check() -> None:
+    content = (
+        b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n'
+        b"--m\r\nContent-Type: text/plain\r\nContent-Disposition: inline\r\nContent-Disposition: attachment\r\n\r\nx\r\n"
+        b"--m--\r\n"
+    )
+    refusal = rejected(detached(content))
+    assert refusal.reason is Reason.MALFORMED
+    assert "duplicate Content-Disposition" in refusal.detail
+
+
+def test_unterminated_multipart_inside_signed_content_is_malformed() -> None:
+    content = b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\nx\r\n'
+    assert "close delimiter" in rejected(detached(content)).detail
+    assert "close delimiter" in content_rejected(content).detail
 
 
 def direct_wrapper(inner_from: bytes) -> bytes:
