@@ -123,33 +123,22 @@ def split_multipart(data: bytes, entity: Entity, limits: MessageLimits, parts_be
     start, end = entity.body_start, entity.end
     parts: list[tuple[int, int]] = []
     breaks: set[bytes] = set()
-    part_start = -1  # no part open yet: we are in the preamble
-    for line in _boundary_lines(data, start, end, dash_boundary):
-        after = line + len(dash_boundary)
-        closing = data.startswith(b"--", after, end)
-        padding = _PADDING.match(data, after + 2 if closing else after, end)
-        if padding is None:
-            raise Rejection(Reason.MALFORMED, "a line starts with the multipart boundary but is not a delimiter")
-        if line > start:
-            breaks.add(break_before(data, line))
-        if padding.group(1):
-            breaks.add(padding.group(1))
-        content_end = line - len(break_before(data, line)) if line > start else start
-        if part_start < 0:
-            check_uniform(data, start, content_end, "preamble")
+    opened = -1  # where the current part starts; -1 while in the preamble
+    for delimiter in _delimiters(data, start, end, dash_boundary):
+        breaks |= delimiter.breaks
+        if opened < 0:
+            check_uniform(data, start, delimiter.before, "preamble")
+        elif delimiter.before < opened:
+            # "--b CRLF --b": one CRLF cannot end a delimiter line and begin the next one.
+            raise Rejection(Reason.MALFORMED, "multipart delimiter lines without a body part between them")
         else:
-            if content_end < part_start:
-                # "--b CRLF --b": one CRLF cannot end a delimiter line and begin the next one.
-                raise Rejection(Reason.MALFORMED, "multipart delimiter lines without a body part between them")
-            parts.append((part_start, content_end))
+            parts.append((opened, delimiter.before))
             if len(parts) > room:
                 raise Rejection(Reason.MALFORMED, f"more than {limits.max_parts} MIME parts (max_parts)")
-        if closing:
-            _check_epilogue(data, padding.end(), end, dash_boundary)
+        if delimiter.closing:
+            _check_epilogue(data, delimiter.after, end, dash_boundary)
             break
-        if not padding.group(1):
-            raise Rejection(Reason.MALFORMED, "multipart delimiter at the end of the body")
-        part_start = padding.end()
+        opened = delimiter.after
     else:
         raise Rejection(Reason.MALFORMED, f"{entity.content_type.mime_type} without its close delimiter")
     if len(breaks) > 1:
@@ -157,6 +146,32 @@ def split_multipart(data: bytes, entity: Entity, limits: MessageLimits, parts_be
     if not parts:
         raise Rejection(Reason.MALFORMED, f"{entity.content_type.mime_type} without any body part")
     return parts
+
+
+@dataclass(frozen=True, slots=True)
+class _Delimiter:
+    before: int  # end of the text before it: the line break ahead of "--boundary" is the delimiter's
+    after: int  # start of the text after its line
+    closing: bool
+    breaks: frozenset[bytes]  # the line breaks around it, to check that they agree
+
+
+def _delimiters(data: bytes, start: int, end: int, dash_boundary: bytes) -> Iterator[_Delimiter]:
+    for line in _boundary_lines(data, start, end, dash_boundary):
+        after = line + len(dash_boundary)
+        closing = data.startswith(b"--", after, end)
+        padding = _PADDING.match(data, after + 2 if closing else after, end)
+        if padding is None:
+            raise Rejection(Reason.MALFORMED, "a line starts with the multipart boundary but is not a delimiter")
+        line_break = padding.group(1)
+        if not line_break and not closing:
+            raise Rejection(Reason.MALFORMED, "multipart delimiter at the end of the body")
+        breaks = {line_break} if line_break else set()
+        before = start
+        if line > start:
+            breaks.add(break_before(data, line))
+            before = line - len(break_before(data, line))
+        yield _Delimiter(before, padding.end(), closing, frozenset(breaks))
 
 
 def _boundary_lines(data: bytes, start: int, end: int, dash_boundary: bytes) -> Iterator[int]:
