@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -20,6 +20,7 @@ IGC_SANTE_TEST_POLICY = "1.2.250.1.213.1.7.2.1.1.1.1"
 DEFAULT_NOT_BEFORE = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
 DEFAULT_NOT_AFTER = dt.datetime(2035, 1, 1, tzinfo=dt.timezone.utc)
 
+_B = TypeVar("_B", x509.CertificateBuilder, x509.CertificateRevocationListBuilder)
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
@@ -120,8 +121,16 @@ def make_ca(
     crl_url: str | None = None,
     hash_name: str = "sha256",
     ca: bool = True,
+    key_usage: x509.KeyUsage | None | str = "ca",
+    policies: Sequence[str] = (),
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
 ) -> Issued:
-    """A root (no issuer) or an intermediate CA."""
+    """A root (no issuer) or an intermediate CA.
+
+    key_usage "ca" gives keyCertSign + cRLSign when ca is true; None leaves the
+    extension out. extensions: extra (extension, critical) pairs, for profiles
+    the defaults do not cover (unknown critical extensions, EKU on a CA...).
+    """
     key = new_key(key_kind)
     subject = _name(
         (NameOID.COUNTRY_NAME, "FR"),
@@ -131,17 +140,30 @@ def make_ca(
     )
     b = _builder(subject, issuer, key, not_before, not_after, None)
     b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
-    b = b.add_extension(
-        x509.KeyUsage(
+    if key_usage == "ca":
+        key_usage = x509.KeyUsage(
             digital_signature=False, content_commitment=False, key_encipherment=False,
             data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
             encipher_only=False, decipher_only=False,
-        ),
-        critical=True,
-    )
+        )
+    if isinstance(key_usage, x509.KeyUsage):
+        b = b.add_extension(key_usage, critical=True)
+    if policies:
+        b = b.add_extension(_policies(policies), critical=False)
     if crl_url and issuer:
         b = b.add_extension(_crl_dp(crl_url), critical=False)
+    b = _add_all(b, extensions)
     return Issued(_finish(b, issuer, key, hash_name), key)
+
+
+def _policies(oids: Sequence[str]) -> x509.CertificatePolicies:
+    return x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(p), None) for p in oids])
+
+
+def _add_all(b: _B, extensions: Sequence[tuple[x509.ExtensionType, bool]]) -> _B:
+    for extension, critical in extensions:
+        b = b.add_extension(extension, critical=critical)
+    return b
 
 
 def _crl_dp(url: str) -> x509.CRLDistributionPoints:
@@ -174,8 +196,13 @@ def make_leaf(
     hash_name: str = "sha256",
     serial: int | None = None,
     key: PrivateKey | None = None,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
 ) -> Issued:
-    """An end-entity certificate; key_usage "sign", "encrypt", "both", None (absent) or explicit."""
+    """An end-entity certificate; key_usage "sign", "encrypt", "both", None (absent) or explicit.
+
+    key: reuse an existing key (key generation dominates test time);
+    extensions: extra (extension, critical) pairs.
+    """
     key = key or new_key(key_kind)
     b = _builder(subject, issuer, key, not_before, not_after, serial)
     b = b.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -190,12 +217,10 @@ def make_leaf(
     if sans:
         b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     if policies:
-        b = b.add_extension(
-            x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(p), None) for p in policies]),
-            critical=False,
-        )
+        b = b.add_extension(_policies(policies), critical=False)
     if crl_url:
         b = b.add_extension(_crl_dp(crl_url), critical=False)
+    b = _add_all(b, extensions)
     return Issued(_finish(b, issuer, key, hash_name), key)
 
 
@@ -234,7 +259,7 @@ def direct_subject(email: str, common_name: str) -> x509.Name:
 
 def make_crl(
     issuer: Issued,
-    revoked_serials: Iterable[int] = (),
+    revoked_serials: Iterable[int | tuple[int, dt.datetime]] = (),
     *,
     this_update: dt.datetime = DEFAULT_NOT_BEFORE,
     next_update: dt.datetime = DEFAULT_NOT_AFTER,
@@ -242,8 +267,14 @@ def make_crl(
     crl_number: int = 1,
     hash_name: str = "sha256",
     signer: Issued | None = None,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
 ) -> x509.CertificateRevocationList:
-    """A CRL for issuer's certificates; signer overrides who signs it (for bad-signature tests)."""
+    """A CRL for issuer's certificates; signer overrides who signs it (for bad-signature tests).
+
+    revoked_serials: serial numbers, or (serial, revocation date) pairs when
+    entries need their own dates; extensions: extra (extension, critical)
+    pairs (delta indicator, issuing distribution point, unknown critical...).
+    """
     b = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.cert.subject)
@@ -252,12 +283,11 @@ def make_crl(
         .add_extension(x509.CRLNumber(crl_number), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
     )
-    for serial in revoked_serials:
+    b = _add_all(b, extensions)
+    for item in revoked_serials:
+        serial, when = item if isinstance(item, tuple) else (item, revocation_date or this_update)
         b = b.add_revoked_certificate(
-            x509.RevokedCertificateBuilder()
-            .serial_number(serial)
-            .revocation_date(revocation_date or this_update)
-            .build()
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
         )
     key = (signer or issuer).key
     return b.sign(key, _sign_hash(hash_name))

@@ -10,7 +10,18 @@ from typing import Sequence
 from .errors import UsageError
 
 # Each module defines `register(subparsers)` and `run(args) -> int`.
-COMMANDS: tuple[str, ...] = ("verify",)
+COMMANDS: tuple[str, ...] = (
+    "verify",
+    "check",
+    "route",
+    "crl",
+    "directory",
+    "reload",
+    "keys",
+    "serve",
+    "queue",
+    "users",
+)
 
 EXIT_USAGE = 2
 

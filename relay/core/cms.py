@@ -1,14 +1,44 @@
 """CMS SignedData (RFC 5652) parsing and signature verification.
 
-(stub: interface fixed, implementation pending)
+Verification runs in three passes, in the precedence order of the reason
+vocabulary: the whole structure is read first (MALFORMED), then every
+SignerInfo is matched to its certificate and verified (SIGNER_UNKNOWN,
+SIGNATURE_INVALID), and only then are algorithms and keys judged
+(WEAK_ALGORITHM). So a message with one weak-but-valid signer and one forged
+signer is reported as forged, whatever their order.
+
+An algorithm we do not implement is SIGNATURE_INVALID, not MALFORMED (see
+relay.core.algorithms); it is deferred to the second pass so that a
+structural fault elsewhere still wins.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Iterable
 
+from asn1crypto import cms as asn1_cms
+from asn1crypto import core
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+
+from . import algorithms
+from .algorithms import Digest, Scheme
+from .errors import Rejection
+from .reasons import Reason
+
+ID_DATA = "1.2.840.113549.1.7.1"
+ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
+_ATTR_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+_ATTR_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+_ATTR_SIGNING_TIME = "1.2.840.113549.1.9.5"
+_SINGLE_VALUED = (_ATTR_CONTENT_TYPE, _ATTR_MESSAGE_DIGEST, _ATTR_SIGNING_TIME)
+
+# asn1crypto parses lazily and reports any encoding fault with one of these.
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,4 +58,290 @@ class SignedData:
 
 def verify_signed_data(der: bytes, detached_content: bytes | None) -> SignedData:
     """Verify every SignerInfo; raise Rejection(malformed|signature-invalid|signer-unknown|weak-algorithm)."""
-    raise NotImplementedError
+    structure = _read(der, detached_content)
+    digests = _ContentDigests(structure.content)
+    verified = [(info, _verify_signer(info, structure.certificates, digests)) for info in structure.signer_infos]
+    for info, entry in verified:
+        weakness = info.scheme.weakness(entry.public_key) if info.scheme else None
+        if weakness:
+            raise Rejection(Reason.WEAK_ALGORITHM, f"signer {entry.certificate.subject.rfc4514_string()}: {weakness}")
+    return SignedData(
+        content=structure.content,
+        signers=tuple(_signer(info, entry) for info, entry in verified),
+        certificates=tuple(entry.certificate for entry in structure.certificates),
+    )
+
+
+# ---- pass 1: structure ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _IssuerSerial:
+    issuer: asn1_x509.Name
+    serial: int
+
+
+@dataclass(frozen=True, slots=True)
+class _SignedAttributes:
+    der: bytes  # what the signature covers: EXPLICIT SET tag, contents exactly as received
+    message_digest: bytes
+    signing_time: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _SignerInfo:
+    sid: _IssuerSerial | bytes  # bytes: a subjectKeyIdentifier
+    scheme: Scheme | None  # None when unsupported is set
+    unsupported: Rejection | None  # a sound algorithm we cannot check; raised in pass 2
+    attributes: _SignedAttributes | None
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _CertEntry:
+    """One certificate of the set, with what SignerIdentifiers are matched against."""
+
+    certificate: x509.Certificate
+    issuer: asn1_x509.Name
+    issuer_der: bytes
+    serial: int
+    key_id: bytes  # the SubjectKeyIdentifier, or the RFC 5280 §4.2.1.2 (1) hash when absent
+
+    @property
+    def public_key(self) -> Any:
+        try:
+            return self.certificate.public_key()
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise Rejection(Reason.SIGNATURE_INVALID, f"signer public key unusable: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Structure:
+    content: bytes
+    certificates: tuple[_CertEntry, ...]
+    signer_infos: tuple[_SignerInfo, ...]
+
+
+def _read(der: bytes, detached_content: bytes | None) -> _Structure:
+    try:
+        return _read_structure(der, detached_content)
+    except _DECODE_ERRORS as exc:
+        raise Rejection(Reason.MALFORMED, f"undecodable CMS structure: {exc}") from None
+
+
+def _read_structure(der: bytes, detached_content: bytes | None) -> _Structure:
+    info = asn1_cms.ContentInfo.load(der, strict=True)
+    if info["content_type"].dotted != ID_SIGNED_DATA:
+        raise Rejection(Reason.MALFORMED, f"content type {info['content_type'].dotted} is not id-signedData")
+    signed = info["content"]
+    if not isinstance(signed, asn1_cms.SignedData):
+        raise Rejection(Reason.MALFORMED, "id-signedData without SignedData")
+    encap = _EncapsulatedContent.load(signed["encap_content_info"].dump())
+    content_type = encap["content_type"].dotted
+    content = _content(encap["content"], detached_content)
+    infos = tuple(_read_signer_info(si, content_type) for si in signed["signer_infos"])
+    if not infos:
+        raise Rejection(Reason.MALFORMED, "no SignerInfo")
+    return _Structure(content, _certificates(signed["certificates"]), infos)
+
+
+def _content(econtent: Any, detached_content: bytes | None) -> bytes:
+    if isinstance(econtent, core.Void):
+        if detached_content is None:
+            raise Rejection(Reason.MALFORMED, "no eContent and no detached content")
+        return detached_content
+    if detached_content is not None:
+        raise Rejection(Reason.MALFORMED, "eContent present beside a detached content")
+    return _octets(econtent)
+
+
+class _EncapsulatedContent(core.Sequence):
+    """EncapsulatedContentInfo with eContent kept opaque.
+
+    asn1crypto's own class parses eContent by its type (a nested SignedData,
+    a TSTInfo...), which is not ours to judge here and would read the whole
+    content a second time.
+    """
+
+    _fields = [
+        ("content_type", asn1_cms.ContentType),
+        ("content", core.ParsableOctetString, {"explicit": 0, "optional": True}),
+    ]
+
+
+class _Chunks(core.SequenceOf):
+    _child_spec = core.OctetString
+
+
+def _octets(value: core.OctetString | core.ParsableOctetString) -> bytes:
+    """The octets of a primitive, or BER constructed (chunked), OCTET STRING."""
+    if not value._indefinite:  # asn1crypto's flag for a constructed string
+        return value.contents or b""
+    chunks: list[bytes] = []
+    _collect_chunks(value, chunks, depth=0)
+    return b"".join(chunks)  # a single copy: asn1crypto's own merge is quadratic in the chunk count
+
+
+def _collect_chunks(value: core.OctetString | core.ParsableOctetString, chunks: list[bytes], depth: int) -> None:
+    if depth > 8:
+        raise Rejection(Reason.MALFORMED, "OCTET STRING chunks nested too deep")
+    for chunk in _Chunks.load(_with_header(0x30, value.contents or b"")):
+        if chunk._indefinite:
+            _collect_chunks(chunk, chunks, depth + 1)
+        else:
+            chunks.append(chunk.contents or b"")
+
+
+def _read_signer_info(si: asn1_cms.SignerInfo, content_type: str) -> _SignerInfo:
+    digest_oid = si["digest_algorithm"]["algorithm"].dotted
+    scheme: Scheme | None = None
+    unsupported: Rejection | None = None
+    try:
+        scheme = algorithms.resolve_scheme(digest_oid, si["signature_algorithm"])
+    except Rejection as refusal:
+        if refusal.reason is not Reason.SIGNATURE_INVALID:
+            raise
+        unsupported = refusal
+    return _SignerInfo(
+        sid=_sid(si["sid"]),
+        scheme=scheme,
+        unsupported=unsupported,
+        attributes=_signed_attributes(si["signed_attrs"], content_type),
+        signature=si["signature"].native,
+    )
+
+
+def _sid(sid: asn1_cms.SignerIdentifier) -> _IssuerSerial | bytes:
+    if sid.name == "issuer_and_serial_number":
+        return _IssuerSerial(sid.chosen["issuer"], sid.chosen["serial_number"].native)
+    return sid.chosen.native
+
+
+def _signed_attributes(attrs: Any, content_type: str) -> _SignedAttributes | None:
+    if isinstance(attrs, core.Void):
+        # RFC 5652 §5.3: without attributes the signature covers the content
+        # itself, which only makes sense for plain id-data.
+        if content_type != ID_DATA:
+            raise Rejection(Reason.MALFORMED, f"no signed attributes with eContentType {content_type}")
+        return None
+    found: dict[str, Any] = {}
+    for attr in attrs:
+        kind = attr["type"].dotted
+        if kind not in _SINGLE_VALUED:
+            continue
+        if kind in found or len(attr["values"]) != 1:
+            raise Rejection(Reason.MALFORMED, f"signed attribute {kind} must occur once with one value")
+        found[kind] = attr["values"][0]
+    if _ATTR_CONTENT_TYPE not in found or _ATTR_MESSAGE_DIGEST not in found:
+        raise Rejection(Reason.MALFORMED, "signed attributes lack contentType or messageDigest")
+    if found[_ATTR_CONTENT_TYPE].dotted != content_type:
+        raise Rejection(Reason.MALFORMED, "contentType attribute differs from eContentType")
+    return _SignedAttributes(
+        # RFC 5652 §5.4: the signature covers the SET OF with its universal
+        # tag, not the [0] IMPLICIT as sent; the contents stay byte for byte.
+        der=_with_header(0x31, attrs.contents or b""),
+        message_digest=found[_ATTR_MESSAGE_DIGEST].native,
+        signing_time=_signing_time(found.get(_ATTR_SIGNING_TIME)),
+    )
+
+
+def _with_header(tag: int, contents: bytes) -> bytes:
+    """A definite-length DER header for contents, then the contents as they are."""
+    size = len(contents)
+    if size < 0x80:
+        return bytes([tag, size]) + contents
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + contents
+
+
+def _signing_time(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    when = value.native
+    if not isinstance(when, dt.datetime) or when.tzinfo is None:
+        raise Rejection(Reason.MALFORMED, "signing-time is not a date")
+    return when
+
+
+def _certificates(choices: Any) -> tuple[_CertEntry, ...]:
+    if isinstance(choices, core.Void):
+        return ()
+    return tuple(_load_certificate(c.chosen.dump()) for c in choices if c.name == "certificate")
+
+
+@lru_cache(maxsize=512)
+def _load_certificate(der: bytes) -> _CertEntry:
+    """Parse once per distinct certificate; a pure function of its bytes, so safe to share."""
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+        parsed = asn1_x509.Certificate.load(der, strict=True)
+        tbs = parsed["tbs_certificate"]
+        key_id = parsed.key_identifier or parsed.public_key.sha1
+        return _CertEntry(certificate, tbs["issuer"], tbs["issuer"].dump(), tbs["serial_number"].native, key_id)
+    except (*_DECODE_ERRORS, x509.InvalidVersion) as exc:
+        raise Rejection(Reason.MALFORMED, f"undecodable certificate in the signature: {exc}") from None
+
+
+# ---- pass 2: signer and signature ------------------------------------------
+
+
+class _ContentDigests:
+    """The content hashed once per digest algorithm, however many signers use it."""
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+        self._done: dict[str, bytes] = {}
+
+    def of(self, digest: Digest) -> bytes:
+        if digest.name not in self._done:
+            self._done[digest.name] = digest.of(self.content)
+        return self._done[digest.name]
+
+
+def _verify_signer(info: _SignerInfo, certificates: Iterable[_CertEntry], digests: _ContentDigests) -> _CertEntry:
+    entry = _find_signer(info.sid, certificates)
+    if info.unsupported is not None:
+        raise info.unsupported
+    assert info.scheme is not None
+    content_digest = digests.of(info.scheme.digest)
+    if info.attributes is None:
+        message, message_digest = digests.content, content_digest
+    else:
+        if info.attributes.message_digest != content_digest:
+            raise Rejection(Reason.SIGNATURE_INVALID, "messageDigest attribute does not match the content")
+        message = info.attributes.der
+        message_digest = info.scheme.digest.of(message)
+    algorithms.verify(entry.public_key, info.scheme, info.signature, message, message_digest)
+    return entry
+
+
+def _find_signer(sid: _IssuerSerial | bytes, certificates: Iterable[_CertEntry]) -> _CertEntry:
+    for entry in certificates:
+        if _matches(sid, entry):
+            return entry
+    raise Rejection(Reason.SIGNER_UNKNOWN, f"no certificate in the signature matches {_describe(sid)}")
+
+
+def _matches(sid: _IssuerSerial | bytes, entry: _CertEntry) -> bool:
+    if isinstance(sid, bytes):
+        return sid == entry.key_id
+    if sid.serial != entry.serial:
+        return False
+    # Same bytes is the usual case; otherwise compare as RFC 5280 §7.1 names.
+    return sid.issuer.dump() == entry.issuer_der or sid.issuer == entry.issuer
+
+
+def _describe(sid: _IssuerSerial | bytes) -> str:
+    if isinstance(sid, bytes):
+        return f"subjectKeyIdentifier {sid.hex()}"
+    return f"issuer {sid.issuer.human_friendly} serial {sid.serial:x}"
+
+
+def _signer(info: _SignerInfo, entry: _CertEntry) -> Signer:
+    assert info.scheme is not None
+    return Signer(
+        certificate=entry.certificate,
+        digest_algorithm=info.scheme.digest.name,
+        signature_algorithm=info.scheme.name,
+        signing_time=info.attributes.signing_time if info.attributes else None,
+    )

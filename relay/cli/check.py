@@ -1,0 +1,52 @@
+"""relay check: validate relay.toml and the whole trust directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..trust.config import DEFAULT_CONFIG
+from ..trust.loader import ConfigError, Loaded, load_directory
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="validate the configuration and trust directory")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"relay.toml (default {DEFAULT_CONFIG})")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_directory(args.config)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        for warning in error.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"{args.config}: INVALID ({len(error.problems)} problem(s))", file=sys.stderr)
+        return 1
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(summary(loaded))
+    return 0
+
+
+def summary(loaded: Loaded) -> str:
+    snap = loaded.snapshot
+    bundles = snap.bundles.values()
+    anchors = sum(len(b.anchors) for b in bundles)
+    intermediates = sum(len(b.intermediates) for b in bundles)
+    crls = sum(len(b.crls) for b in bundles)
+    declared = sum(1 for rule in snap.domains.values() if not rule.origin.startswith("whitelist"))
+    return "\n".join(
+        [
+            f"{loaded.config.path}: OK (version {snap.version})",
+            f"  bundles:   {len(snap.bundles)} ({anchors} anchors, {intermediates} intermediates, {crls} CRLs)",
+            f"  domains:   {len(snap.domains)} ({declared} declared, {len(snap.domains) - declared} from the whitelist"
+            f" of {loaded.whitelist_domains} domains)",
+            f"  addresses: {len(snap.addresses)} override(s)",
+            f"  mailboxes: {len(snap.mailboxes)}",
+            f"  loaded {loaded.files_read} files in {loaded.seconds:.3f} s, {len(loaded.warnings)} warning(s)",
+        ]
+    )

@@ -1,0 +1,373 @@
+"""Delivery of spooled messages to their next hops, with retries, back-off and DSNs.
+
+Each message is delivered under its spool lock; recipients are grouped by
+the next hop of their route in the current snapshot. Per destination a
+semaphore caps concurrent sessions and idle sessions are reused. A 4xx or a
+network failure defers the recipient (exponential back-off); a 5xx fails it;
+a message whose recipients are all settled, or which has waited longer than
+`give_up_after`, leaves the queue, with a DSN to its sender for failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import ipaddress
+import re
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import aiosmtplib
+from cryptography import x509
+
+from ..audit.log import audit
+from ..core.snapshot import NextHop, Snapshot, TlsMode
+from ..smtp.config import DeliveryConfig
+from ..smtp.decide import header_block, normalise_dn
+from ..smtp.tls import client_context
+from .dsn import build_dsn, needs_dsn
+from .spool import Envelope, MessageBusy, RecipientState, Spool, SpoolError, UnknownMessage, new_queue_id
+
+DELIVERED, FAILED, DEFERRED = "delivered", "failed", "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    first: float
+    maximum: float
+
+    def delay(self, attempts: int) -> float:
+        """Wait after the given number of failed attempts: first, doubling, capped."""
+        return min(self.first * 2 ** max(attempts - 1, 0), self.maximum)
+
+
+# An address goes into a command line: nothing that could end the line or
+# the path (CR/LF injection), nothing outside printable ASCII.
+_SAFE_ADDRESS = re.compile(r"^[!-~]{1,254}@[A-Za-z0-9.\-\[\]:]{1,253}$")
+
+
+def safe_address(address: str) -> bool:
+    return bool(_SAFE_ADDRESS.match(address)) and not any(c in address for c in "<>\\,;\"()")
+
+
+class Destinations:
+    """Per next hop: a cap on concurrent sessions and a stack of idle ones to reuse."""
+
+    def __init__(self, per_destination: int) -> None:
+        self.per_destination = per_destination
+        self.limits: dict[NextHop, asyncio.Semaphore] = {}
+        self.idle: dict[NextHop, list[aiosmtplib.SMTP]] = {}
+
+    def limit(self, hop: NextHop) -> asyncio.Semaphore:
+        return self.limits.setdefault(hop, asyncio.Semaphore(self.per_destination))
+
+    async def reuse(self, hop: NextHop) -> aiosmtplib.SMTP | None:
+        stack = self.idle.get(hop, [])
+        while stack:
+            client = stack.pop()
+            if client.is_connected:
+                try:
+                    await client.rset()
+                    return client
+                except aiosmtplib.SMTPException:
+                    pass
+            client.close()
+        return None
+
+    def keep(self, hop: NextHop, client: aiosmtplib.SMTP) -> None:
+        stack = self.idle.setdefault(hop, [])
+        if client.is_connected and len(stack) < self.per_destination:
+            stack.append(client)
+        else:
+            client.close()
+
+    async def close(self) -> None:
+        for stack in self.idle.values():
+            for client in stack:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.quit(), 2)
+                client.close()
+        self.idle.clear()
+
+
+class Delivery:
+    def __init__(
+        self,
+        spool: Spool,
+        snapshot: Callable[[], Snapshot],
+        config: DeliveryConfig,
+        hostname: str,
+        scan_interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spool = spool
+        self.snapshot = snapshot
+        self.config = config
+        self.hostname = hostname
+        self.scan_interval = scan_interval
+        self.clock = clock
+        self.backoff = Backoff(config.first_retry, config.max_retry_interval)
+        self.destinations = Destinations(config.max_per_destination)
+        self.inflight: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    # -- scheduling ----------------------------------------------------------
+
+    def queued(self, queue_id: str) -> None:
+        """A message just entered the spool: try it now if there is room."""
+        if not self._start(queue_id):
+            self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            self._scan()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.scan_interval)
+            self._wake.clear()
+
+    def _scan(self) -> None:
+        now = self.clock()
+        for queue_id in self.spool.ids():
+            if len(self.inflight) >= self.config.max_concurrent:
+                return
+            if queue_id in self.inflight:
+                continue
+            try:
+                due = self.spool.envelope(queue_id).next_attempt <= now
+            except SpoolError:
+                continue  # removed meanwhile, or being rewritten
+            if due:
+                self._start(queue_id)
+
+    def _start(self, queue_id: str) -> bool:
+        if self._stopping or queue_id in self.inflight or len(self.inflight) >= self.config.max_concurrent:
+            return False
+        task = asyncio.create_task(self._deliver_logged(queue_id))
+        self.inflight[queue_id] = task
+        task.add_done_callback(lambda _t: self._finished(queue_id))
+        return True
+
+    def _finished(self, queue_id: str) -> None:
+        self.inflight.pop(queue_id, None)
+        self._wake.set()  # room for another
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        for task in list(self.inflight.values()):
+            task.cancel()
+        await asyncio.gather(*self.inflight.values(), return_exceptions=True)
+        await self.destinations.close()
+
+    # -- one message ---------------------------------------------------------
+
+    async def _deliver_logged(self, queue_id: str) -> None:
+        try:
+            await self.deliver(queue_id)
+        except (MessageBusy, UnknownMessage):
+            pass  # the operator command holds or removed it
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the message stays queued for the next scan
+            audit("delivery-error", queue_id=queue_id, error=type(error).__name__, detail=str(error)[:300])
+
+    async def deliver(self, queue_id: str) -> None:
+        with self.spool.locked(queue_id):
+            envelope = self.spool.envelope(queue_id)
+            if envelope.next_attempt > self.clock() or not envelope.pending:
+                if not envelope.pending:
+                    self._finish(envelope)
+                return
+            message = self.spool.message(queue_id)
+            snapshot = self.snapshot()
+            results: dict[str, tuple[str, str]] = {}
+            for hop, recipients in _by_hop(snapshot, envelope.pending).items():
+                results.update(await self._send(hop, envelope, recipients, message))
+            envelope = replace(envelope.with_results(results), attempts=envelope.attempts + 1)
+            self._settle(envelope, message)
+
+    def _settle(self, envelope: Envelope, message: bytes) -> None:
+        now = self.clock()
+        if envelope.pending and now - envelope.received_at >= self.config.give_up_after:
+            expired = {r.address: (FAILED, f"4.4.7 delivery time expired; last error: {r.reply}") for r in envelope.pending}
+            envelope = envelope.with_results(expired)
+        if envelope.pending:
+            delay = self.backoff.delay(envelope.attempts)
+            self.spool.update(replace(envelope, next_attempt=now + delay))
+            audit("deferred", queue_id=envelope.queue_id, message_id=envelope.message_id, attempts=envelope.attempts, retry_in=delay)
+            return
+        self._finish(envelope, message)
+
+    def _finish(self, envelope: Envelope, message: bytes | None = None) -> None:
+        dsn_id = finish(self.spool, envelope, self.hostname, self.clock(), message)
+        if dsn_id:
+            self.queued(dsn_id)
+
+    # -- one SMTP transaction ------------------------------------------------
+
+    async def _send(
+        self, hop: NextHop | None, envelope: Envelope, recipients: list[str], message: bytes
+    ) -> dict[str, tuple[str, str]]:
+        unusable = {r: (FAILED, "5.1.3 unusable recipient address") for r in recipients if not safe_address(r)}
+        recipients = [r for r in recipients if r not in unusable]
+        refused = _unusable(hop, envelope.mail_from) if recipients else None
+        if refused is not None:
+            return {**unusable, **{r: refused for r in recipients}}
+        if not recipients or hop is None:
+            return unusable
+        async with self.destinations.limit(hop):
+            try:
+                client = await self.destinations.reuse(hop) or await self._connect(hop)
+            except (aiosmtplib.SMTPException, OSError, ValueError) as error:
+                results = {r: (DEFERRED, f"4.4.1 cannot reach {hop}: {_error_text(error)}") for r in recipients}
+                self._audit_attempt(envelope, hop, results)
+                return results
+            results, healthy = await _transaction(client, envelope.mail_from, recipients, message)
+            if healthy:
+                self.destinations.keep(hop, client)
+            else:
+                client.close()
+        self._audit_attempt(envelope, hop, results)
+        return {**unusable, **results}
+
+    async def _connect(self, hop: NextHop) -> aiosmtplib.SMTP:
+        context = None
+        if hop.tls is not TlsMode.NONE:
+            anchors = None
+            if hop.verify_bundle:
+                bundle = self.snapshot().bundles.get(hop.verify_bundle)
+                if bundle is None:
+                    raise ValueError(f"verify_bundle {hop.verify_bundle} is not loaded")
+                anchors = bundle.anchors + bundle.intermediates
+            context = client_context(anchors, check_hostname=hop.verify_dn is None)
+        client = aiosmtplib.SMTP(
+            hostname=hop.host,
+            port=hop.port,
+            local_hostname=self.hostname,
+            timeout=self.config.command_timeout,
+            use_tls=hop.tls is TlsMode.IMPLICIT,
+            start_tls=hop.tls is TlsMode.STARTTLS,
+            tls_context=context,
+        )
+        await client.connect(timeout=self.config.connect_timeout)
+        if hop.verify_dn is not None:
+            _check_peer_dn(client, hop.verify_dn)
+        return client
+
+    def _audit_attempt(self, envelope: Envelope, hop: NextHop, results: dict[str, tuple[str, str]]) -> None:
+        for address, (status, why) in results.items():
+            audit("attempt", queue_id=envelope.queue_id, message_id=envelope.message_id, rcpt=address, hop=str(hop), status=status, reply=why)
+
+
+async def _transaction(
+    client: aiosmtplib.SMTP, sender: str, recipients: list[str], message: bytes
+) -> tuple[dict[str, tuple[str, str]], bool]:
+    """(per-recipient results, whether the session can be reused)."""
+    results: dict[str, tuple[str, str]] = {}
+    try:
+        await client.mail(sender)
+        accepted = []
+        for rcpt in recipients:
+            try:
+                await client.rcpt(rcpt)
+                accepted.append(rcpt)
+            except aiosmtplib.SMTPRecipientRefused as error:
+                results[rcpt] = (_status_of(error.code), _reply_text(error))
+        if not accepted:
+            await client.rset()
+            return results, True
+        response = await client.data(message)
+        results.update({r: (DELIVERED, f"{response.code} {response.message}") for r in accepted})
+        return results, True
+    except aiosmtplib.SMTPResponseException as error:
+        status = _status_of(error.code)
+        return {**results, **{r: (status, _reply_text(error)) for r in recipients if r not in results}}, False
+    except (aiosmtplib.SMTPException, OSError) as error:
+        why = f"4.4.2 connection lost: {_error_text(error)}"
+        return {**results, **{r: (DEFERRED, why) for r in recipients if r not in results}}, False
+
+
+def _status_of(code: int) -> str:
+    return FAILED if 500 <= code < 600 else DEFERRED
+
+
+def _reply_text(error: aiosmtplib.SMTPResponseException) -> str:
+    return " ".join(f"{error.code} {error.message}".split())[:400]
+
+
+def _error_text(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300] or type(error).__name__
+
+
+def _unusable(hop: NextHop | None, sender: str) -> tuple[str, str] | None:
+    """Why no transaction can be tried for this hop and sender (then for all its recipients)."""
+    if hop is None:
+        return DEFERRED, "4.3.5 no next hop configured for this domain"
+    if hop.tls is TlsMode.NONE and not _loopback(hop.host):
+        return DEFERRED, f"4.7.0 plain SMTP is only allowed to loopback next hops, not {hop.host}"
+    if sender and not safe_address(sender):
+        return FAILED, "5.1.7 unusable sender address"
+    return None
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _check_peer_dn(client: aiosmtplib.SMTP, expected: str) -> None:
+    ssl_object = client.get_transport_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    subject = x509.load_der_x509_certificate(der).subject.rfc4514_string() if der else ""
+    if normalise_dn(subject) != normalise_dn(expected):
+        client.close()
+        raise ValueError(f"next hop certificate subject {subject or 'none'} is not {expected}")
+
+
+def _by_hop(snapshot: Snapshot, recipients: tuple[RecipientState, ...]) -> dict[NextHop | None, list[str]]:
+    groups: dict[NextHop | None, list[str]] = {}
+    for r in recipients:
+        groups.setdefault(snapshot.route(r.address).next_hop, []).append(r.address)
+    return groups
+
+
+def finish(spool: Spool, envelope: Envelope, hostname: str, now: float, message: bytes | None = None) -> str | None:
+    """Remove a settled message (caller holds its lock), queueing a DSN for its failures; the DSN's id."""
+    failed = tuple(r for r in envelope.recipients if r.status == FAILED)
+    dsn_id = None
+    if failed and needs_dsn(envelope):
+        original = header_block(message if message is not None else spool.message(envelope.queue_id))
+        dsn_id = _queue_dsn(spool, envelope, failed, original, hostname, now)
+    spool.remove(envelope.queue_id)
+    audit(
+        "removed",
+        queue_id=envelope.queue_id,
+        message_id=envelope.message_id,
+        delivered=[r.address for r in envelope.recipients if r.status == DELIVERED],
+        failed=[r.address for r in failed],
+    )
+    return dsn_id
+
+
+def _queue_dsn(
+    spool: Spool, envelope: Envelope, failed: tuple[RecipientState, ...], original: bytes, hostname: str, now: float
+) -> str:
+    dsn_id = new_queue_id()
+    body = build_dsn(envelope, failed, original, hostname, dt.datetime.fromtimestamp(now, dt.timezone.utc))
+    dsn = Envelope(
+        queue_id=dsn_id,
+        mail_from="",
+        recipients=(RecipientState(envelope.mail_from),),
+        received_at=now,
+        next_attempt=0.0,
+        is_dsn=True,
+        extra={"dsn_for": envelope.queue_id},
+    )
+    spool.store_now(body, dsn)
+    audit("dsn", queue_id=dsn_id, dsn_for=envelope.queue_id, message_id=envelope.message_id, to=envelope.mail_from)
+    return dsn_id

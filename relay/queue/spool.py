@@ -1,0 +1,275 @@
+"""The durable spool: a message is accepted only once it is on disk for good.
+
+Layout under the spool directory:
+  tmp/          files being written; never trusted, removed on recovery
+  queue/ID.eml  the message bytes, immutable once there
+  queue/ID.json the envelope and delivery state; its arrival commits the message
+
+Commit order: write both files in tmp/, fsync them, rename the .eml then the
+.json into queue/, fsync queue/. A crash at any point leaves either no .json
+(the message was never acknowledged; recovery removes the orphan .eml) or a
+whole message. Concurrent commits share one directory fsync (group commit).
+
+The .eml file is also the message's lock (flock): delivery and the `relay
+queue` command take it before changing or removing a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Iterator
+
+
+class SpoolError(OSError):
+    """The spool could not store or change a message."""
+
+
+class MessageBusy(SpoolError):
+    """Another process holds the message (a delivery in progress)."""
+
+
+class UnknownMessage(SpoolError):
+    """No message with this id in the spool."""
+
+
+_ID = re.compile(r"^[0-9a-f]{12,40}$")
+
+
+def new_queue_id() -> str:
+    return f"{time.time_ns() // 1000:014x}{secrets.token_hex(5)}"
+
+
+def valid_queue_id(text: str) -> bool:
+    return bool(_ID.match(text))
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientState:
+    address: str
+    status: str = "pending"  # pending | delivered | failed
+    reply: str = ""  # last reply or error from the next hop
+
+    @property
+    def pending(self) -> bool:
+        return self.status == "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    queue_id: str
+    mail_from: str  # "" for the null sender (DSNs)
+    recipients: tuple[RecipientState, ...]
+    received_at: float  # POSIX seconds
+    next_attempt: float
+    attempts: int = 0
+    message_id: str | None = None
+    is_dsn: bool = False
+    listener: str = ""
+    extra: dict = field(default_factory=dict)  # audit correlation (signer fingerprint...), never content
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data["recipients"] = [asdict(r) for r in self.recipients]
+        return json.dumps(data, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Envelope:
+        data = json.loads(raw)
+        data["recipients"] = tuple(RecipientState(**r) for r in data["recipients"])
+        return cls(**data)
+
+    @property
+    def pending(self) -> tuple[RecipientState, ...]:
+        return tuple(r for r in self.recipients if r.pending)
+
+    def with_results(self, results: dict[str, tuple[str, str]]) -> Envelope:
+        """Recipients updated from {address: (status, reply)}."""
+        updated = tuple(
+            replace(r, status=results[r.address][0], reply=results[r.address][1]) if r.address in results else r
+            for r in self.recipients
+        )
+        return replace(self, recipients=updated)
+
+    @property
+    def received(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.received_at, dt.timezone.utc)
+
+
+class Spool:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.tmp = directory / "tmp"
+        self.queue = directory / "queue"
+        self._pending: list[tuple[bytes, Envelope, asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    # -- set-up and recovery ---------------------------------------------
+
+    def prepare(self) -> list[str]:
+        """Create the directories and clean what a crash left; returns the removed names."""
+        for path in (self.tmp, self.queue):
+            path.mkdir(parents=True, exist_ok=True)
+        removed = []
+        for leftover in self.tmp.iterdir():
+            leftover.unlink(missing_ok=True)
+            removed.append(f"tmp/{leftover.name}")
+        for eml in self.queue.glob("*.eml"):
+            if not eml.with_suffix(".json").exists() and not _locked(eml):
+                eml.unlink(missing_ok=True)  # never committed (or half-removed): never acknowledged
+                removed.append(eml.name)
+        for state in self.queue.glob("*.json"):
+            if not state.with_suffix(".eml").exists():
+                state.unlink(missing_ok=True)
+                removed.append(state.name)
+        _fsync_dir(self.queue)
+        return removed
+
+    # -- storing (group commit) ------------------------------------------
+
+    async def store(self, message: bytes, envelope: Envelope) -> None:
+        """Return once the message is durable; raise SpoolError otherwise."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((message, envelope, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_loop())
+        await done
+
+    async def _commit_loop(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            outcomes = await asyncio.to_thread(self._commit_batch, [(m, e) for m, e, _ in batch])
+            for (_, _, done), outcome in zip(batch, outcomes):
+                if done.done():
+                    continue
+                if outcome is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(outcome)
+
+    def _commit_batch(self, batch: list[tuple[bytes, Envelope]]) -> list[SpoolError | None]:
+        outcomes: list[SpoolError | None] = []
+        committed = []
+        for message, envelope in batch:
+            try:
+                self._write_tmp(envelope.queue_id, message, envelope)
+                committed.append(envelope.queue_id)
+                outcomes.append(None)
+            except OSError as error:
+                for suffix in (".eml", ".json"):
+                    with contextlib.suppress(OSError):
+                        (self.tmp / f"{envelope.queue_id}{suffix}").unlink()
+                outcomes.append(SpoolError(error.errno or errno.EIO, f"spool write failed: {error.strerror or error}"))
+        try:
+            for queue_id in committed:
+                os.rename(self.tmp / f"{queue_id}.eml", self.queue / f"{queue_id}.eml")
+                os.rename(self.tmp / f"{queue_id}.json", self.queue / f"{queue_id}.json")
+            _fsync_dir(self.queue)
+        except OSError as error:
+            failure = SpoolError(error.errno or errno.EIO, f"spool commit failed: {error.strerror or error}")
+            return [failure for _ in batch]
+        return outcomes
+
+    def _write_tmp(self, queue_id: str, message: bytes, envelope: Envelope) -> None:
+        _write_synced(self.tmp / f"{queue_id}.eml", message)
+        _write_synced(self.tmp / f"{queue_id}.json", envelope.to_json())
+
+    def store_now(self, message: bytes, envelope: Envelope) -> None:
+        """Synchronous store, for commands and delivery (DSNs) outside the SMTP path."""
+        outcome = self._commit_batch([(message, envelope)])[0]
+        if outcome is not None:
+            raise outcome
+
+    # -- reading and changing --------------------------------------------
+
+    def ids(self) -> list[str]:
+        return sorted(p.stem for p in self.queue.glob("*.json") if valid_queue_id(p.stem))
+
+    def envelope(self, queue_id: str) -> Envelope:
+        try:
+            return Envelope.from_json((self.queue / f"{queue_id}.json").read_bytes())
+        except FileNotFoundError:
+            raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
+        except (ValueError, TypeError, KeyError) as error:
+            raise SpoolError(errno.EINVAL, f"{queue_id}: unreadable envelope ({error})") from None
+
+    def message(self, queue_id: str) -> bytes:
+        try:
+            return (self.queue / f"{queue_id}.eml").read_bytes()
+        except FileNotFoundError:
+            raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
+
+    @contextlib.contextmanager
+    def locked(self, queue_id: str) -> Iterator[None]:
+        """Hold the message exclusively, or raise MessageBusy / UnknownMessage at once."""
+        if not valid_queue_id(queue_id):
+            raise UnknownMessage(errno.EINVAL, f"not a queue id: {queue_id!r}")
+        try:
+            fd = os.open(self.queue / f"{queue_id}.eml", os.O_RDONLY)
+        except FileNotFoundError:
+            raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise MessageBusy(errno.EBUSY, f"message {queue_id} is being delivered") from None
+            if not (self.queue / f"{queue_id}.json").exists():
+                raise UnknownMessage(errno.ENOENT, f"no message {queue_id}")
+            yield
+        finally:
+            os.close(fd)
+
+    def update(self, envelope: Envelope) -> None:
+        """Replace the state of a message (caller holds its lock)."""
+        path = self.queue / f"{envelope.queue_id}.json"
+        tmp = self.tmp / f"{envelope.queue_id}.json.{secrets.token_hex(4)}"
+        _write_synced(tmp, envelope.to_json())
+        os.replace(tmp, path)
+        _fsync_dir(self.queue)
+
+    def remove(self, queue_id: str) -> None:
+        """Remove a message (caller holds its lock): state first, so a crash leaves an orphan, never a ghost."""
+        (self.queue / f"{queue_id}.json").unlink(missing_ok=True)
+        (self.queue / f"{queue_id}.eml").unlink(missing_ok=True)
+        _fsync_dir(self.queue)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _locked(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

@@ -1,0 +1,276 @@
+"""The service's own sections of relay.toml: [service], [[listeners]], [limits], [queue], [delivery], [audit].
+
+Strict: an unknown key, a wrong type or an impossible value is a ConfigError
+naming the section and the key. Other top-level sections belong to the trust
+directory and are left to its loader. Relative paths are resolved against the
+directory of the configuration file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..core.limits import MessageLimits
+
+
+class ConfigError(ValueError):
+    """The service configuration cannot be used; the message names the file and key."""
+
+
+class ListenerKind(StrEnum):
+    SUBMISSION = "submission"  # authenticated clients of this relay (RFC 6409)
+    MX = "mx"  # peer relays, identified by their TLS client certificate
+    LOOPBACK = "loopback"  # plain SMTP from this host only (benchmarks, local tools)
+
+
+class ListenerTls(StrEnum):
+    STARTTLS = "starttls"
+    IMPLICIT = "tls"  # RFC 8314 implicit TLS
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerConfig:
+    name: str
+    kind: ListenerKind
+    address: str
+    port: int
+    tls: ListenerTls
+    certificate: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLimits:
+    max_recipients: int = 100
+    max_received: int = 50  # more Received: fields than this is a mail loop
+    max_connections: int = 200
+    max_connections_per_ip: int = 20
+    command_timeout: float = 300.0  # idle time allowed between commands (RFC 5321 §4.5.3.2)
+    session_timeout: float = 1800.0  # whole session, against slow drip-feeding clients
+    message: MessageLimits = MessageLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    directory: Path
+    scan_interval: float = 5.0  # how often the spool is re-read for due or operator-changed messages
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    first_retry: float = 300.0
+    max_retry_interval: float = 4 * 3600.0
+    give_up_after: float = 5 * 86400.0
+    connect_timeout: float = 30.0
+    command_timeout: float = 120.0
+    max_per_destination: int = 4
+    max_concurrent: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    file: Path | None = None  # None: standard error
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    path: Path  # the relay.toml read; the trust loader reads it too
+    hostname: str
+    users: Path | None
+    verify_workers: int  # 0: verify in threads of the service process
+    listeners: tuple[ListenerConfig, ...]
+    limits: ServiceLimits
+    queue: QueueConfig
+    delivery: DeliveryConfig
+    audit: AuditConfig
+
+
+def load_service_config(path: Path) -> ServiceConfig:
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"{path}: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    return parse_service_config(document, path)
+
+
+def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConfig:
+    base = path.parent
+    service = _Section(document.get("service", {}), "service", path)
+    listeners_raw = document.get("listeners", [])
+    if not isinstance(listeners_raw, list) or not listeners_raw:
+        raise ConfigError(f"{path}: [[listeners]]: at least one listener is required")
+    listeners = tuple(_listener(_Section(raw, f"listeners[{i}]", path), base) for i, raw in enumerate(listeners_raw))
+    _unique_names(listeners, path)
+    queue = _Section(document.get("queue", {}), "queue", path)
+    audit = _Section(document.get("audit", {}), "audit", path)
+    config = ServiceConfig(
+        path=path,
+        hostname=service.string("hostname", "localhost"),
+        users=service.path("users", base, None),
+        verify_workers=service.integer("verify_workers", 2, minimum=0),
+        listeners=listeners,
+        limits=_limits(_Section(document.get("limits", {}), "limits", path)),
+        queue=QueueConfig(
+            directory=queue.path("directory", base, base / "spool"),
+            scan_interval=queue.number("scan_interval", 5.0, minimum=0.01),
+        ),
+        delivery=_delivery(_Section(document.get("delivery", {}), "delivery", path)),
+        audit=AuditConfig(file=audit.path("file", base, None)),
+    )
+    for section in (service, queue, audit):
+        section.finish()
+    return config
+
+
+def _listener(section: _Section, base: Path) -> ListenerConfig:
+    kind = section.choice("kind", ListenerKind)
+    tls = section.choice("tls", ListenerTls, ListenerTls.NONE if kind is ListenerKind.LOOPBACK else ListenerTls.STARTTLS)
+    listener = ListenerConfig(
+        name=section.string("name", str(kind)),
+        kind=kind,
+        address=section.string("address", "127.0.0.1"),
+        port=section.integer("port", None, minimum=0, maximum=65535),
+        tls=tls,
+        certificate=section.path("certificate", base, None),
+        key=section.path("key", base, None),
+    )
+    section.finish()
+    _check_listener(listener, section)
+    return listener
+
+
+def _check_listener(listener: ListenerConfig, section: _Section) -> None:
+    plain = listener.tls is ListenerTls.NONE
+    if plain and listener.kind is not ListenerKind.LOOPBACK:
+        section.fail("tls", f"a {listener.kind} listener needs TLS (starttls or tls)")
+    if plain and not _is_loopback(listener.address):
+        section.fail("address", f"a plain listener only binds loopback addresses, not {listener.address}")
+    if listener.kind is ListenerKind.LOOPBACK and not plain:
+        section.fail("tls", "a loopback listener is plain SMTP (tls = \"none\")")
+    if not plain and (listener.certificate is None or listener.key is None):
+        section.fail("certificate", "a TLS listener needs certificate and key")
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # host names could resolve anywhere
+
+
+def _unique_names(listeners: tuple[ListenerConfig, ...], path: Path) -> None:
+    names = [listener.name for listener in listeners]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"{path}: [[listeners]]: name {name!r} is used twice")
+
+
+def _limits(section: _Section) -> ServiceLimits:
+    message_defaults = MessageLimits()
+    message = MessageLimits(
+        **{
+            f.name: section.integer(f.name, getattr(message_defaults, f.name), minimum=1)
+            for f in fields(MessageLimits)
+        }
+    )
+    defaults = ServiceLimits()
+    limits = ServiceLimits(
+        max_recipients=section.integer("max_recipients", defaults.max_recipients, minimum=1),
+        max_received=section.integer("max_received", defaults.max_received, minimum=1),
+        max_connections=section.integer("max_connections", defaults.max_connections, minimum=1),
+        max_connections_per_ip=section.integer("max_connections_per_ip", defaults.max_connections_per_ip, minimum=1),
+        command_timeout=section.number("command_timeout", defaults.command_timeout, minimum=0.01),
+        session_timeout=section.number("session_timeout", defaults.session_timeout, minimum=0.01),
+        message=message,
+    )
+    section.finish()
+    return limits
+
+
+def _delivery(section: _Section) -> DeliveryConfig:
+    d = DeliveryConfig()
+    delivery = DeliveryConfig(
+        first_retry=section.number("first_retry", d.first_retry, minimum=0.01),
+        max_retry_interval=section.number("max_retry_interval", d.max_retry_interval, minimum=0.01),
+        give_up_after=section.number("give_up_after", d.give_up_after, minimum=0.01),
+        connect_timeout=section.number("connect_timeout", d.connect_timeout, minimum=0.01),
+        command_timeout=section.number("command_timeout", d.command_timeout, minimum=0.01),
+        max_per_destination=section.integer("max_per_destination", d.max_per_destination, minimum=1),
+        max_concurrent=section.integer("max_concurrent", d.max_concurrent, minimum=1),
+    )
+    section.finish()
+    return delivery
+
+
+class _Section:
+    """Typed reads from one table, remembering which keys were used."""
+
+    def __init__(self, table: Any, name: str, path: Path) -> None:
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        self.table, self.name, self.file, self.used = table, name, path, set()
+
+    def fail(self, key: str, why: str) -> None:
+        raise ConfigError(f"{self.file}: [{self.name}] {key}: {why}")
+
+    def _get(self, key: str, default: Any) -> Any:
+        self.used.add(key)
+        return self.table.get(key, default)
+
+    def string(self, key: str, default: str | None) -> str:
+        value = self._get(key, default)
+        if value is None:
+            self.fail(key, "is required")
+        if not isinstance(value, str) or not value:
+            self.fail(key, "must be a non-empty string")
+        return value
+
+    def integer(self, key: str, default: int | None, minimum: int = 0, maximum: int | None = None) -> int:
+        value = self._get(key, default)
+        if value is None:
+            self.fail(key, "is required")
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, "must be an integer")
+        if value < minimum or (maximum is not None and value > maximum):
+            self.fail(key, f"must be between {minimum} and {maximum if maximum is not None else 'unbounded'}")
+        return value
+
+    def number(self, key: str, default: float, minimum: float) -> float:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key, "must be a number (seconds)")
+        if value < minimum:
+            self.fail(key, f"must be at least {minimum}")
+        return float(value)
+
+    def choice(self, key: str, enum: type[StrEnum], default: StrEnum | None = None) -> Any:
+        value = self._get(key, default)
+        if value is None:
+            self.fail(key, f"is required (one of {', '.join(e.value for e in enum)})")
+        try:
+            return enum(value)
+        except ValueError:
+            self.fail(key, f"{value!r} is not one of {', '.join(e.value for e in enum)}")
+
+    def path(self, key: str, base: Path, default: Path | None) -> Path | None:
+        value = self._get(key, default)
+        if value is None or isinstance(value, Path):
+            return value
+        if not isinstance(value, str) or not value:
+            self.fail(key, "must be a path")
+        return base / value
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            self.fail(unknown[0], "unknown key")
+

@@ -1,0 +1,234 @@
+"""The relay's SMTP decisions as pure functions: recipients, senders, header checks, policy.
+
+No I/O: everything arrives as bytes, a Snapshot, a Verdict or plain values,
+and the answer is a typed Decision (None when the step passes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import functools
+import re
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email import policy as email_policy
+
+from ..core.limits import MessageLimits
+from ..core.reasons import Reason
+from ..core.snapshot import MessagePolicy, Snapshot, normalise_address
+from ..core.verdict import Verdict
+from .replies import Refusal
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    code: Reason | Refusal
+    detail: str
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def same_address(a: str, b: str) -> bool:
+    return normalise_address(a) == normalise_address(b)
+
+
+# -- RCPT ------------------------------------------------------------------
+
+
+def check_recipient(snapshot: Snapshot, address: str, may_relay: bool) -> Refused | None:
+    """No open relay: only known domains, and only local ones for peers that may not relay."""
+    route = snapshot.route(address)
+    domain = domain_of(address)
+    if not route.known:
+        return Refused(Refusal.RELAY_DENIED, f"domain {domain} is not served by this relay")
+    if not route.local and not may_relay:
+        return Refused(Refusal.RELAY_DENIED, f"relaying to {domain} is not allowed for this client")
+    if route.local and _has_mailboxes(snapshot, domain) and snapshot.mailbox(address) is None:
+        return Refused(Refusal.UNKNOWN_MAILBOX, "no such mailbox in the directory")
+    return None
+
+
+def _has_mailboxes(snapshot: Snapshot, domain: str) -> bool:
+    # Only domains whose directory is loaded can tell an unknown mailbox.
+    return domain in _mailbox_domains(snapshot)
+
+
+@functools.lru_cache(maxsize=2)  # the current snapshot and the one being replaced
+def _mailbox_domains(snapshot: Snapshot) -> frozenset[str]:
+    return frozenset(domain_of(address) for address in snapshot.mailboxes)
+
+
+# -- MAIL ------------------------------------------------------------------
+
+
+def check_submitter(user: str, mail_from: str) -> Refused | None:
+    if not same_address(user, mail_from):
+        return Refused(Refusal.SENDER_NOT_OWNED, f"authenticated as {user}, not {mail_from}")
+    return None
+
+
+def check_peer_operator(snapshot: Snapshot, mail_from: str, peer_dn: str) -> Refused | None:
+    """MX peers: the sender's domain must list the peer certificate's subject among its operators."""
+    if not mail_from:
+        return None  # a DSN (<>) carries no domain to check; its content is verified like any other
+    rule = snapshot.domains.get(domain_of(mail_from))
+    if rule is None:
+        return Refused(Refusal.SENDER_DOMAIN_UNKNOWN, f"sender domain {domain_of(mail_from)} is not in the trust directory")
+    if normalise_dn(peer_dn) not in {normalise_dn(dn) for dn in rule.operator_dns}:
+        return Refused(Refusal.OPERATOR_NOT_LISTED, f"{peer_dn} is not an operator of {rule.name}")
+    return None
+
+
+def normalise_dn(dn: str) -> str:
+    """RFC 4514 text compared case-insensitively, ignoring blanks around separators."""
+    return re.sub(r"\s*([,=+])\s*", r"\1", dn.strip()).lower()
+
+
+# -- DATA: raw checks --------------------------------------------------------
+
+_BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+
+def check_line_endings(data: bytes) -> Refused | None:
+    """SMTP smuggling: every line ends in CRLF; a bare CR or LF could hide a second message downstream."""
+    match = _BARE.search(data)
+    if match:
+        which = "CR" if match.group() == b"\r" else "LF"
+        return Refused(Refusal.BARE_LINE_ENDING, f"bare {which} at byte {match.start()}")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Headers:
+    """The root header fields the relay needs, read leniently (strict MIME is the core's job)."""
+
+    from_: tuple[str, ...]
+    sender: tuple[str, ...]
+    recipients: tuple[str, ...]  # To and Cc
+    received_count: int
+    message_id: str | None
+
+
+def header_block(data: bytes) -> bytes:
+    end = data.find(b"\r\n\r\n")
+    return data if end < 0 else data[: end + 2]
+
+
+def check_header_limits(data: bytes, limits: MessageLimits, max_received: int) -> Refused | None:
+    block = header_block(data)
+    if len(block) > limits.max_header_bytes:
+        return Refused(Refusal.HEADER_TOO_BIG, f"header block over {limits.max_header_bytes} bytes")
+    names = [line.split(b":", 1)[0].strip().lower() for line in block.split(b"\r\n") if line and line[:1] not in b" \t"]
+    if len(names) > limits.max_header_count:
+        return Refused(Refusal.HEADER_TOO_BIG, f"more than {limits.max_header_count} header fields")
+    received = names.count(b"received")
+    if received > max_received:
+        return Refused(Refusal.MAIL_LOOP, f"{received} Received: fields, loop suspected")
+    return None
+
+
+def read_headers(data: bytes) -> Headers:
+    message = BytesHeaderParser(policy=email_policy.compat32).parsebytes(header_block(data))
+
+    def addresses(*names: str) -> tuple[str, ...]:
+        values = [str(v) for name in names for v in message.get_all(name, [])]
+        return tuple(addr for _, addr in email.utils.getaddresses(values) if addr)
+
+    message_id = message.get("Message-ID")
+    return Headers(
+        from_=addresses("From"),
+        sender=addresses("Sender"),
+        recipients=addresses("To", "Cc"),
+        received_count=len(message.get_all("Received", [])),
+        message_id=str(message_id).strip() if message_id else None,
+    )
+
+
+def check_envelope(headers: Headers, mail_from: str, rcpts: list[str], policy: MessagePolicy) -> Refused | None:
+    """Envelope tampering: MAIL FROM is the From or Sender, every RCPT TO is in To or Cc."""
+    if not policy.envelope_check or not mail_from:
+        return None
+    if not any(same_address(mail_from, a) for a in headers.from_ + headers.sender):
+        return Refused(Refusal.ENVELOPE_MISMATCH, "MAIL FROM is neither the From nor the Sender mailbox")
+    listed = {normalise_address(a) for a in headers.recipients}
+    for rcpt in rcpts:
+        if normalise_address(rcpt) not in listed:
+            return Refused(Refusal.ENVELOPE_MISMATCH, f"recipient {rcpt} is not in To or Cc")
+    return None
+
+
+def check_author(headers: Headers, user: str) -> Refused | None:
+    """An authenticated submitter writes as themselves: the From mailbox is theirs."""
+    if not any(same_address(user, a) for a in headers.from_):
+        return Refused(Refusal.SENDER_NOT_OWNED, f"authenticated as {user}, From is another mailbox")
+    return None
+
+
+# -- Verdict and policy ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    signed: bool
+    verdict: Verdict
+
+
+def apply_policy(verdict: Verdict, policy: MessagePolicy, sender: str, user: str | None) -> Accepted | Refused:
+    if verdict.accepted:
+        return Accepted(True, verdict)
+    if verdict.code is Reason.UNSIGNED:
+        if not policy.require_signature:
+            return Accepted(False, verdict)
+        exempt = {normalise_address(a) for a in policy.unsigned_senders}
+        if user is not None and normalise_address(sender) in exempt:
+            return Accepted(False, verdict)
+    return Refused(verdict.code, verdict.detail)
+
+
+_SIGNED_TYPES = re.compile(
+    rb"^content-type:\s*(multipart/signed|application/(x-)?pkcs7-mime)", re.IGNORECASE | re.MULTILINE
+)
+
+
+def looks_signed(data: bytes) -> bool:
+    """Whether the root entity declares an S/MIME type; unsigned mail skips the verification pool.
+
+    A false positive only costs a trip to the pool, where the core decides.
+    """
+    return _SIGNED_TYPES.search(header_block(data)) is not None
+
+
+# -- Trace fields ------------------------------------------------------------
+
+
+def received_field(
+    helo: str | None, peer_ip: str, hostname: str, protocol: str, queue_id: str, now: dt.datetime
+) -> bytes:
+    helo_text = _token(helo or "unknown")
+    date = email.utils.format_datetime(now)
+    return f"Received: from {helo_text} ([{peer_ip}])\r\n\tby {hostname} with {protocol} id {queue_id};\r\n\t{date}\r\n".encode()
+
+
+def authentication_results(hostname: str, accepted: Accepted) -> bytes:
+    """RFC 8601 field with the RFC 7281 smime method."""
+    signer = accepted.verdict.signer
+    if accepted.signed and signer is not None:
+        who = signer.email or signer.subject
+        result = f"smime=pass smime.signer={_quoted(who)}"
+    else:
+        result = "smime=none"
+    return f"Authentication-Results: {hostname};\r\n\t{result}\r\n".encode()
+
+
+def _token(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.\-\[\]:_]", "?", text)[:255]
+
+
+def _quoted(text: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9.\-_@+]+", text):
+        return text
+    clean = text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
+    return f'"{clean}"'

@@ -1,0 +1,235 @@
+"""The aiosmtpd handler: MAIL, RCPT and end-of-DATA decisions for one listener.
+
+Each hook asks the pure decisions in relay.smtp.decide, verification runs in
+the Verifier's pool, and a message is answered 250 only once the spool has
+it on disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+from aiosmtpd.smtp import Session
+
+from ..audit.log import audit
+from ..core.reasons import Reason
+from ..core.snapshot import Snapshot
+from ..core.verdict import Verdict
+from ..queue.spool import Envelope, RecipientState, Spool, SpoolError, new_queue_id
+from . import decide
+from .config import ListenerConfig, ListenerKind, ServiceConfig
+from .decide import Accepted, Refused
+from .peer import check_peer
+from .replies import Refusal, reply
+from .session import RelaySMTP
+from .verifier import Verifier
+
+
+@dataclass
+class Services:
+    """What every listener's handler shares."""
+
+    config: ServiceConfig
+    snapshot: Callable[[], Snapshot]
+    verifier: Verifier
+    spool: Spool
+    queued: Callable[[str], None]  # tells delivery a message is waiting
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+
+
+class RelayHandler:
+    def __init__(self, listener: ListenerConfig, services: Services) -> None:
+        self.listener = listener
+        self.services = services
+        self.limits = services.config.limits
+
+    # -- EHLO: advertise AUTH only where it is offered ---------------------
+
+    async def handle_EHLO(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope, hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if self.listener.kind is not ListenerKind.SUBMISSION:
+            responses = [r for r in responses if not r.startswith("250-AUTH")]
+        return responses
+
+    # -- MAIL FROM ---------------------------------------------------------
+
+    async def handle_MAIL(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope, address: str, options: list[str]) -> str:
+        refused = self._check_sender(server, session, address)
+        audit(
+            "mail",
+            listener=self.listener.name,
+            peer=server.peer_ip,
+            mail_from=address,
+            user=session.auth_data if session.authenticated else None,
+            refused=str(refused.code) if refused else None,
+            detail=refused.detail if refused else None,
+        )
+        if refused:
+            return reply(refused.code, refused.detail)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+    def _check_sender(self, server: RelaySMTP, session: Session, address: str) -> Refused | None:
+        kind = self.listener.kind
+        if kind is ListenerKind.SUBMISSION:
+            if address in ("", "<>"):
+                return Refused(Refusal.NULL_SENDER, "submitted mail needs a sender address")
+            return decide.check_submitter(str(session.auth_data), address)
+        if kind is ListenerKind.MX:
+            return self._check_peer(server, address)
+        return None
+
+    def _check_peer(self, server: RelaySMTP, address: str) -> Refused | None:
+        tls = server.tls_object()
+        if tls is None:
+            return Refused(Refusal.TLS_REQUIRED, "issue STARTTLS first")
+        snapshot = self.services.snapshot()
+        peer = check_peer(tls.getpeercert(binary_form=True), snapshot, self.services.clock())
+        if isinstance(peer, Refused):
+            return peer
+        server.session.peer_certificate = peer  # type: ignore[attr-defined]
+        audit("tls-peer", peer=server.peer_ip, subject=peer.subject, fingerprint=peer.fingerprint_sha256, bundle=peer.bundle)
+        return decide.check_peer_operator(snapshot, reverse_path(address), peer.subject)
+
+    # -- RCPT TO -----------------------------------------------------------
+
+    async def handle_RCPT(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope, address: str, options: list[str]) -> str:
+        refused: Refused | None
+        if len(envelope.rcpt_tos) >= self.limits.max_recipients:
+            refused = Refused(Refusal.TOO_MANY_RECIPIENTS, f"at most {self.limits.max_recipients} recipients per message")
+        else:
+            may_relay = self.listener.kind is not ListenerKind.MX
+            refused = decide.check_recipient(self.services.snapshot(), address, may_relay)
+        audit(
+            "rcpt",
+            listener=self.listener.name,
+            peer=server.peer_ip,
+            mail_from=envelope.mail_from,
+            rcpt=address,
+            refused=str(refused.code) if refused else None,
+        )
+        if refused:
+            return reply(refused.code, refused.detail)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 2.1.5 OK"
+
+    # -- end of DATA -------------------------------------------------------
+
+    async def handle_DATA(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope) -> str:
+        server.busy = True
+        started = time.perf_counter()
+        try:
+            answer, fields = await self._judge_and_queue(server, session, envelope)
+        except Exception as error:  # a bug must cost one temporary failure, never the service
+            answer = reply(Refusal.INTERNAL_ERROR, "internal error, try again later")
+            fields = {"refused": str(Refusal.INTERNAL_ERROR), "error": type(error).__name__}
+        finally:
+            server.busy = False
+        audit(
+            "done",
+            listener=self.listener.name,
+            peer=server.peer_ip,
+            mail_from=envelope.mail_from,
+            rcpts=list(envelope.rcpt_tos),
+            reply=answer.split(" ", 2)[0] + " " + answer.split(" ", 2)[1],
+            ms=round((time.perf_counter() - started) * 1000, 2),
+            **fields,
+        )
+        return answer
+
+    async def _judge_and_queue(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope) -> tuple[str, dict[str, Any]]:
+        data: bytes = envelope.original_content or b""
+        sender = reverse_path(envelope.mail_from)
+        snapshot = self.services.snapshot()
+        refused = self._check_raw(data)
+        headers = decide.read_headers(data) if refused is None else None
+        fields: dict[str, Any] = {"message_id": headers.message_id if headers else None}
+        if refused is None and headers is not None:
+            refused = self._check_headers(headers, session, sender, envelope.rcpt_tos, snapshot)
+        outcome: Accepted | Refused | None = refused
+        if outcome is None:
+            user = str(session.auth_data) if session.authenticated else None
+            verdict = await self._verify(data, snapshot)
+            fields.update(_verdict_fields(verdict))
+            outcome = decide.apply_policy(verdict, snapshot.route(sender).policy, sender, user)
+        if isinstance(outcome, Accepted):
+            fields["smime"] = "pass" if outcome.signed else "none"
+        if isinstance(outcome, Refused):
+            fields["refused"] = str(outcome.code)
+            fields["detail"] = outcome.detail
+            return reply(outcome.code, outcome.detail), fields
+        queue_id = new_queue_id()
+        fields["queue_id"] = queue_id
+        message = self._trace_fields(server, session, queue_id, outcome) + data
+        stored = Envelope(
+            queue_id=queue_id,
+            mail_from=sender,
+            recipients=tuple(RecipientState(r) for r in envelope.rcpt_tos),
+            received_at=time.time(),
+            next_attempt=0.0,
+            message_id=fields["message_id"],
+            listener=self.listener.name,
+            extra={k: v for k, v in fields.items() if k.startswith("signer")},
+        )
+        try:
+            await self.services.spool.store(message, stored)
+        except SpoolError as error:
+            fields["refused"] = str(Refusal.STORAGE_ERROR)
+            fields["error"] = error.strerror or str(error)
+            return reply(Refusal.STORAGE_ERROR, "could not store the message, try again later"), fields
+        audit("queued", queue_id=queue_id, message_id=stored.message_id, mail_from=stored.mail_from, rcpts=list(envelope.rcpt_tos), bytes=len(message))
+        self.services.queued(queue_id)
+        return f"250 2.0.0 OK queued as {queue_id}", fields
+
+    def _check_raw(self, data: bytes) -> Refused | None:
+        if len(data) > self.limits.message.max_message_bytes:
+            return Refused(Refusal.MESSAGE_TOO_BIG, f"over {self.limits.message.max_message_bytes} bytes")
+        return decide.check_line_endings(data) or decide.check_header_limits(
+            data, self.limits.message, self.limits.max_received
+        )
+
+    def _check_headers(
+        self, headers: decide.Headers, session: Session, sender: str, rcpts: list[str], snapshot: Snapshot
+    ) -> Refused | None:
+        if session.authenticated:
+            refused = decide.check_author(headers, str(session.auth_data))
+            if refused:
+                return refused
+        return decide.check_envelope(headers, sender, list(rcpts), snapshot.route(sender).policy)
+
+    async def _verify(self, data: bytes, snapshot: Snapshot) -> Verdict:
+        if not decide.looks_signed(data):
+            return Verdict.reject(Reason.UNSIGNED, "the message is not S/MIME signed")
+        return await self.services.verifier.verify(data, snapshot, self.services.clock(), self.limits.message)
+
+    def _trace_fields(self, server: RelaySMTP, session: Session, queue_id: str, accepted: Accepted) -> bytes:
+        hostname = self.services.config.hostname
+        protocol = "ESMTP" if session.extended_smtp else "SMTP"
+        if server.tls_object() is not None:
+            protocol += "S"
+        if session.authenticated:
+            protocol += "A"  # RFC 3848
+        received = decide.received_field(session.host_name, server.peer_ip, hostname, protocol, queue_id, self.services.clock())
+        return received + decide.authentication_results(hostname, accepted)
+
+
+def reverse_path(mail_from: str | None) -> str:
+    """The sender address, "" for the null reverse-path (aiosmtpd keeps it as "<>")."""
+    return "" if mail_from in (None, "", "<>") else str(mail_from)
+
+
+def _verdict_fields(verdict: Verdict) -> dict[str, Any]:
+    signer = verdict.signer
+    return {
+        "verdict": str(verdict.decision),
+        "code": str(verdict.code),
+        "signer_fingerprint": signer.fingerprint_sha256 if signer else None,
+        "signer_national_id": signer.national_id if signer else None,
+        "signer_email": signer.email if signer else None,
+    }

@@ -1,0 +1,172 @@
+"""The running relay: listeners, verification pool, spool, delivery and signals.
+
+SIGTERM/SIGINT: stop listening, close idle sessions with 421, let messages
+being judged finish (bounded by a grace period), stop delivery; the spool is
+consistent at every instant anyway. SIGHUP: reload the trust snapshot and
+swap it atomically; on error the previous one stays and the error is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import ssl
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..audit.log import audit, configure
+from ..queue.delivery import Delivery
+from ..queue.spool import Spool
+from .config import ListenerConfig, ListenerKind, ListenerTls, ServiceConfig
+from .credentials import Credentials, load_credentials
+from .handler import RelayHandler, Services
+from .peer import tls_anchors
+from .session import ConnectionLimiter, RelaySMTP
+from .snapshots import SnapshotHolder, SnapshotLoader
+from .tls import server_context
+from .verifier import Verifier
+
+SHUTDOWN_GRACE = 30.0  # seconds left to messages being judged when stopping
+
+
+@dataclass
+class Service:
+    config: ServiceConfig
+    loader: SnapshotLoader
+    holder: SnapshotHolder | None = None
+    servers: list[asyncio.base_events.Server] = field(default_factory=list)
+    sessions: set[RelaySMTP] = field(default_factory=set)
+    bound: dict[str, tuple[str, int]] = field(default_factory=dict)
+    _contexts: dict[tuple[str, str], ssl.SSLContext] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        self.holder = SnapshotHolder(self.loader)
+        self.spool = Spool(self.config.queue.directory)
+        removed = self.spool.prepare()
+        audit("spool-recovered", removed=removed, queued=len(self.spool.ids()))
+        self.credentials: Credentials = load_credentials(self.config.users)
+        self.verifier = Verifier(self.loader, self.config.verify_workers)
+        self.delivery = Delivery(
+            self.spool,
+            lambda: self.snapshot,
+            self.config.delivery,
+            self.config.hostname,
+            self.config.queue.scan_interval,
+        )
+        services = Services(self.config, lambda: self.snapshot, self.verifier, self.spool, self.delivery.queued)
+        self.limiter = ConnectionLimiter(self.config.limits.max_connections, self.config.limits.max_connections_per_ip)
+        for listener in self.config.listeners:
+            await self._listen(listener, RelayHandler(listener, services))
+        self.delivery_task = asyncio.create_task(self.delivery.run())
+        audit("started", listeners={k: f"{h}:{p}" for k, (h, p) in self.bound.items()}, snapshot=self.snapshot.version)
+
+    @property
+    def snapshot(self):  # type: ignore[no-untyped-def]
+        assert self.holder is not None
+        return self.holder.current
+
+    # -- listeners -------------------------------------------------------
+
+    async def _listen(self, listener: ListenerConfig, handler: RelayHandler) -> None:
+        loop = asyncio.get_running_loop()
+        implicit = listener.tls is ListenerTls.IMPLICIT
+        base_context = self._context(listener) if implicit else None
+        if base_context is not None and listener.kind is ListenerKind.MX:
+            # The socket's context is fixed; switch to the current snapshot's anchors per handshake.
+            base_context.sni_callback = lambda obj, _name, _ctx: setattr(obj, "context", self._context(listener))
+
+        def factory() -> RelaySMTP:
+            return self._protocol(listener, handler)
+
+        server = await loop.create_server(factory, host=listener.address, port=listener.port, ssl=base_context)
+        self.servers.append(server)
+        host, port = server.sockets[0].getsockname()[:2]
+        self.bound[listener.name] = (host, port)
+
+    def _context(self, listener: ListenerConfig) -> ssl.SSLContext | None:
+        if listener.tls is ListenerTls.NONE:
+            return None
+        version = self.snapshot.version if listener.kind is ListenerKind.MX else ""
+        key = (listener.name, version)
+        if key not in self._contexts:
+            assert listener.certificate and listener.key
+            anchors = tls_anchors(self.snapshot) if listener.kind is ListenerKind.MX else ()
+            self._contexts = {k: v for k, v in self._contexts.items() if k[0] != listener.name}
+            self._contexts[key] = server_context(listener.certificate, listener.key, anchors)
+        return self._contexts[key]
+
+    def _protocol(self, listener: ListenerConfig, handler: RelayHandler) -> RelaySMTP:
+        limits = self.config.limits
+        submission = listener.kind is ListenerKind.SUBMISSION
+        starttls = listener.tls is ListenerTls.STARTTLS
+        return RelaySMTP(
+            handler,
+            limiter=self.limiter,
+            credentials=self.credentials if submission else None,
+            session_timeout=limits.session_timeout,
+            line_length_limit=limits.message.max_line_bytes + 1,  # + a dot-stuffing dot
+            sessions=self.sessions,
+            hostname=self.config.hostname,
+            ident="relay",
+            tls_context=self._context(listener) if starttls else None,
+            require_starttls=starttls,
+            auth_required=submission,
+            # On an implicit-TLS listener every byte is already encrypted.
+            auth_require_tls=listener.tls is not ListenerTls.IMPLICIT,
+            auth_exclude_mechanism=[] if submission else ["PLAIN", "LOGIN"],
+            data_size_limit=limits.message.max_message_bytes,
+            timeout=limits.command_timeout,
+        )
+
+    # -- signals ---------------------------------------------------------
+
+    async def reload(self) -> None:
+        assert self.holder is not None
+        try:
+            fresh = await asyncio.to_thread(self.holder.reload)
+        except Exception as error:  # keep serving with the trust in force
+            audit("reload-failed", error=type(error).__name__, detail=str(error)[:500])
+            return
+        audit("reloaded", snapshot=fresh.version)
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+        audit("stopping", sessions=len(self.sessions))
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
+        while self.sessions and asyncio.get_running_loop().time() < deadline:
+            for session in list(self.sessions):
+                session.close_idle()
+            await asyncio.sleep(0.05)  # poll sessions finishing their DATA; not synchronisation of a test
+        for session in list(self.sessions):
+            if session.transport is not None:
+                session.transport.close()
+        await self.delivery.stop()
+        self.delivery_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.delivery_task
+        self.verifier.close()
+        audit("stopped")
+
+
+async def serve(config: ServiceConfig, loader: SnapshotLoader, ready: Any = None) -> None:
+    """Run until SIGTERM/SIGINT; writes one JSON ready line with the bound addresses to `ready`."""
+    configure(config.audit.file)
+    # aiosmtpd's own log echoes client commands; the audit trail is the record.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    service = Service(config, loader)
+    await service.start()
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(service.reload()))
+    out = ready or sys.stdout
+    out.write(json.dumps({"ready": {k: [h, p] for k, (h, p) in service.bound.items()}}) + "\n")
+    out.flush()
+    await stopped.wait()
+    await service.stop()

@@ -1,0 +1,153 @@
+"""One SMTP connection: aiosmtpd's protocol with the relay's connection limits, timeouts and AUTH.
+
+aiosmtpd does the protocol (including discarding data pipelined after
+STARTTLS); this subclass adds what a relay on the Internet needs: per-IP and
+total connection caps, a whole-session deadline against slow clients, and
+password checks run off the event loop (scrypt costs tens of milliseconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from base64 import b64decode
+from collections import Counter
+from typing import Any
+
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult
+
+from ..audit.log import audit
+from .credentials import Credentials
+from .replies import Refusal, reply
+
+
+class ConnectionLimiter:
+    """Open sessions in total and per client address."""
+
+    def __init__(self, total: int, per_ip: int) -> None:
+        self.total, self.per_ip = total, per_ip
+        self.by_ip: Counter[str] = Counter()
+
+    def admit(self, ip: str) -> str | None:
+        """None when admitted, else why not."""
+        if sum(self.by_ip.values()) >= self.total:
+            return f"more than {self.total} sessions open"
+        if self.by_ip[ip] >= self.per_ip:
+            return f"more than {self.per_ip} sessions from {ip}"
+        self.by_ip[ip] += 1
+        return None
+
+    def release(self, ip: str) -> None:
+        self.by_ip[ip] -= 1
+        if self.by_ip[ip] <= 0:
+            del self.by_ip[ip]
+
+
+class RelaySMTP(SMTP):
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        limiter: ConnectionLimiter,
+        credentials: Credentials | None,
+        session_timeout: float,
+        line_length_limit: int,
+        sessions: set[RelaySMTP],
+        **kwargs: Any,
+    ) -> None:
+        # Read by SMTP.__init__ to size the stream reader: instance value first.
+        self.line_length_limit = line_length_limit
+        super().__init__(handler, **kwargs)
+        self.limiter = limiter
+        self.credentials = credentials
+        self.session_timeout = session_timeout
+        self.sessions = sessions
+        self.busy = False  # inside end-of-DATA processing: let it finish on shutdown
+        self._admitted_ip: str | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+
+    # -- connection life ----------------------------------------------------
+
+    @property
+    def peer_ip(self) -> str:
+        peer = self.session.peer if self.session else None
+        return str(peer[0]) if isinstance(peer, tuple) else "unknown"
+
+    def tls_object(self) -> ssl.SSLObject | None:
+        return self.transport.get_extra_info("ssl_object") if self.transport else None
+
+    async def _handle_client(self) -> None:
+        ip = self.peer_ip
+        refused = self.limiter.admit(ip)
+        if refused:
+            audit("connect", peer=ip, refused=str(Refusal.TOO_MANY_CONNECTIONS))
+            await self.push(reply(Refusal.TOO_MANY_CONNECTIONS, refused))
+            self.transport.close()
+            return
+        self._admitted_ip = ip
+        self.sessions.add(self)
+        self._deadline = self.loop.call_later(self.session_timeout, self._session_expired)
+        await super()._handle_client()
+
+    def _session_expired(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"421 4.4.2 session-timeout: session time limit reached\r\n")
+            self.transport.close()
+
+    def close_idle(self) -> bool:
+        """Shutdown: close at once unless a message is being processed; True when closed."""
+        if self.busy or self.transport is None:
+            return False
+        if not self.transport.is_closing():
+            self.transport.write((reply(Refusal.SHUTTING_DOWN, "service shutting down") + "\r\n").encode())
+            self.transport.close()
+        return True
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        if self._admitted_ip is not None:
+            self.limiter.release(self._admitted_ip)
+            self._admitted_ip = None
+        self.sessions.discard(self)
+        super().connection_lost(error)
+
+    # -- AUTH PLAIN / LOGIN, checked in a thread ------------------------------
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        blob = await self._auth_argument(args, "")
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\0")
+        if len(parts) != 3:
+            await self.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        return await self._check_password(parts[1], parts[2])
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        login = await self._auth_argument(args, self.AuthLoginUsernameChallenge)
+        if login is None:
+            return AuthResult(success=False, handled=True)
+        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        if password is MISSING:
+            return AuthResult(success=False, handled=True)
+        return await self._check_password(login, password)
+
+    async def _auth_argument(self, args: list[str], challenge: str) -> bytes | None:
+        if len(args) == 1:
+            answer = await self.challenge_auth(challenge)
+            return None if answer is MISSING else answer
+        try:
+            return b64decode(args[1].encode(), validate=True)
+        except ValueError:
+            await self.push("501 5.5.2 Can't decode base64")
+            return None
+
+    async def _check_password(self, login: bytes, password: bytes) -> AuthResult:
+        user = None
+        if self.credentials is not None:
+            user = await self.loop.run_in_executor(None, self.credentials.check, login, password)
+        audit("auth", peer=self.peer_ip, user=user, success=user is not None)
+        if user is None:
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, auth_data=user)

@@ -1,0 +1,279 @@
+"""Load relay.toml and its trust directory into one immutable Snapshot.
+
+Everything is read and checked before anything is built: either every file
+is valid and a new Snapshot comes out, or ConfigError lists every problem
+with its `file:line`. Nothing is ever half loaded.
+
+Trust directory layout (all paths inside are relative to the directory):
+every `*.toml` file at its top level may declare `[bundle.NAME]`,
+`[domain."NAME"]`, `[address."ADDR"]`, and once in the whole directory
+`[whitelist]` and `[mailboxes]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from ..core.bundle import Purpose
+from ..core.snapshot import AddressRule, DomainRule, MessagePolicy, NextHop, Snapshot
+from .bundles import BundleSpec, read_bundle
+from .config import ServiceConfig, read_config
+from .mailboxes import MailboxError, read_mailboxes
+from .problems import ConfigError, Problems
+from .rules import read_address, read_domain, read_next_hop, read_policy
+from .sources import Sources
+from .tomlsource import Table, TomlFile, parse_toml
+from .whitelist import WhitelistError, check_sha256, parse_whitelist
+
+__all__ = ["ConfigError", "Loaded", "load_directory", "load_snapshot"]
+
+_TABLES = ("bundle", "domain", "address", "whitelist", "mailboxes")
+
+
+@dataclass(frozen=True)
+class WhitelistSpec:
+    path: Path
+    sha256_path: Path | None
+    signer_bundles: tuple[str, ...]
+    next_hop: NextHop | None
+    policy: MessagePolicy
+    origin: str
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A snapshot and what `relay check` reports about it."""
+
+    snapshot: Snapshot
+    config: ServiceConfig
+    bundle_specs: Mapping[str, BundleSpec]
+    warnings: tuple[str, ...]
+    files_read: int
+    whitelist_domains: int
+    seconds: float
+
+
+def load_snapshot(config_path: Path, now: dt.datetime | None = None) -> Snapshot:
+    return load_directory(config_path, now).snapshot
+
+
+def load_directory(config_path: Path, now: dt.datetime | None = None) -> Loaded:
+    started = time.perf_counter()
+    now = now or dt.datetime.now(dt.timezone.utc)
+    state = _State(Sources(), Problems(), now)
+    config = _read_service_config(Path(config_path), state)
+    for path in _trust_files(config, state):
+        _read_trust_file(path, state)
+    _check_references(state)
+    whitelisted = _merge_whitelist(state)
+    mailboxes = _read_mailboxes(state)
+    state.problems.raise_if_any()
+    snapshot = Snapshot(
+        version=state.sources.version,
+        loaded_at=now,
+        bundles={name: spec.bundle for name, spec in state.bundles.items()},
+        domains=state.domains,
+        addresses=state.addresses,
+        mailboxes=mailboxes,
+    )
+    return Loaded(
+        snapshot, config, dict(state.bundles), tuple(state.problems.warnings),
+        state.sources.count, whitelisted, time.perf_counter() - started,
+    )
+
+
+@dataclass
+class _State:
+    sources: Sources
+    problems: Problems
+    now: dt.datetime
+    trust_dir: Path = Path(".")
+    bundles: dict[str, BundleSpec] = field(default_factory=dict)
+    domains: dict[str, DomainRule] = field(default_factory=dict)
+    addresses: dict[str, AddressRule] = field(default_factory=dict)
+    singletons: dict[str, Table] = field(default_factory=dict)
+
+    def read_toml(self, path: Path, referenced_at: str) -> TomlFile | None:
+        try:
+            raw = self.sources.read(path)
+        except OSError as error:
+            self.problems.error(referenced_at, f"{path}: {error.strerror or error}")
+            return None
+        return parse_toml(path, raw, self.problems)
+
+
+def open_config(config_path: Path) -> ServiceConfig:
+    """relay.toml alone, for commands that need its settings but not the trust."""
+    state = _State(Sources(), Problems(), dt.datetime.now(dt.timezone.utc))
+    config = _read_service_config(Path(config_path), state)
+    state.problems.raise_if_any()
+    return config
+
+
+def _read_service_config(path: Path, state: _State) -> ServiceConfig:
+    source = state.read_toml(path, "")
+    if source is None:
+        raise state.problems.as_error()
+    config = read_config(source, state.problems)
+    state.trust_dir = config.trust_dir
+    return config
+
+
+def _trust_files(config: ServiceConfig, state: _State) -> list[Path]:
+    if not config.trust_dir.is_dir():
+        state.problems.error(config.source.where(("trust_dir",)), f"trust directory {config.trust_dir} does not exist")
+        raise state.problems.as_error()
+    files = sorted(config.trust_dir.glob("*.toml"))
+    if not files:
+        state.problems.warn(str(config.trust_dir), "no *.toml file: the trust directory is empty")
+    return files
+
+
+def _read_trust_file(path: Path, state: _State) -> None:
+    source = state.read_toml(path, str(path))
+    if source is None:
+        return
+    top = Table(source, (), source.data, state.problems)
+    for table in top.subtables("bundle"):
+        _declare(state.bundles, str(table.keypath[-1]), read_bundle(table, state.trust_dir, state.sources, state.now), table, state, "bundle")
+    for table in top.subtables("domain"):
+        rule = read_domain(table)
+        _declare(state.domains, rule.name, rule, table, state, "domain")
+    for table in top.subtables("address"):
+        rule = read_address(table)
+        _declare(state.addresses, rule.address, rule, table, state, "address")
+    for name in ("whitelist", "mailboxes"):
+        table = top.table(name)
+        if table is not None:
+            _declare(state.singletons, name, table, table, state, "table")
+    top.done()
+
+
+def _declare(into: dict, key: str, value: object, table: Table, state: _State, what: str) -> None:
+    if key in into:
+        first = into[key]
+        where = first.where() if isinstance(first, Table) else getattr(first, "origin", "")
+        state.problems.error(table.where(), f"{what} {key!r} is already declared at {where}")
+        return
+    into[key] = value
+
+
+def _check_references(state: _State) -> None:
+    for rule in [*state.domains.values(), *state.addresses.values()]:
+        _check_hop_and_signers(state, rule.origin, rule.signer_bundles or (), rule.next_hop)
+
+
+def _check_hop_and_signers(state: _State, origin: str, signers: tuple[str, ...], hop: NextHop | None) -> None:
+    for name in signers:
+        _check_bundle(state, origin, name, Purpose.SMIME)
+    if hop and hop.verify_bundle:
+        _check_bundle(state, origin, hop.verify_bundle, Purpose.TLS)
+
+
+def _check_bundle(state: _State, origin: str, name: str, purpose: Purpose) -> None:
+    spec = state.bundles.get(name)
+    if spec is None:
+        state.problems.error(origin, f"unknown bundle {name!r}")
+    elif spec.bundle.purpose is not purpose:
+        state.problems.error(origin, f"bundle {name!r} has purpose {spec.bundle.purpose}, {purpose} is needed here")
+
+
+def _read_whitelist_table(table: Table, state: _State) -> WhitelistSpec:
+    file = table.string("file", required=True) or ""
+    sha256 = table.string("sha256_file")
+    spec = WhitelistSpec(
+        path=state.trust_dir / file,
+        sha256_path=state.trust_dir / sha256 if sha256 else None,
+        signer_bundles=table.strings("signer_bundles"),
+        next_hop=read_next_hop(table.table("next_hop")),
+        policy=read_policy(table.table("policy")) or MessagePolicy(),
+        origin=table.where(),
+    )
+    if not spec.signer_bundles:
+        table.error(None, "[whitelist] needs signer_bundles: the bundles trusted for signers of whitelisted domains")
+    table.done()
+    _check_hop_and_signers(state, spec.origin, spec.signer_bundles, spec.next_hop)
+    return spec
+
+
+def _merge_whitelist(state: _State) -> int:
+    """Whitelisted domains become remote domain rules; explicit [domain] rules win.
+
+    An explicit rule for a whitelisted domain that lists no operator DN keeps
+    the whitelist's DNs, so administrators can change a next hop without
+    copying the ANS-managed operator list.
+    """
+    table = state.singletons.get("whitelist")
+    if table is None:
+        return 0
+    spec = _read_whitelist_table(table, state)
+    operator_dns, first_line = _read_whitelist_file(spec, table, state)
+    for domain, dns in operator_dns.items():
+        explicit = state.domains.get(domain)
+        if explicit is None:
+            state.domains[domain] = DomainRule(
+                domain, False, spec.signer_bundles, spec.next_hop, dns, spec.policy,
+                origin=f"whitelist {spec.path}:{first_line[domain]}",
+            )
+        elif not explicit.operator_dns and not explicit.local:
+            state.domains[domain] = dataclasses.replace(explicit, operator_dns=dns)
+    return len(operator_dns)
+
+
+def _read_whitelist_file(spec: WhitelistSpec, table: Table, state: _State) -> tuple[dict[str, frozenset[str]], dict[str, int]]:
+    try:
+        data = state.sources.read(spec.path)
+        if spec.sha256_path:
+            check_sha256(data, state.sources.read(spec.sha256_path))
+        whitelist = parse_whitelist(io.BytesIO(data))
+    except OSError as error:
+        table.error("file", f"{error.filename}: {error.strerror or error}")
+        return {}, {}
+    except WhitelistError as error:
+        table.error("file", f"{spec.path}: {error}")
+        return {}, {}
+    finally:
+        state.sources.forget(spec.path)
+    for skipped in whitelist.skipped:
+        state.problems.warn(f"{spec.path}", f"entry skipped: {skipped}")
+    first_line: dict[str, int] = {}
+    for entry in whitelist.entries:
+        first_line.setdefault(entry.domain, entry.line)
+    return whitelist.operator_dns(), first_line
+
+
+def _read_mailboxes(state: _State) -> dict:
+    table = state.singletons.get("mailboxes")
+    if table is None:
+        return {}
+    path = state.trust_dir / (table.string("file", required=True) or "")
+    table.done()
+    try:
+        return read_mailboxes(state.sources.read(path))
+    except OSError as error:
+        table.error("file", f"{path}: {error.strerror or error} (write it with `relay directory import`)")
+    except MailboxError as error:
+        table.error("file", f"{path}: {error}")
+    finally:
+        state.sources.forget(path)
+    return {}
+
+
+def mailbox_path(config: ServiceConfig) -> Path:
+    """Where `relay directory import` writes: the [mailboxes] file, else mailboxes.tsv."""
+    for path in sorted(config.trust_dir.glob("*.toml")):
+        problems = Problems()
+        try:
+            source = parse_toml(path, path.read_bytes(), problems)
+        except OSError:
+            continue
+        table = source.data.get("mailboxes") if source else None
+        if isinstance(table, dict) and isinstance(table.get("file"), str):
+            return config.trust_dir / table["file"]
+    return config.trust_dir / "mailboxes.tsv"

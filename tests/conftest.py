@@ -1,0 +1,24 @@
+"""Fixtures shared by the whole suite.
+
+pki  the session-wide test PKI (tests/pki.py: IGC-Santé and Direct hierarchies,
+     leaves, CRLs and bundles at fixed dates).
+now  the fixed evaluation time at which every "valid" fixture is valid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.pki import NOW, HealthPki
+
+
+@pytest.fixture(scope="session")
+def pki() -> HealthPki:
+    return HealthPki()
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    return NOW

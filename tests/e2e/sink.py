@@ -1,0 +1,63 @@
+"""A next hop for tests: an aiosmtpd server in its own process.
+
+usage: sink.py DIRECTORY PORT MODE [CERT KEY]
+MODE: accept (store each message as DIRECTORY/N.eml), reject (550 5.7.1 at DATA), tempfail (451 at RCPT).
+Prints {"ready": {"sink": [host, port]}} once listening; stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import ssl
+import sys
+from pathlib import Path
+
+from aiosmtpd.smtp import SMTP
+
+
+class Sink:
+    def __init__(self, directory: Path, mode: str) -> None:
+        self.directory, self.mode, self.counter = directory, mode, itertools.count()
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if self.mode == "tempfail":
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.mode == "reject":
+            return "550 5.7.1 refused by policy"
+        n = next(self.counter)
+        head = json.dumps({"from": envelope.mail_from, "to": envelope.rcpt_tos}).encode()
+        tmp = self.directory / f".{os.getpid()}.{n}.tmp"
+        tmp.write_bytes(head + b"\n" + envelope.original_content)
+        os.replace(tmp, self.directory / f"{os.getpid()}-{n:06d}.eml")
+        return "250 2.0.0 stored"
+
+
+async def main() -> None:
+    directory, port, mode = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    directory.mkdir(parents=True, exist_ok=True)
+    context = None
+    if len(sys.argv) > 5:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(sys.argv[4], sys.argv[5])
+    handler = Sink(directory, mode)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, tls_context=context, hostname="sink.test"), host="127.0.0.1", port=port
+    )
+    print(json.dumps({"ready": {"sink": ["127.0.0.1", server.sockets[0].getsockname()[1]]}}), flush=True)
+    stopped = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopped.set)
+    await stopped.wait()
+    server.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,176 @@
+"""Durability and delivery: crash after 250, next hop down then up, permanent failures and DSNs, the queue command."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.smtp.helpers import ROOT, Relay, Sink, basic_spec, free_port, make_pki, message, service_toml, write_spec
+
+
+@pytest.fixture
+def pki(tmp_path_factory):
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _submit(relay: Relay, sender: str, rcpts: list[str], subject: str) -> str:
+    with smtplib.SMTP("127.0.0.1", relay.ports["loopback"], timeout=10) as client:
+        client.ehlo("client.test")
+        client.mail(sender)
+        for r in rcpts:
+            assert client.rcpt(r)[0] == 250
+        code, text = client.data(message(sender, rcpts, subject=subject))
+    assert code == 250, text
+    return text.decode().split("queued as ")[1]
+
+
+def _queue_cli(config, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "relay", "queue", "--config", str(config), *args], capture_output=True, text=True, cwd=ROOT, timeout=30)
+
+
+def _wait_until(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)  # polling observable state with a deadline
+    raise AssertionError("condition not reached in time")
+
+
+def test_kill_9_after_250_then_restart_delivers(tmp_path, pki):
+    sink = Sink(tmp_path / "sink", free_port())  # down for now: the message stays queued
+    write_spec(tmp_path / "spec.json", basic_spec(pki, sink.port))
+    config = service_toml(tmp_path, pki, listeners=("loopback",))
+    relay = Relay(config, tmp_path / "spec.json").start()
+    try:
+        queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-crash")
+        relay.kill()
+        listed = _queue_cli(config, "list")
+        assert listed.returncode == 0 and listed.stdout.startswith(queue_id), listed
+        sink.start()
+        relay.start()
+        delivered = sink.wait_for_marker("marker-crash")
+        assert f"id {queue_id}".encode() in delivered
+        relay.wait_event("removed", queue_id=queue_id)
+        assert _queue_cli(config, "list").stdout == ""
+    finally:
+        relay.stop()
+        sink.stop()
+    assert len(sink.messages()) == 1
+
+
+def test_next_hop_down_then_up_is_retried(tmp_path, pki):
+    sink = Sink(tmp_path / "sink", free_port())
+    write_spec(tmp_path / "spec.json", basic_spec(pki, sink.port))
+    relay = Relay(service_toml(tmp_path, pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    try:
+        queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-retry")
+        deferred = relay.wait_event("deferred", queue_id=queue_id)
+        assert deferred["attempts"] == 1 and deferred["retry_in"] == pytest.approx(0.3)
+        attempt = relay.wait_event("attempt", queue_id=queue_id)
+        assert attempt["status"] == "pending" and attempt["reply"].startswith("4.4.1 cannot reach")
+        sink.start()
+        sink.wait_for_marker("marker-retry")
+        removed = relay.wait_event("removed", queue_id=queue_id)
+        assert removed["delivered"] == ["bob@hospital.test"]
+    finally:
+        relay.stop()
+        sink.stop()
+
+
+def _split_spec(pki, good_port: int, bad_port: int) -> dict:
+    spec = basic_spec(pki, good_port)
+    spec["domains"][1]["next_hop"] = {"host": "127.0.0.1", "port": bad_port}  # peer.test rejects
+    return spec
+
+
+def test_permanent_failure_returns_a_dsn_to_the_sender(tmp_path, pki):
+    good, bad = Sink(tmp_path / "good", 0).start(), Sink(tmp_path / "bad", 0).start("reject")
+    write_spec(tmp_path / "spec.json", _split_spec(pki, good.port, bad.port))
+    relay = Relay(service_toml(tmp_path, pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    try:
+        queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test", "carol@peer.test"], "marker-dsn")
+        good.wait_for_marker("marker-dsn")  # bob's copy
+        dsn = good.wait_for_marker("multipart/report")
+        head, _, body = dsn.partition(b"\n")
+        assert json.loads(head) == {"from": "<>", "to": ["alice@hospital.test"]}  # the null reverse-path
+        assert b"report-type=delivery-status" in body and b"Content-Type: message/delivery-status" in body
+        assert b"Final-Recipient: rfc822; carol@peer.test\r\nAction: failed\r\nStatus: 5.7.1\r\n" in body
+        assert b"Diagnostic-Code: smtp; 550 5.7.1 refused by policy" in body
+        assert b"Subject: marker-dsn" in body  # the original header block, not its body
+        assert b"Hello." not in body
+        removed = relay.wait_event("removed", queue_id=queue_id)
+        assert removed["failed"] == ["carol@peer.test"] and removed["delivered"] == ["bob@hospital.test"]
+    finally:
+        relay.stop()
+        good.stop()
+        bad.stop()
+
+
+def test_no_dsn_for_a_dsn(tmp_path, pki):
+    bad = Sink(tmp_path / "bad", 0).start("reject")
+    write_spec(tmp_path / "spec.json", _split_spec(pki, bad.port, bad.port))
+    relay = Relay(service_toml(tmp_path, pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    try:
+        _submit(relay, "alice@hospital.test", ["carol@peer.test"], "marker-double")
+        dsn = relay.wait_event("dsn")
+        relay.wait_event("removed", queue_id=dsn["queue_id"], failed=["alice@hospital.test"])
+        assert len(relay.events("dsn")) == 1
+        assert list((tmp_path / "spool" / "queue").iterdir()) == []
+    finally:
+        relay.stop()
+        bad.stop()
+
+
+def test_temporary_failures_expire_into_a_dsn(tmp_path, pki):
+    good, slow = Sink(tmp_path / "good", 0).start(), Sink(tmp_path / "slow", 0).start("tempfail")
+    write_spec(tmp_path / "spec.json", _split_spec(pki, good.port, slow.port))
+    config = service_toml(tmp_path, pki, listeners=("loopback",), delivery={"first_retry": 0.2, "give_up_after": 1.0})
+    relay = Relay(config, tmp_path / "spec.json").start()
+    try:
+        queue_id = _submit(relay, "alice@hospital.test", ["carol@peer.test"], "marker-expire")
+        dsn = good.wait_for_marker("multipart/report")
+        assert b"Status: 5.4.7" in dsn and b"4.4.7 delivery time expired; last error: 451 4.3.0 try again later" in dsn
+        assert len(relay.events("deferred", queue_id=queue_id)) >= 2
+    finally:
+        relay.stop()
+        good.stop()
+        slow.stop()
+
+
+def test_queue_command_while_the_service_runs(tmp_path, pki):
+    sink = Sink(tmp_path / "sink", free_port())
+    write_spec(tmp_path / "spec.json", basic_spec(pki, sink.port))
+    config = service_toml(tmp_path, pki, listeners=("loopback",), delivery={"first_retry": 3600})
+    relay = Relay(config, tmp_path / "spec.json").start()
+    try:
+        first = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-q1")
+        second = _submit(relay, "alice@hospital.test", ["dan@hospital.test"], "marker-q2")
+        third = _submit(relay, "alice@hospital.test", ["eve@hospital.test"], "marker-q3")
+        for queue_id in (first, second, third):
+            relay.wait_event("deferred", queue_id=queue_id)
+        shown = _queue_cli(config, "show", first)
+        assert shown.returncode == 0 and "pending   <bob@hospital.test> 4.4.1 cannot reach" in shown.stdout
+        as_json = json.loads(_queue_cli(config, "--json", "show", second).stdout)
+        assert as_json["recipients"][0]["address"] == "dan@hospital.test" and as_json["attempts"] == 1
+        assert _queue_cli(config, "delete", second).returncode == 0
+        bounced = _queue_cli(config, "bounce", third)
+        assert bounced.returncode == 0 and "DSN" in bounced.stdout
+        assert _queue_cli(config, "show", "0123456789abcdef").returncode == 2
+        assert _queue_cli(config, "show", "../../etc/passwd").returncode == 2
+        sink.start()
+        assert _queue_cli(config, "retry", first).stdout.strip() == f"{first}: due now"
+        sink.wait_for_marker("marker-q1")
+        assert _queue_cli(config, "retry").returncode == 0  # all: the DSN, queued while the sink was down
+        dsn = sink.wait_for_marker("multipart/report")  # the bounce of the third, to alice
+        assert b"returned to sender by the administrator" in dsn
+        _wait_until(lambda: _queue_cli(config, "list").stdout == "")
+        assert not any(b"marker-q2" in m for m in sink.messages())
+    finally:
+        relay.stop()
+        sink.stop()

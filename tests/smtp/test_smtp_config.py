@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from relay.smtp.config import ConfigError, ListenerKind, ListenerTls, load_service_config
+
+GOOD = """
+[service]
+hostname = "relay.example"
+users = "users"
+[[listeners]]
+kind = "submission"
+address = "0.0.0.0"
+port = 587
+certificate = "tls.pem"
+key = "tls.key"
+[[listeners]]
+name = "bench"
+kind = "loopback"
+address = "::1"
+port = 2525
+[limits]
+max_recipients = 5
+max_parts = 20
+[queue]
+directory = "q"
+[delivery]
+first_retry = 60
+[bundles.other]
+anything = "belongs to the trust loader"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "relay.toml"
+    path.write_text(text)
+    return path
+
+
+def test_reads_sections_and_resolves_paths(tmp_path):
+    config = load_service_config(_write(tmp_path, GOOD))
+    assert config.hostname == "relay.example"
+    assert config.users == tmp_path / "users"
+    assert [l.kind for l in config.listeners] == [ListenerKind.SUBMISSION, ListenerKind.LOOPBACK]
+    assert config.listeners[0].tls is ListenerTls.STARTTLS and config.listeners[0].certificate == tmp_path / "tls.pem"
+    assert config.listeners[1].tls is ListenerTls.NONE
+    assert config.limits.max_recipients == 5 and config.limits.message.max_parts == 20
+    assert config.queue.directory == tmp_path / "q"
+    assert config.delivery.first_retry == 60.0 and config.delivery.give_up_after == 5 * 86400
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("max_recipients = 5", "max_recipient = 5"), "[limits] max_recipient: unknown key"),
+        (('hostname = "relay.example"', "hostname = 3"), "[service] hostname: must be a non-empty string"),
+        (('address = "::1"', 'address = "192.0.2.1"'), "plain listener only binds loopback"),
+        (('kind = "submission"', 'kind = "relay"'), "'relay' is not one of"),
+        (("port = 587", "port = 70000"), "port: must be between"),
+        (('key = "tls.key"', ""), "needs certificate and key"),
+        (("first_retry = 60", "first_retry = true"), "[delivery] first_retry: must be a number"),
+    ],
+)
+def test_strict_errors_name_the_key(tmp_path, change, message):
+    with pytest.raises(ConfigError) as error:
+        load_service_config(_write(tmp_path, GOOD.replace(*change)))
+    assert message in str(error.value)
+
+
+def test_plain_listener_needs_loopback_kind(tmp_path):
+    text = GOOD.replace('kind = "submission"', 'kind = "mx"').replace('certificate = "tls.pem"\nkey = "tls.key"', 'tls = "none"')
+    with pytest.raises(ConfigError, match="needs TLS"):
+        load_service_config(_write(tmp_path, text))
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="No such file"):
+        load_service_config(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_service_config(_write(tmp_path, "[service\n"))
