@@ -17,7 +17,7 @@ from .headers import HeaderBlock, read_header_block
 from .limits import MessageLimits
 from .linebreaks import break_before, check_uniform
 from .reasons import Reason
-from .tokens import MIME, Kind, Token, lex
+from .tokens import MIME, MIME_TOKEN, QUOTED_TEXT, Kind, Token, lex, unquote
 
 _TEXT_PLAIN_DEFAULT = "text/plain"  # RFC 2045 §5.2
 _DIGEST_DEFAULT = "message/rfc822"  # RFC 2046 §5.1.5
@@ -25,6 +25,10 @@ _ENCODINGS = frozenset({"7bit", "8bit", "binary", "quoted-printable", "base64"})
 _IDENTITY_ENCODINGS = frozenset({"7bit", "8bit", "binary"})  # the only ones a composite may have (RFC 2045 §6.4)
 _BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]\Z")
 _PADDING = re.compile(rb"[ \t]*(\r?\n|\Z)")  # transport padding, then the line break (or the end)
+
+_PARAMETER_SYNTAX = rf'[ \t]*;[ \t]*({MIME_TOKEN})[ \t]*=[ \t]*(?:({MIME_TOKEN})|"({QUOTED_TEXT})")'
+_PARAMETER = re.compile(_PARAMETER_SYNTAX)
+_PLAIN_CONTENT_TYPE = re.compile(rf"[ \t]*({MIME_TOKEN})[ \t]*/[ \t]*({MIME_TOKEN})((?:{_PARAMETER_SYNTAX})*)[ \t]*\Z")
 
 _SLASH: Token = (Kind.SPECIAL, "/")
 _SEMICOLON: Token = (Kind.SPECIAL, ";")
@@ -48,27 +52,50 @@ class ContentType:
 
 
 def parse_content_type(value: str) -> ContentType:
-    """type "/" subtype *(";" attribute "=" value), comments allowed, nothing else."""
-    tokens = lex(value, MIME)
+    """type "/" subtype *(";" attribute "=" value), comments allowed, nothing else.
+
+    Almost every Content-Type is written without comments; one regular
+    expression of that same grammar reads those, and only the rest goes
+    through the lexer, which knows comments and names what is wrong.
+    """
+    plain = _PLAIN_CONTENT_TYPE.match(value)
+    if plain is None:
+        mime_type, params = read_tokens(lex(value, MIME))
+    else:
+        mime_type = f"{plain.group(1)}/{plain.group(2)}"
+        # A token is never empty, so an empty token group means the quoted form matched.
+        params = [(name, token or unquote(quoted)) for name, token, quoted in _PARAMETER.findall(plain.group(3))]
+    return content_type_of(mime_type, params)
+
+
+def content_type_of(mime_type: str, params: list[tuple[str, str]]) -> ContentType:
+    mime_type = mime_type.lower()
+    attributes = [name.lower() for name, _ in params]
+    if len(set(attributes)) != len(attributes):
+        raise Rejection(Reason.MALFORMED, f"a parameter is repeated in Content-Type {mime_type}")
+    return ContentType(mime_type, tuple(zip(attributes, (text for _, text in params))))
+
+
+def read_tokens(tokens: list[Token]) -> tuple[str, list[tuple[str, str]]]:
+    """(type/subtype, parameters) from the lexer's tokens: the reading that also knows comments."""
     if len(tokens) < 3 or tokens[0][0] is not Kind.WORD or tokens[1] != _SLASH or tokens[2][0] is not Kind.WORD:
         raise Rejection(Reason.MALFORMED, "Content-Type is not type/subtype")
-    mime_type = f"{tokens[0][1]}/{tokens[2][1]}".lower()
+    mime_type = f"{tokens[0][1]}/{tokens[2][1]}"
     params: list[tuple[str, str]] = []
-    rest = tokens[3:]
-    while rest:
-        if len(rest) < 4 or rest[0] != _SEMICOLON or rest[1][0] is not Kind.WORD or rest[2] != _EQUALS:
-            raise Rejection(Reason.MALFORMED, f"invalid parameter in Content-Type {mime_type}")
-        if rest[3][0] not in (Kind.WORD, Kind.QUOTED):
-            raise Rejection(Reason.MALFORMED, f"invalid parameter value in Content-Type {mime_type}")
-        attribute = rest[1][1].lower()
-        if any(attribute == seen for seen, _ in params):
-            raise Rejection(Reason.MALFORMED, f"parameter {attribute} repeated in Content-Type {mime_type}")
-        params.append((attribute, rest[3][1]))
-        rest = rest[4:]
-    return ContentType(mime_type, tuple(params))
+    for at in range(3, len(tokens), 4):
+        semicolon, name, equals, value = (tokens[at : at + 4] + [(Kind.SPECIAL, "")] * 3)[:4]
+        if semicolon != _SEMICOLON or name[0] is not Kind.WORD or equals != _EQUALS:
+            raise Rejection(Reason.MALFORMED, f"invalid parameter in Content-Type {mime_type.lower()}")
+        if value[0] not in (Kind.WORD, Kind.QUOTED):
+            raise Rejection(Reason.MALFORMED, f"invalid parameter value in Content-Type {mime_type.lower()}")
+        params.append((name[1], value[1]))
+    return mime_type, params
 
 
 def parse_transfer_encoding(value: str) -> str:
+    encoding = value.lower()
+    if encoding in _ENCODINGS:  # the usual spelling, without comments or odd spacing
+        return encoding
     tokens = lex(value, MIME)
     if len(tokens) != 1 or tokens[0][0] is not Kind.WORD or tokens[0][1].lower() not in _ENCODINGS:
         raise Rejection(Reason.MALFORMED, "unknown or invalid Content-Transfer-Encoding")

@@ -26,6 +26,11 @@ class Kind(Enum):
 
 Token = tuple[Kind, str]
 
+# The inside of a quoted-string: qtext, white space and quoted-pairs.
+QUOTED_TEXT = r'(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\t\x20-\x7e\u0080-\U0010ffff])*'
+# RFC 2045 token: printable US-ASCII except SPACE and tspecials.
+MIME_TOKEN = r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+"
+
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
@@ -39,7 +44,7 @@ class Dialect:
         # One match per token, leading white space included: the lexer's
         # inner loop stays in C for everything but comments.
         literal = r"|\[([\t !-Z^-~]*)\]" if self.literals else ""  # dtext (%d33-90 / %d94-126) and FWS
-        quoted = r'"((?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\t\x20-\x7e\u0080-\U0010ffff])*)"'
+        quoted = f'"({QUOTED_TEXT})"'
         pattern = rf"[ \t]*(?:({self.word})|{quoted}|([{re.escape(self.specials)}]){literal}|(?=\()|\Z)"
         object.__setattr__(self, "scanner", re.compile(pattern))
 
@@ -50,8 +55,7 @@ class Dialect:
 # display names.
 ADDRESS = Dialect("address", r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\U0010ffff]+", "<>:;@,", literals=True)
 
-# RFC 2045 token: printable US-ASCII except SPACE and tspecials.
-MIME = Dialect("MIME", r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+", "/;=", literals=False)
+MIME = Dialect("MIME", MIME_TOKEN, "/;=", literals=False)
 
 _PAIR = re.compile(r"\\(.)", re.S)
 _KINDS = (Kind.WORD, Kind.QUOTED, Kind.SPECIAL, Kind.LITERAL)
@@ -74,12 +78,17 @@ def lex(value: str, dialect: Dialect) -> list[Token]:
             continue
         text = match.group(group)
         if group == 2:
-            text = _PAIR.sub(r"\1", text)
+            text = unquote(text)
         elif group == 4:
             text = "[" + "".join(text.split()) + "]"
         tokens.append((_KINDS[group - 1], text))
         pos = match.end()
     return tokens
+
+
+def unquote(text: str) -> str:
+    """The value of a quoted-string's inside: quoted-pairs resolved."""
+    return _PAIR.sub(r"\1", text) if "\\" in text else text
 
 
 def _skip_comment(value: str, pos: int, dialect: Dialect) -> int:

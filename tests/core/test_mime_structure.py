@@ -275,6 +275,7 @@ def test_invalid_boundary_parameter_is_malformed() -> None:
 def test_repeated_parameter_is_malformed() -> None:
     content_type = b'multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary=b1; boundary=b2'
     assert "repeated" in rejected(detached(boundary=b"b1", content_type=content_type)).detail
+    assert rejected(detached(boundary=b"b1", content_type=content_type.replace(b"; boundary=b2", b"; BOUNDARY=\"b2\""))).reason is Reason.MALFORMED
 
 
 def test_base64_encoded_multipart_is_malformed() -> None:
