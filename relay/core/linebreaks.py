@@ -71,7 +71,7 @@ def _check_line_lengths(data: bytes, max_line_bytes: int) -> None:
     window = max(1, (longest + 1) // 2)
     pos, end = 0, len(data)
     while pos < end:
-        stop = min(pos + window, end)
+        stop = pos + window  # find() clamps a bound past the end
         if data.find(b"\n", pos, stop) >= 0:
             pos = stop
             continue

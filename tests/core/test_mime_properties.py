@@ -12,6 +12,8 @@ from relay.core.errors import Rejection
 from relay.core.limits import DEFAULT_LIMITS, MessageLimits
 from relay.core.mime import Mailbox, check_signed_content, locate_signature, parse_address_list, parse_mailbox, read_headers
 from relay.core.mimetree import content_type_of, parse_content_type, read_tokens
+from relay.core.linebreaks import prepare
+from relay.core.reasons import Reason
 from relay.core.tokens import MIME, lex
 
 SENDER = Mailbox("jd", "x.fr")
@@ -158,3 +160,12 @@ def outcome(parse: Callable[[], object]) -> object:
 def test_content_type_fast_reading_agrees_with_the_lexer(value: str) -> None:
     slow = outcome(lambda: content_type_of(*read_tokens(lex(value, MIME))))
     assert outcome(lambda: parse_content_type(value)) == slow
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b"\n", b"\r\n", b"x", b"xxxxxxx", b"x" * 30]), max_size=20), st.integers(2, 40))
+def test_line_length_limit_matches_a_plain_split(pieces: list[bytes], limit: int) -> None:
+    raw = b"".join(pieces)
+    canonical = raw if b"\r" in raw else raw.replace(b"\n", b"\r\n")
+    too_long = max(map(len, canonical.split(b"\n"))) > limit - 1
+    assert outcome(lambda: prepare(raw, MessageLimits(max_line_bytes=limit))) == (Reason.MALFORMED if too_long else canonical)
