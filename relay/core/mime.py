@@ -27,6 +27,7 @@ from .limits import DEFAULT_LIMITS, MessageLimits
 from .linebreaks import prepare
 from .mimetree import Entity, read_entity, walk
 from .reasons import Reason
+from .tokens import MIME, Kind, lex
 
 __all__ = [
     "HeaderBlock",
@@ -103,7 +104,7 @@ def _check_mime_version(headers: HeaderBlock) -> None:
     value = headers.get("MIME-Version")
     if value is None:
         raise Rejection(Reason.MALFORMED, "signed message without MIME-Version")
-    if value.split("(", 1)[0].strip() != "1.0":
+    if lex(value, MIME) != [(Kind.WORD, "1.0")]:  # comments allowed around it (RFC 2045 §4)
         raise Rejection(Reason.MALFORMED, "MIME-Version is not 1.0")
 
 

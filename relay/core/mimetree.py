@@ -134,7 +134,7 @@ def boundary_of(entity: Entity) -> bytes:
     boundary = entity.content_type.param("boundary")
     if boundary is None:
         raise Rejection(Reason.MALFORMED, f"{entity.content_type.mime_type} without a boundary")
-    encoded = boundary.encode("ascii", "replace")
+    encoded = boundary.encode("utf-8")  # a non-ASCII byte then fails the bchars match
     if not _BOUNDARY.match(encoded):
         raise Rejection(Reason.MALFORMED, "invalid multipart boundary")
     return encoded

@@ -247,9 +247,12 @@ def test_signature_part_type_must_match_protocol() -> None:
     assert rejected(raw).reason is Reason.MALFORMED
 
 
-def test_signed_message_needs_mime_version() -> None:
+def test_signed_message_needs_mime_version_1_0() -> None:
     raw = detached().replace(b"MIME-Version: 1.0\r\n", b"")
     assert "MIME-Version" in rejected(raw).detail
+    assert "MIME-Version" in rejected(raw.replace(b"To:", b"MIME-Version: 2.0\r\nTo:")).detail
+    with_comment = raw.replace(b"To:", b"MIME-Version: (produced by x) 1.0 (y)\r\nTo:")
+    assert locate_signature(with_comment, DEFAULT_LIMITS).detached_content == CONTENT
 
 
 def test_unknown_smime_type_is_malformed() -> None:
@@ -267,8 +270,9 @@ def test_boundary_after_close_delimiter_is_malformed() -> None:
     assert rejected(raw).reason is Reason.MALFORMED
 
 
-def test_invalid_boundary_parameter_is_malformed() -> None:
-    content_type = b'multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary="a\\"b"'
+@pytest.mark.parametrize("boundary", [b'"a\\"b"', '"é"'.encode(), b'"ends with space "', b'""', b'"' + b"x" * 71 + b'"'])
+def test_invalid_boundary_parameter_is_malformed(boundary: bytes) -> None:
+    content_type = b'multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary=' + boundary
     assert "boundary" in rejected(detached(content_type=content_type)).detail
 
 
