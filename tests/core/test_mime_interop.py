@@ -7,13 +7,17 @@ messageDigest covers, and the signed content must pass the strict reading.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from typing import Callable
 
 import pytest
 from asn1crypto import cms as asn1_cms
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from relay import devpki
+from relay.core import smime_sign
 from relay.core.limits import DEFAULT_LIMITS
 from relay.core.mime import check_signed_content, locate_signature
 from tests import engines
@@ -71,3 +75,18 @@ def test_engine_output_is_located_exactly(name: str, make: Callable[[], bytes], 
     check_signed_content(content, signed.sender, DEFAULT_LIMITS)
     # LF-only on disk reads the same (RFC 8551 canonicalisation).
     assert locate_signature(signed_message.replace(b"\r\n", b"\n"), DEFAULT_LIMITS) == signed
+
+
+@pytest.mark.parametrize("make", [lambda: engines.text_message(f"Dr Jean Dupont <{SENDER}>"), multipart_message], ids=["text", "multipart"])
+def test_the_relays_own_signatures_are_located_exactly(make: Callable[[], bytes], signer: engines.SigningKey) -> None:
+    private_key = signer.issued.key
+    assert isinstance(private_key, rsa.RSAPrivateKey)
+    key = smime_sign.SigningKey(
+        signer.issued.cert, (), smime_sign.SignatureScheme.RSA_PKCS1V15,
+        lambda data: private_key.sign(data, padding.PKCS1v15(), hashes.SHA256()),
+    )
+    signed_message = smime_sign.sign_message(make(), key, dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc))
+    signed = locate_signature(signed_message, DEFAULT_LIMITS)
+    assert signed.detached_content is not None
+    assert hashlib.sha256(signed.detached_content).digest() == digest_and_content(signed.signature)[0]
+    check_signed_content(signed.detached_content, signed.sender, DEFAULT_LIMITS)
