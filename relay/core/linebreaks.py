@@ -20,15 +20,20 @@ and gpgsm 2.2.40 on LF-only and CRLF inputs:
 - ``gpgsm --sign`` writes no MIME at all, only base64 lines with LF (its
   signed content is the input byte for byte); a mail client wraps it.
 
-So the rule is per region, where a region is one header block (with the
-blank line ending it), the delimiter lines of one multipart, a preamble or
-epilogue, or one non-base64 leaf body: inside a region every line ends the
-same way. The regions are exactly where a parser that only knows CRLF and
-one that also knows LF would split a message differently (a hidden header
-field, a delimiter one of them does not see), so refusing a mixture there
-removes the ambiguity while base64 bodies, where a line break carries no
-meaning, may differ from the headers above them. A bare CR is refused
-everywhere: no engine writes one and some readers take it for a line break.
+So a mixture is allowed only where the engines put one, and nowhere a
+reader could split the message differently because of it:
+- every region (one header block with the blank line ending it, the
+  delimiter lines of one multipart, a preamble or epilogue, one non-base64
+  body) ends all its lines the same way; that is where a reader that only
+  knows CRLF and one that also knows LF would disagree (a hidden header
+  field, a delimiter one of them does not see);
+- in a signed message, the structure around the signed content (root
+  header block, preamble, delimiter lines, signature part header, epilogue)
+  uses one convention throughout, and the signed content one throughout,
+  possibly the other (mime.py checks these two);
+- base64 bodies, where a line break carries no meaning, may use either.
+A bare CR is refused everywhere: no engine writes one and some readers take
+it for a line break.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from .address import Mailbox, parse_address_list, parse_mailbox
 from .errors import Rejection
 from .headers import HeaderBlock, read_header_block
 from .limits import DEFAULT_LIMITS, MessageLimits
-from .linebreaks import prepare
+from .linebreaks import check_uniform, prepare
 from .mimetree import Entity, read_entity, walk
 from .reasons import Reason
 from .tokens import MIME, Kind, lex
@@ -84,6 +84,7 @@ def check_signed_content(content: bytes, sender: Mailbox, limits: MessageLimits)
     are forwarded attachments whose author is someone else.
     """
     data = prepare(content, limits)
+    check_uniform(data, 0, len(data), "signed content")
     root = read_entity(data, 0, len(data), 1, limits)  # inside the signed structure
     wrapped = root.content_type.mime_type == "message/rfc822"
     for entity in walk(data, root, limits):
@@ -126,7 +127,17 @@ def _detached(data: bytes, root: Entity, limits: MessageLimits) -> tuple[bytes, 
     # RFC 1847 §2.1: the second part's type is the protocol parameter.
     if signature_part.content_type.mime_type != protocol.lower():
         raise Rejection(Reason.MALFORMED, "signature part type differs from the multipart/signed protocol")
+    _check_line_breaks(data, content, signature_part)
     return _base64_body(data, signature_part, "signature part"), data[content.start : content.end]
+
+
+def _check_line_breaks(data: bytes, content: Entity, signature_part: Entity) -> None:
+    """One convention for the structure around the signed content, one inside it (see linebreaks)."""
+    structure = bytearray()
+    for start, end in ((0, content.start), (content.end, signature_part.body_start), (signature_part.end, len(data))):
+        structure += data[start:end]
+    check_uniform(bytes(structure), 0, len(structure), "multipart/signed structure")
+    check_uniform(data, content.start, content.end, "signed content")
 
 
 def _opaque(data: bytes, root: Entity) -> bytes:

@@ -365,6 +365,27 @@ def test_lf_structure_with_crlf_signed_part_is_accepted() -> None:
     assert locate_signature(raw, DEFAULT_LIMITS).detached_content == CONTENT
 
 
+def test_lf_root_header_block_over_a_crlf_structure_is_malformed() -> None:
+    # Each region is uniform, but a CRLF-only reader would take the whole LF
+    # header block for one line and find other fields further down.
+    head, rest = detached().split(b"\r\n\r\n", 1)
+    raw = head.replace(b"\r\n", b"\n") + b"\n\n" + rest
+    refusal = rejected(raw)
+    assert refusal.reason is Reason.MALFORMED
+    assert "structure" in refusal.detail
+
+
+def test_signed_content_mixing_conventions_between_its_entities_is_malformed() -> None:
+    content = (
+        b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n'
+        b"--m\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        b"--m\r\nContent-Type: text/plain\n\nheader block in LF, every region uniform\r\n"
+        b"--m--\r\n"
+    )
+    assert "signed content" in rejected(detached(content)).detail
+    assert "signed content" in content_rejected(content).detail
+
+
 def test_mixed_text_body_is_malformed() -> None:
     content = b"Content-Type: text/plain\r\n\r\nline one\r\nline two\n"
     assert content_rejected(content).reason is Reason.MALFORMED
