@@ -89,6 +89,15 @@ def _check_line_lengths(data: bytes, max_line_bytes: int) -> None:
         pos = line_end + 1
 
 
+def mixes_conventions(data: bytes) -> bool:
+    """Whether some lines of a prepared message end with CRLF and others with a bare LF.
+
+    Most messages do not, and then no body needs checking region by region.
+    """
+    carriage_returns = data.count(b"\r")
+    return carriage_returns != 0 and carriage_returns != data.count(b"\n")
+
+
 def check_uniform(data: bytes, start: int, end: int, region: str) -> None:
     """Refuse a region whose lines do not all end the same way (see the module note)."""
     carriage_returns = data.count(b"\r", start, end)

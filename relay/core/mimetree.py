@@ -50,6 +50,11 @@ class ContentType:
     def is_multipart(self) -> bool:
         return self.mime_type.startswith("multipart/")
 
+    @property
+    def is_composite(self) -> bool:
+        """Whether the body is made of entities (RFC 2046 §5)."""
+        return self.is_multipart or self.mime_type == "message/rfc822"
+
 
 def parse_content_type(value: str) -> ContentType:
     """type "/" subtype *(";" attribute "=" value), comments allowed, nothing else.
@@ -114,7 +119,11 @@ class Entity:
 
 
 def read_entity(data: bytes, start: int, end: int, depth: int, limits: MessageLimits, default_type: str = _TEXT_PLAIN_DEFAULT) -> Entity:
-    """One entity's header block, content type and encoding, with the checks that need no descent."""
+    """One entity's header block, content type and encoding, with the checks that need no descent.
+
+    The body's own line breaks are checked by check_body_line_breaks, only
+    when the message mixes conventions at all.
+    """
     if depth > limits.max_mime_depth:
         raise Rejection(Reason.MALFORMED, f"MIME nesting deeper than {limits.max_mime_depth} (max_mime_depth)")
     headers, body_start = read_header_block(data, start, end, limits)
@@ -122,12 +131,16 @@ def read_entity(data: bytes, start: int, end: int, depth: int, limits: MessageLi
     content_type = parse_content_type(declared) if declared is not None else ContentType(default_type)
     declared = headers.get("Content-Transfer-Encoding")
     encoding = parse_transfer_encoding(declared) if declared is not None else "7bit"
-    composite = content_type.is_multipart or content_type.mime_type == "message/rfc822"
-    if composite and encoding not in _IDENTITY_ENCODINGS:
+    if content_type.is_composite and encoding not in _IDENTITY_ENCODINGS:
         raise Rejection(Reason.MALFORMED, f"{content_type.mime_type} with Content-Transfer-Encoding {encoding}")
-    if not composite and encoding != "base64":
-        check_uniform(data, body_start, end, "body")
     return Entity(headers, content_type, encoding, start, body_start, end, depth)
+
+
+def check_body_line_breaks(data: bytes, entities: list[Entity]) -> None:
+    """One convention inside each leaf body but base64 ones (see linebreaks); needed only in a mixed message."""
+    for entity in entities:
+        if not entity.content_type.is_composite and entity.encoding != "base64":
+            check_uniform(data, entity.body_start, entity.end, "body")
 
 
 def boundary_of(entity: Entity) -> bytes:
@@ -232,5 +245,5 @@ def walk(data: bytes, root: Entity, limits: MessageLimits) -> Iterator[Entity]:
             default = _DIGEST_DEFAULT if entity.content_type.mime_type == "multipart/digest" else _TEXT_PLAIN_DEFAULT
             children = [read_entity(data, s, e, entity.depth + 1, limits, default) for s, e in regions]
             stack.extend(reversed(children))
-        elif entity.content_type.mime_type == "message/rfc822":
+        elif entity.content_type.is_composite:
             stack.append(read_entity(data, entity.body_start, entity.end, entity.depth + 1, limits))

@@ -386,6 +386,11 @@ def test_signed_content_mixing_conventions_between_its_entities_is_malformed() -
     assert "signed content" in content_rejected(content).detail
 
 
+def test_unsigned_message_with_a_mixed_body_is_malformed() -> None:
+    assert "body" in rejected(b"From: a@b.fr\r\nSubject: x\r\n\r\nline one\r\nline two\n").detail
+    assert rejected(b"From: a@b.fr\r\nSubject: x\r\n\r\nline one\r\nline two\r\n").reason is Reason.UNSIGNED
+
+
 def test_mixed_text_body_is_malformed() -> None:
     content = b"Content-Type: text/plain\r\n\r\nline one\r\nline two\n"
     assert content_rejected(content).reason is Reason.MALFORMED
