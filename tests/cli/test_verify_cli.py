@@ -291,3 +291,62 @@ def test_no_message(files: Files) -> None:
 
 def test_unknown_option(files: Files) -> None:
     _assert_usage_error(relay_verify("--anchor", files["root.pem"], "--frobnicate", files["rsa.eml"]), "--frobnicate")
+
+
+# --------------------------------------------------------------------------
+# --config: the trust directory decides which bundle applies to which sender.
+
+
+def _trust_directory(files: Files, name: str, national_id: str) -> Path:
+    """relay.toml and a trust directory trusting the test PKI for medecin.mssante.fr."""
+    base = files.dir / name
+    trust = base / "trust"
+    trust.mkdir(parents=True)
+    (base / "relay.toml").write_text('trust_dir = "trust"\n')
+    (trust / "bundles.toml").write_text(
+        "[bundle.signers]\n"
+        'purpose = "smime"\n'
+        f'anchors = ["{files["root.pem"]}"]\n'
+        f'intermediates = ["{files["inter.pem"]}"]\n'
+        f'crls = ["{files["both-crls.pem"]}"]\n'
+        'revocation = "hard"\n'
+    )
+    (trust / "domains.toml").write_text('[domain."medecin.mssante.fr"]\nsigner_bundles = ["signers"]\n')
+    (trust / "mailboxes.toml").write_text('[mailboxes]\nfile = "mailboxes.tsv"\n')
+    (trust / "mailboxes.tsv").write_text(f"relay-mailboxes\t1\n{DOCTOR}\tPER\t{national_id}\t10\t\n")
+    return base / "relay.toml"
+
+
+def test_config_trust_directory(files: Files) -> None:
+    config = _trust_directory(files, "agreeing", DOCTOR_ID)
+    result = relay_verify("--config", str(config), "--at", "2026-06-01T12:00:00Z", "--json", files["rsa.eml"], files["revoked.eml"])
+    assert result.returncode == 1, result.stderr
+    assert [l["code"] for l in _json_lines(result)] == ["ok", "certificate-revoked"]
+
+
+def test_config_directory_mismatch(files: Files) -> None:
+    config = _trust_directory(files, "disagreeing", "810009999999")
+    result = relay_verify("--config", str(config), "--at", "2026-06-01T12:00:00Z", "--json", files["rsa.eml"])
+    assert result.returncode == 1, result.stderr
+    [line] = _json_lines(result)
+    assert line["code"] == "directory-mismatch"
+    assert line["signer"]["national_id"] == DOCTOR_ID
+
+
+def test_config_sender_domain_without_a_rule(files: Files) -> None:
+    config = _trust_directory(files, "no-rule", DOCTOR_ID)
+    result = relay_verify("--config", str(config), "--at", "2026-06-01T12:00:00Z", "--json", files["org.eml"])
+    assert result.returncode == 1
+    assert _json_lines(result)[0]["code"] == "untrusted-issuer"
+
+
+def test_config_missing(files: Files) -> None:
+    _assert_usage_error(relay_verify("--config", str(files.dir / "nowhere.toml"), files["rsa.eml"]), "nowhere.toml")
+
+
+def test_config_broken(files: Files) -> None:
+    config = _trust_directory(files, "broken", DOCTOR_ID)
+    (config.parent / "trust" / "domains.toml").write_text('[domain."medecin.mssante.fr"]\nsigner_bundles = ["nosuch"]\n')
+    result = relay_verify("--config", str(config), files["rsa.eml"])
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "nosuch" in result.stderr
