@@ -268,7 +268,9 @@ def _crlf(text: bytes) -> bytes:
     return text.replace(CRLF, b"\n").replace(b"\n", CRLF)
 
 
-def sign_openssl_der(entity: bytes, *signers: SigningKey, md: str = "sha256", detached: bool = True) -> bytes:
+def sign_openssl_der(
+    entity: bytes, *signers: SigningKey, md: str = "sha256", detached: bool = True, keyid: bool = False
+) -> bytes:
     """The bare DER SignedData openssl makes over exact bytes, one SignerInfo per
     signer (for building layouts no client would send)."""
     with _workdir() as where:
@@ -283,6 +285,8 @@ def sign_openssl_der(entity: bytes, *signers: SigningKey, md: str = "sha256", de
                 argv += ["-certfile", str(chain)]
         if not detached:
             argv.append("-nodetach")
+        if keyid:
+            argv.append("-keyid")
         return _run(argv)
 
 
