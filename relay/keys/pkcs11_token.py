@@ -114,6 +114,10 @@ class Pkcs11Token:
                     f"token {self.label!r} still unusable after re-login: {_describe(second.cause)}",
                 ) from None
 
+    def mechanisms(self) -> frozenset[Any]:
+        """The mechanisms the token's slot offers."""
+        return self.run(lambda pooled: frozenset(pooled.session.token.slot.get_mechanisms()))
+
     @contextmanager
     def write_session(self) -> Iterator[Any]:
         """A read-write session under the shared login, for importing objects."""

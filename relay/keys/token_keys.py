@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
+
+from asn1crypto import algos, core
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -29,36 +32,63 @@ def load_token_key(token: Pkcs11Token, key: KeyConfig) -> SigningKey:
     a mislabelled object is found at start-up, not by the peers' verifiers."""
     certificate, chain = token.run(lambda pooled: _certificates(pooled, key.label))
     scheme = default_scheme(certificate.public_key(), key.rsa_pss)
-    signing_key = SigningKey(certificate, chain, scheme, token_signer(token, key.label, scheme))
+    plan = mechanism_plan(scheme, token.mechanisms())
+    signing_key = SigningKey(certificate, chain, scheme, token_signer(token, key.label, plan))
     _check_pair(signing_key, key.label)
     return signing_key
 
 
-def token_signer(token: Pkcs11Token, label: str, scheme: SignatureScheme) -> SignFunction:
-    """sign(data) through the token: SHA-256 inside the mechanism for RSA, outside for ECDSA."""
+@dataclass(frozen=True, slots=True)
+class MechanismPlan:
+    """How one scheme maps onto what the token offers."""
 
-    def operation(data: bytes) -> Any:
-        return lambda pooled: _sign_in_session(pooled, label, scheme, data)
+    mechanism: Mechanism
+    param: tuple[Any, ...] | None = None
+    hash_outside: bool = False  # the token signs a SHA-256 digest computed here
+    digest_info: bool = False  # CKM_RSA_PKCS: the digest wrapped in a DER DigestInfo first
+    raw_ecdsa: bool = False  # the token returns r||s, CMS wants the DER Ecdsa-Sig-Value
+
+
+_PSS_PARAM = (Mechanism.SHA256, MGF.SHA256, PSS_SALT_LENGTH)
+
+
+def mechanism_plan(scheme: SignatureScheme, available: frozenset[Mechanism]) -> MechanismPlan:
+    """The combined hash-and-sign mechanism when the token has it, else the raw one over our digest
+    (some vendor modules only offer CKM_RSA_PKCS / CKM_RSA_PKCS_PSS)."""
+    if scheme is SignatureScheme.ECDSA:
+        return MechanismPlan(Mechanism.ECDSA, hash_outside=True, raw_ecdsa=True)
+    if scheme is SignatureScheme.RSA_PSS:
+        if Mechanism.SHA256_RSA_PKCS_PSS in available or Mechanism.RSA_PKCS_PSS not in available:
+            return MechanismPlan(Mechanism.SHA256_RSA_PKCS_PSS, _PSS_PARAM)
+        return MechanismPlan(Mechanism.RSA_PKCS_PSS, _PSS_PARAM, hash_outside=True)
+    if Mechanism.SHA256_RSA_PKCS in available or Mechanism.RSA_PKCS not in available:
+        return MechanismPlan(Mechanism.SHA256_RSA_PKCS)
+    return MechanismPlan(Mechanism.RSA_PKCS, hash_outside=True, digest_info=True)
+
+
+def token_signer(token: Pkcs11Token, label: str, plan: MechanismPlan) -> SignFunction:
+    """sign(data) through the token, following the plan."""
 
     def sign(data: bytes) -> bytes:
+        payload = _payload(plan, data)
         try:
-            return token.run(operation(data))
+            raw = token.run(lambda pooled: pooled.private_key(label).sign(
+                payload, mechanism=plan.mechanism, mechanism_param=plan.param
+            ))
         except p11.PKCS11Error as error:
             raise as_key_error(error, f"signing with {label!r} on token {token.label!r}") from None
+        return encode_ecdsa_signature(raw) if plan.raw_ecdsa else raw
 
     return sign
 
 
-def _sign_in_session(pooled: PooledSession, label: str, scheme: SignatureScheme, data: bytes) -> bytes:
-    key = pooled.private_key(label)
-    if scheme is SignatureScheme.ECDSA:
-        # CKM_ECDSA signs a digest and returns raw r||s; CMS wants the DER Ecdsa-Sig-Value.
-        raw = key.sign(hashlib.sha256(data).digest(), mechanism=Mechanism.ECDSA)
-        return encode_ecdsa_signature(raw)
-    if scheme is SignatureScheme.RSA_PSS:
-        params = (Mechanism.SHA256, MGF.SHA256, PSS_SALT_LENGTH)
-        return key.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS_PSS, mechanism_param=params)
-    return key.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS)
+def _payload(plan: MechanismPlan, data: bytes) -> bytes:
+    if not plan.hash_outside:
+        return data
+    digest = hashlib.sha256(data).digest()
+    if plan.digest_info:
+        return algos.DigestInfo({"digest_algorithm": {"algorithm": "sha256", "parameters": core.Null()}, "digest": digest}).dump()
+    return digest
 
 
 def _certificates(pooled: PooledSession, label: str) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:

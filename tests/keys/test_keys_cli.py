@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from keys_support import EC_TOKEN, KEY_LABEL, MESSAGE, PIN_ENV, RSA_TOKEN, SPARE_TOKEN, openssl_verify, relay_keys
@@ -94,3 +98,23 @@ def test_a_wrong_pkcs12_password_is_a_clear_error(hsm, pki, tmp_path):
     not_p12.write_bytes(b"\x30\x03\x02\x01\x00 not a pkcs12")
     done = relay_keys(hsm.env, "import", "--token", SPARE_TOKEN, "--pin-env", PIN_ENV, "--p12", str(not_p12), "--label", "never")
     assert done.returncode == 2 and "import-failed" in _no_traceback(done)
+
+
+def test_relay_verify_accepts_what_relay_keys_signed(hsm, pki, tmp_path):
+    unsigned = tmp_path / "unsigned.eml"
+    unsigned.write_bytes(MESSAGE)
+    signed = tmp_path / "signed.eml"
+    relay_keys(hsm.env, "sign", "--token", RSA_TOKEN, "--pin-env", PIN_ENV, "--label", KEY_LABEL, "--out", str(signed), str(unsigned), check=True)
+    files = {}
+    for name, data in (("root.pem", pki.root.cert_pem), ("ca.pem", pki.ca.cert_pem),
+                       ("root.crl", devpki.crl_pem(devpki.make_crl(pki.root))), ("ca.crl", devpki.crl_pem(devpki.make_crl(pki.ca)))):
+        files[name] = tmp_path / name
+        files[name].write_bytes(data)
+    done = subprocess.run(
+        [sys.executable, "-m", "relay", "verify", "--anchor", str(files["root.pem"]), "--intermediate", str(files["ca.pem"]),
+         "--crl", str(files["root.crl"]), "--crl", str(files["ca.crl"]), "--no-require-professional", "--allow-org-certs",
+         "--json", str(signed)],
+        env=hsm.env, capture_output=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert json.loads(done.stdout)["code"] == "ok"

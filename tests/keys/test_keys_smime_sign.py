@@ -160,3 +160,15 @@ def test_any_body_yields_a_valid_signature_over_the_exact_part(pki, lines, subje
     signed = sign_message(raw, key, SIGNING_TIME)
     _verify_in_process(signed, key)
     assert split_signed(signed).content.isascii()
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.one_of(st.binary(max_size=400), st.builds(lambda h, b: h + b"\r\n\r\n" + b, st.binary(max_size=120), st.binary(max_size=200))))
+def test_arbitrary_input_is_signed_or_refused_as_malformed(pki, raw):
+    key = software_key(pki.ec.key, pki.ec.cert)
+    try:
+        signed = sign_message(raw, key, SIGNING_TIME)
+    except Rejection as refusal:
+        assert refusal.reason is Reason.MALFORMED
+        return
+    _verify_in_process(signed, key)

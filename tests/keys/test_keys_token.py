@@ -11,7 +11,7 @@ from asn1crypto import cms
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives import serialization
-from pkcs11 import Attribute, ObjectClass
+from pkcs11 import Attribute, Mechanism, ObjectClass
 from pkcs11.util.rsa import decode_rsa_private_key
 from pkcs11.util.x509 import decode_x509_certificate
 
@@ -19,12 +19,12 @@ from keys_support import (
     EC_TOKEN, KEY_LABEL, MESSAGE, PIN_ENV, RSA_TOKEN, SIGNING_TIME, openssl_verify, split_signed,
 )
 from relay import devpki
-from relay.core.smime_sign import PSS_SALT_LENGTH, SignatureScheme, sign_message
+from relay.core.smime_sign import PSS_SALT_LENGTH, SignatureScheme, SigningKey, sign_message
 from relay.keys.config import SOFTHSM2_MODULE, KeyConfig, TokenConfig
 from relay.keys.errors import KeyErrorCode, KeyStoreError
 from relay.keys.pin import PinSource
 from relay.keys.pkcs11_token import Pkcs11Token
-from relay.keys.token_keys import load_token_key
+from relay.keys.token_keys import load_token_key, mechanism_plan, token_signer
 
 
 @pytest.fixture
@@ -184,3 +184,27 @@ def test_signed_messages_from_threads_all_verify_with_openssl(hsm, pki):
     for signed in messages:
         assert openssl_verify(signed, pki.ca_file).returncode == 0
         assert cms.ContentInfo.load(split_signed(signed).signature)["content"]["signer_infos"][0]["signature_algorithm"]["algorithm"].native == "sha256_ecdsa"
+
+
+_RAW_ONLY = frozenset({Mechanism.RSA_PKCS, Mechanism.RSA_PKCS_PSS, Mechanism.ECDSA})
+
+
+def test_combined_mechanisms_are_preferred_when_offered(rsa_token):
+    offered = rsa_token.mechanisms()
+    assert mechanism_plan(SignatureScheme.RSA_PKCS1V15, offered).mechanism is Mechanism.SHA256_RSA_PKCS
+    assert mechanism_plan(SignatureScheme.RSA_PSS, offered).mechanism is Mechanism.SHA256_RSA_PKCS_PSS
+    assert mechanism_plan(SignatureScheme.RSA_PKCS1V15, _RAW_ONLY).mechanism is Mechanism.RSA_PKCS
+
+
+@pytest.mark.parametrize("pss", [False, True])
+def test_raw_rsa_mechanisms_of_vendor_modules_give_the_same_valid_signatures(rsa_token, pki, gpgsm_verify, pss):
+    """A module offering only CKM_RSA_PKCS / CKM_RSA_PKCS_PSS: the digest (in a DigestInfo) is made here."""
+    scheme = SignatureScheme.RSA_PSS if pss else SignatureScheme.RSA_PKCS1V15
+    plan = mechanism_plan(scheme, _RAW_ONLY)
+    assert plan.hash_outside
+    key = SigningKey(pki.rsa.cert, (pki.ca.cert,), scheme, token_signer(rsa_token, KEY_LABEL, plan))
+    assert _verifies(key, b"raw mechanism", key.sign(b"raw mechanism"))
+    signed = sign_message(MESSAGE, key, SIGNING_TIME)
+    assert openssl_verify(signed, pki.ca_file).returncode == 0
+    gpgsm = gpgsm_verify(signed)
+    assert gpgsm.returncode == 0 and b"Good signature" in gpgsm.stderr
