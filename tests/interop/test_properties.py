@@ -82,6 +82,15 @@ def test_random_mime_skeletons_yield_a_verdict(pki: Pki, lines: list[bytes]) -> 
     assert _verdict(pki, b"\r\n".join(lines)).decision is Decision.REJECT
 
 
+@pytest.mark.parametrize("case", SUPPORTED, ids=lambda c: c.id)
+@given(data=st.data())
+@PER_CASE
+def test_mutations_anywhere_yield_a_verdict(case: EngineCase, signatory: Signatory, pki: Pki, data: st.DataObject) -> None:
+    signed = signatory.sign(case)
+    mutation = data.draw(mutations(0, len(signed)))
+    _verdict(pki, mutation.apply(signed))
+
+
 @pytest.mark.parametrize("case", DETACHED, ids=lambda c: c.id)
 @given(data=st.data())
 @PER_CASE
