@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from relay import devpki
 from relay.core.smime_decrypt import DecryptionKey
+from relay.keys import decrypt as keys_decrypt
 
 NOW = dt.datetime(2026, 6, 1, 9, 30, tzinfo=dt.timezone.utc)
 SENDER = "secretariat.cardio@hopital-test.mssante.fr"
@@ -43,9 +44,8 @@ class CryptPki:
 
 
 def software_decryption_key(issued: devpki.Issued) -> DecryptionKey:
-    key = issued.key
-    assert isinstance(key, rsa.RSAPrivateKey)
-    return DecryptionKey(issued.cert, lambda encrypted, transport: key.decrypt(encrypted, transport.padding()))
+    assert isinstance(issued.key, rsa.RSAPrivateKey)
+    return keys_decrypt.software_decryption_key(issued.key, issued.cert)
 
 
 @pytest.fixture(scope="session")
