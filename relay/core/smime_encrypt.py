@@ -13,8 +13,9 @@ defaults to the operating system's generator, so a test can pin them.
 
 from __future__ import annotations
 
-import os
 import datetime as dt
+import functools
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Callable, Sequence
@@ -153,18 +154,30 @@ def _recipient_info(recipient: Recipient, key: bytes) -> cms.RecipientInfo:
     public = recipient.certificate.public_key()
     if not isinstance(public, rsa.RSAPublicKey):
         raise ValueError("only RSA recipient certificates are supported for key transport")
-    cert = asn1_x509.Certificate.load(recipient.certificate.public_bytes(Encoding.DER))
     ktri = cms.KeyTransRecipientInfo(
         {
             "version": "v0",  # issuerAndSerialNumber (RFC 5652 §6.2.1)
-            "rid": cms.RecipientIdentifier(
-                {"issuer_and_serial_number": {"issuer": cert.issuer, "serial_number": cert.serial_number}}
-            ),
-            "key_encryption_algorithm": recipient.transport.algorithm(),
+            "rid": cms.RecipientIdentifier.load(_recipient_identifier(recipient.certificate.public_bytes(Encoding.DER))),
+            "key_encryption_algorithm": cms.KeyEncryptionAlgorithm.load(_transport_algorithm(recipient.transport)),
             "encrypted_key": public.encrypt(key, recipient.transport.padding()),
         }
     )
     return cms.RecipientInfo({"ktri": ktri})
+
+
+# The constant parts are encoded once: building asn1crypto values from dicts
+# costs more than the RSA encryption itself.
+@functools.lru_cache(maxsize=1024)
+def _recipient_identifier(certificate_der: bytes) -> bytes:
+    cert = asn1_x509.Certificate.load(certificate_der)
+    return cms.RecipientIdentifier(
+        {"issuer_and_serial_number": {"issuer": cert.issuer, "serial_number": cert.serial_number}}
+    ).dump()
+
+
+@functools.cache
+def _transport_algorithm(transport: KeyTransport) -> bytes:
+    return transport.algorithm().dump()
 
 
 def _enveloped(
