@@ -101,7 +101,7 @@ def decrypt_message(
     root = read_entity(data, 0, len(data), 0, limits)
     envelope = read_envelope(_base64_body(data, root, "S/MIME envelope"))
     expected = _envelope_kind(root)
-    if expected not in (None, envelope.content_type):
+    if expected and expected != envelope.content_type:
         raise Rejection(Reason.MALFORMED, "smime-type differs from the CMS content type")
     entity, key, transport = open_envelope(envelope, keys, random_bytes)
     return Decrypted(_rebuild(data[: root.body_start], entity, limits), entity, envelope.cipher, transport, key.certificate)

@@ -6,6 +6,9 @@ import base64
 
 import pytest
 from asn1crypto import cms
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +16,7 @@ from crypt_support import MESSAGE, openssl, software_decryption_key
 from relay.core.errors import Rejection
 from relay.core.reasons import Reason
 from relay.core.smime_decrypt import DecryptionKey, decrypt_message, is_encrypted, open_envelope, read_envelope
-from relay.core.smime_encrypt import PKCS1V15, ContentCipher, Recipient, TransportScheme, encrypt_message
+from relay.core.smime_encrypt import OAEP_SHA256, PKCS1V15, ContentCipher, GcmParameters, Recipient, TransportScheme, encrypt_message
 
 PLAIN = (
     b"From: Secretariat <secretariat.cardio@hopital-test.mssante.fr>\n"
@@ -251,3 +254,47 @@ def test_mutated_envelopes_only_ever_raise_rejection(crypt_pki, sample, data):
         assert rejection.reason in (Reason.MALFORMED, Reason.WEAK_ALGORITHM)
     else:
         assert decrypted.entity.startswith(b"Content-Type: text/plain")  # only mutations outside what is authenticated
+
+
+def test_an_envelope_without_smime_type_is_known_by_its_name(crypt_pki):
+    encrypted = openssl_encrypt(crypt_pki.files, ["-aes256"])
+    assert b"smime-type=enveloped-data; " in encrypted
+    untyped = encrypted.replace(b"smime-type=enveloped-data; ", b"")
+    assert is_encrypted(untyped)
+    assert decrypt_message(untyped, [software_decryption_key(crypt_pki.recipient)]).entity.endswith(b"14 g/dL\r\n")
+
+
+def test_authenticated_attributes_are_additional_data(crypt_pki):
+    """RFC 5083 §2.1: authAttrs, DER-encoded as a SET OF, are GCM's additional data."""
+    key, nonce, entity = bytes(range(32)), bytes(12), b"Content-Type: text/plain\r\n\r\nsigned off\r\n"
+    attrs = cms.CMSAttributes([{"type": "content_type", "values": ["data"]}])
+    sealed = AESGCM(key).encrypt(nonce, entity, attrs.dump())
+    cert = asn1_x509.Certificate.load(crypt_pki.recipient.cert.public_bytes(Encoding.DER))
+    ktri = {
+        "version": "v0",
+        "rid": {"issuer_and_serial_number": {"issuer": cert.issuer, "serial_number": cert.serial_number}},
+        "key_encryption_algorithm": OAEP_SHA256.algorithm(),
+        "encrypted_key": crypt_pki.recipient.cert.public_key().encrypt(key, OAEP_SHA256.padding()),
+    }
+
+    def envelope(mac: bytes) -> bytes:
+        data = cms.AuthEnvelopedData({
+            "version": "v0",
+            "recipient_infos": [cms.RecipientInfo({"ktri": ktri})],
+            "auth_encrypted_content_info": {
+                "content_type": "data",
+                "content_encryption_algorithm": {
+                    "algorithm": "aes256_gcm", "parameters": GcmParameters({"aes_nonce": nonce, "aes_icvlen": 16}),
+                },
+                "encrypted_content": sealed[:-16],
+            },
+            "auth_attrs": attrs,
+            "mac": mac,
+        })
+        return cms.ContentInfo({"content_type": "authenticated_enveloped_data", "content": data}).dump()
+
+    keys = [software_decryption_key(crypt_pki.recipient)]
+    content, _, _ = open_envelope(read_envelope(envelope(sealed[-16:])), keys)
+    assert content == entity
+    with pytest.raises(Rejection, match="cannot be decrypted"):
+        open_envelope(read_envelope(envelope(bytes(16))), keys)
