@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-PACKAGES="python3 python3-venv python3-dev gcc openssl gpgsm gnupg libnss3-tools swaks msmtp softhsm2 opensc postfix haproxy faketime ca-certificates"
+PACKAGES="python3 python3-venv python3-dev gcc openssl gpgsm gnupg libnss3-tools swaks msmtp softhsm2 opensc postfix haproxy faketime systemd ca-certificates"
 
 install_system_packages() {
     missing=""

@@ -61,6 +61,7 @@ class SignerSpec:
     keep_order: bool = False  # encode attrs in the given order, not DER-sorted
     sid: str = "issuer_serial"  # or "ski"
     ski: bytes | None = None  # the subjectKeyIdentifier to state
+    printable_issuer: bool = False  # state the issuer with PrintableStrings: same name, other bytes
     corrupt: bool = False  # flip a bit of the signature
 
 
@@ -92,8 +93,13 @@ def signed_data(
     *,
     econtent: bytes | None = None,
     content_type: str = ID_DATA,
+    encap_der: bytes | None = None,
 ) -> bytes:
-    """A ContentInfo; certificates are cryptography certificates or raw DER bytes."""
+    """A ContentInfo; certificates are cryptography certificates or raw DER bytes.
+
+    encap_der replaces the EncapsulatedContentInfo with BER made elsewhere
+    (see chunked_encap); the enclosing structures then use indefinite lengths.
+    """
     encap: dict[str, Any] = {"content_type": content_type}
     if econtent is not None:
         encap["content"] = econtent
@@ -101,12 +107,23 @@ def signed_data(
     signed: dict[str, Any] = {
         "version": "v1",
         "digest_algorithms": [{"algorithm": d} for d in sorted(digests)],
-        "encap_content_info": cms.ContentInfo.load(_OpaqueEncap(encap).dump()),  # asn1crypto types this field so
+        # asn1crypto types this field as a ContentInfo
+        "encap_content_info": cms.ContentInfo.load(_OpaqueEncap(encap).dump()),
         "signer_infos": list(infos),
     }
     if certificates:
         signed["certificates"] = [_certificate(c) for c in certificates]
+    if encap_der is not None:
+        return _with_encap(cms.SignedData(signed), encap_der)
     return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed)}).dump()
+
+
+def _with_encap(signed: cms.SignedData, encap_der: bytes) -> bytes:
+    # asn1crypto re-encodes whatever it dumps as DER, so BER is assembled by hand.
+    fields = [signed[name].dump() for name in ("version", "digest_algorithms")]
+    fields += [encap_der] + [signed[name].dump() for name in ("certificates", "signer_infos")]
+    body = b"\x30\x80" + b"".join(fields) + b"\x00\x00"
+    return b"\x30\x80" + core.ObjectIdentifier(ID_SIGNED_DATA).dump() + b"\xa0\x80" + body + b"\x00\x00\x00\x00"
 
 
 def sign(content: bytes, spec: SignerSpec, *, detached: bool = True, extra_certs: Sequence[Any] = ()) -> bytes:
@@ -122,6 +139,19 @@ class _OpaqueEncap(core.Sequence):
         ("content_type", cms.ContentType),
         ("content", core.OctetString, {"explicit": 0, "optional": True}),
     ]
+
+
+def chunked_encap(content: bytes, chunk_size: int, *, nest: bool = False) -> bytes:
+    """A BER EncapsulatedContentInfo whose eContent is an indefinite-length constructed
+    OCTET STRING of chunk_size pieces, as streaming engines emit; nest wraps every
+    other chunk in a constructed string of its own."""
+    chunks = []
+    for i, at in enumerate(range(0, len(content), chunk_size)):
+        piece = core.OctetString(content[at : at + chunk_size]).dump()
+        chunks.append(b"\x24\x80" + piece + b"\x00\x00" if nest and i % 2 else piece)
+    econtent = b"\x24\x80" + b"".join(chunks) + b"\x00\x00"
+    oid = core.ObjectIdentifier(ID_DATA).dump()
+    return b"\x30\x80" + oid + b"\xa0\x80" + econtent + b"\x00\x00" + b"\x00\x00"
 
 
 def _in_order(attrs: Sequence[dict[str, Any]]) -> cms.CMSAttributes:
@@ -141,9 +171,8 @@ def _sid(spec: SignerSpec) -> cms.SignerIdentifier:
     cert = asn1_x509.Certificate.load(spec.signer.cert.public_bytes(serialization.Encoding.DER))
     if spec.sid == "ski":
         return cms.SignerIdentifier({"subject_key_identifier": spec.ski or cert.key_identifier})
-    return cms.SignerIdentifier(
-        {"issuer_and_serial_number": {"issuer": cert.issuer, "serial_number": cert.serial_number}}
-    )
+    issuer = asn1_x509.Name.build(cert.issuer.native, use_printable=True) if spec.printable_issuer else cert.issuer
+    return cms.SignerIdentifier({"issuer_and_serial_number": {"issuer": issuer, "serial_number": cert.serial_number}})
 
 
 def _signature_algorithm(spec: SignerSpec) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from ..trust.config import DEFAULT_CONFIG
 from ..trust.loader import ConfigError, Loaded, load_directory
@@ -20,16 +21,36 @@ def run(args: argparse.Namespace) -> int:
     try:
         loaded = load_directory(args.config)
     except ConfigError as error:
-        for problem in error.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        for warning in error.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        print(f"{args.config}: INVALID ({len(error.problems)} problem(s))", file=sys.stderr)
-        return 1
+        return _invalid(args.config, error.problems, error.warnings)
+    service_problems = _service_problems(loaded)
+    if service_problems:
+        return _invalid(args.config, service_problems, loaded.warnings)
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(summary(loaded))
     return 0
+
+
+def _invalid(config: Path, problems: Sequence[str], warnings: Sequence[str]) -> int:
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{config}: INVALID ({len(problems)} problem(s))", file=sys.stderr)
+    return 1
+
+
+def _service_problems(loaded: Loaded) -> list[str]:
+    """The SMTP service's sections, checked by the service's own reader."""
+    if not loaded.config.has_service_sections():
+        return []
+    from ..smtp.config import ConfigError as ServiceConfigError, parse_service_config
+
+    try:
+        parse_service_config(loaded.config.source.data, loaded.config.path)
+    except ServiceConfigError as error:
+        return [str(error)]
+    return []
 
 
 def summary(loaded: Loaded) -> str:

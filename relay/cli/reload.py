@@ -1,4 +1,8 @@
-"""relay reload: check the trust directory, then ask the running service to reload it (SIGHUP)."""
+"""relay reload: check the trust directory, then ask the running service to reload it.
+
+The service writes its pid to the file named by relay.toml's top-level
+`pid_file` and reloads its trust snapshot on SIGHUP.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print("not reloading: the service keeps its current trust", file=sys.stderr)
         return 1
-    pid = _read_pid(pid_file(loaded.config.path, loaded.config.section("service")))
+    if loaded.config.pid_file is None:
+        raise UsageError(f"{args.config}: pid_file is not set: cannot find the running service")
+    pid = _read_pid(loaded.config.pid_file)
     try:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
@@ -36,14 +42,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"not allowed to signal process {pid}") from None
     print(f"sent SIGHUP to {pid}: the service reloads version {loaded.snapshot.version}")
     return 0
-
-
-def pid_file(config_path: Path, service: dict) -> Path:
-    """[service] pid_file, relative to relay.toml."""
-    name = service.get("pid_file")
-    if not isinstance(name, str) or not name:
-        raise UsageError(f"{config_path}: [service] pid_file is not set: cannot find the running service")
-    return config_path.parent / name
 
 
 def _read_pid(path: Path) -> int:

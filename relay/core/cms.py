@@ -26,16 +26,15 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from . import algorithms
+from . import cms_asn1 as asn1
 from .algorithms import Digest, Scheme
+from .cms_asn1 import ID_DATA, ID_SIGNED_DATA
 from .errors import Rejection
 from .reasons import Reason
 
-ID_DATA = "1.2.840.113549.1.7.1"
-ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 _ATTR_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 _ATTR_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 _ATTR_SIGNING_TIME = "1.2.840.113549.1.9.5"
-_SINGLE_VALUED = (_ATTR_CONTENT_TYPE, _ATTR_MESSAGE_DIGEST, _ATTR_SIGNING_TIME)
 
 # asn1crypto parses lazily and reports any encoding fault with one of these.
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError)
@@ -64,7 +63,7 @@ def verify_signed_data(der: bytes, detached_content: bytes | None) -> SignedData
     for info, entry in verified:
         weakness = info.scheme.weakness(entry.public_key) if info.scheme else None
         if weakness:
-            raise Rejection(Reason.WEAK_ALGORITHM, f"signer {entry.certificate.subject.rfc4514_string()}: {weakness}")
+            raise Rejection(Reason.WEAK_ALGORITHM, f"signer serial {entry.serial:x}: {weakness}")
     return SignedData(
         content=structure.content,
         signers=tuple(_signer(info, entry) for info, entry in verified),
@@ -78,6 +77,7 @@ def verify_signed_data(der: bytes, detached_content: bytes | None) -> SignedData
 @dataclass(frozen=True, slots=True)
 class _IssuerSerial:
     issuer: asn1_x509.Name
+    issuer_der: bytes
     serial: int
 
 
@@ -130,14 +130,14 @@ def _read(der: bytes, detached_content: bytes | None) -> _Structure:
 
 
 def _read_structure(der: bytes, detached_content: bytes | None) -> _Structure:
-    info = asn1_cms.ContentInfo.load(der, strict=True)
-    if info["content_type"].dotted != ID_SIGNED_DATA:
-        raise Rejection(Reason.MALFORMED, f"content type {info['content_type'].dotted} is not id-signedData")
+    info = asn1.ContentInfo.load(der, strict=True)
+    if asn1.dotted(info["content_type"]) != ID_SIGNED_DATA:
+        raise Rejection(Reason.MALFORMED, f"content type {asn1.dotted(info['content_type'])} is not id-signedData")
     signed = info["content"]
-    if not isinstance(signed, asn1_cms.SignedData):
+    if not isinstance(signed, asn1.SignedData):
         raise Rejection(Reason.MALFORMED, "id-signedData without SignedData")
-    encap = _EncapsulatedContent.load(signed["encap_content_info"].dump())
-    content_type = encap["content_type"].dotted
+    encap = signed["encap_content_info"]
+    content_type = asn1.dotted(encap["content_type"])
     content = _content(encap["content"], detached_content)
     infos = tuple(_read_signer_info(si, content_type) for si in signed["signer_infos"])
     if not infos:
@@ -152,48 +152,11 @@ def _content(econtent: Any, detached_content: bytes | None) -> bytes:
         return detached_content
     if detached_content is not None:
         raise Rejection(Reason.MALFORMED, "eContent present beside a detached content")
-    return _octets(econtent)
+    return asn1.octets(econtent)
 
 
-class _EncapsulatedContent(core.Sequence):
-    """EncapsulatedContentInfo with eContent kept opaque.
-
-    asn1crypto's own class parses eContent by its type (a nested SignedData,
-    a TSTInfo...), which is not ours to judge here and would read the whole
-    content a second time.
-    """
-
-    _fields = [
-        ("content_type", asn1_cms.ContentType),
-        ("content", core.ParsableOctetString, {"explicit": 0, "optional": True}),
-    ]
-
-
-class _Chunks(core.SequenceOf):
-    _child_spec = core.OctetString
-
-
-def _octets(value: core.OctetString | core.ParsableOctetString) -> bytes:
-    """The octets of a primitive, or BER constructed (chunked), OCTET STRING."""
-    if not value._indefinite:  # asn1crypto's flag for a constructed string
-        return value.contents or b""
-    chunks: list[bytes] = []
-    _collect_chunks(value, chunks, depth=0)
-    return b"".join(chunks)  # a single copy: asn1crypto's own merge is quadratic in the chunk count
-
-
-def _collect_chunks(value: core.OctetString | core.ParsableOctetString, chunks: list[bytes], depth: int) -> None:
-    if depth > 8:
-        raise Rejection(Reason.MALFORMED, "OCTET STRING chunks nested too deep")
-    for chunk in _Chunks.load(_with_header(0x30, value.contents or b"")):
-        if chunk._indefinite:
-            _collect_chunks(chunk, chunks, depth + 1)
-        else:
-            chunks.append(chunk.contents or b"")
-
-
-def _read_signer_info(si: asn1_cms.SignerInfo, content_type: str) -> _SignerInfo:
-    digest_oid = si["digest_algorithm"]["algorithm"].dotted
+def _read_signer_info(si: asn1.SignerInfo, content_type: str) -> _SignerInfo:
+    digest_oid = asn1.dotted(si["digest_algorithm"]["algorithm"])
     scheme: Scheme | None = None
     unsupported: Rejection | None = None
     try:
@@ -213,8 +176,17 @@ def _read_signer_info(si: asn1_cms.SignerInfo, content_type: str) -> _SignerInfo
 
 def _sid(sid: asn1_cms.SignerIdentifier) -> _IssuerSerial | bytes:
     if sid.name == "issuer_and_serial_number":
-        return _IssuerSerial(sid.chosen["issuer"], sid.chosen["serial_number"].native)
+        issuer = sid.chosen["issuer"]
+        return _IssuerSerial(issuer, issuer.dump(), sid.chosen["serial_number"].native)
     return sid.chosen.native
+
+
+# What each single-valued attribute (RFC 5652 §11) holds.
+_ATTRIBUTE_SPECS = {
+    _ATTR_CONTENT_TYPE: core.ObjectIdentifier,
+    _ATTR_MESSAGE_DIGEST: core.OctetString,
+    _ATTR_SIGNING_TIME: asn1_cms.Time,
+}
 
 
 def _signed_attributes(attrs: Any, content_type: str) -> _SignedAttributes | None:
@@ -226,32 +198,24 @@ def _signed_attributes(attrs: Any, content_type: str) -> _SignedAttributes | Non
         return None
     found: dict[str, Any] = {}
     for attr in attrs:
-        kind = attr["type"].dotted
-        if kind not in _SINGLE_VALUED:
+        kind = asn1.dotted(attr["type"])
+        if kind not in _ATTRIBUTE_SPECS:
             continue
-        if kind in found or len(attr["values"]) != 1:
+        values = attr["values"]
+        if kind in found or len(values) != 1:
             raise Rejection(Reason.MALFORMED, f"signed attribute {kind} must occur once with one value")
-        found[kind] = attr["values"][0]
+        found[kind] = values[0].parse(_ATTRIBUTE_SPECS[kind])
     if _ATTR_CONTENT_TYPE not in found or _ATTR_MESSAGE_DIGEST not in found:
         raise Rejection(Reason.MALFORMED, "signed attributes lack contentType or messageDigest")
-    if found[_ATTR_CONTENT_TYPE].dotted != content_type:
+    if asn1.dotted(found[_ATTR_CONTENT_TYPE]) != content_type:
         raise Rejection(Reason.MALFORMED, "contentType attribute differs from eContentType")
     return _SignedAttributes(
         # RFC 5652 §5.4: the signature covers the SET OF with its universal
         # tag, not the [0] IMPLICIT as sent; the contents stay byte for byte.
-        der=_with_header(0x31, attrs.contents or b""),
+        der=asn1.with_header(0x31, attrs.contents or b""),
         message_digest=found[_ATTR_MESSAGE_DIGEST].native,
         signing_time=_signing_time(found.get(_ATTR_SIGNING_TIME)),
     )
-
-
-def _with_header(tag: int, contents: bytes) -> bytes:
-    """A definite-length DER header for contents, then the contents as they are."""
-    size = len(contents)
-    if size < 0x80:
-        return bytes([tag, size]) + contents
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(length)]) + length + contents
 
 
 def _signing_time(value: Any) -> dt.datetime | None:
@@ -266,7 +230,12 @@ def _signing_time(value: Any) -> dt.datetime | None:
 def _certificates(choices: Any) -> tuple[_CertEntry, ...]:
     if isinstance(choices, core.Void):
         return ()
-    return tuple(_load_certificate(c.chosen.dump()) for c in choices if c.name == "certificate")
+    # Attribute certificates and other formats say nothing about signers: skipped.
+    return tuple(_load_certificate(choice.dump()) for choice in choices if asn1.is_certificate(choice))
+
+
+# cryptography parses names and extensions on first use; these are its refusals.
+_CERTIFICATE_ERRORS = (x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 
 
 @lru_cache(maxsize=512)
@@ -274,11 +243,14 @@ def _load_certificate(der: bytes) -> _CertEntry:
     """Parse once per distinct certificate; a pure function of its bytes, so safe to share."""
     try:
         certificate = x509.load_der_x509_certificate(der)
+        # Read now what later steps read, so that a certificate that cannot
+        # be understood is refused here, once, as malformed.
+        certificate.subject.rfc4514_string(), certificate.issuer.rfc4514_string(), certificate.extensions
         parsed = asn1_x509.Certificate.load(der, strict=True)
         tbs = parsed["tbs_certificate"]
         key_id = parsed.key_identifier or parsed.public_key.sha1
         return _CertEntry(certificate, tbs["issuer"], tbs["issuer"].dump(), tbs["serial_number"].native, key_id)
-    except (*_DECODE_ERRORS, x509.InvalidVersion) as exc:
+    except (*_DECODE_ERRORS, *_CERTIFICATE_ERRORS) as exc:
         raise Rejection(Reason.MALFORMED, f"undecodable certificate in the signature: {exc}") from None
 
 
@@ -327,14 +299,23 @@ def _matches(sid: _IssuerSerial | bytes, entry: _CertEntry) -> bool:
         return sid == entry.key_id
     if sid.serial != entry.serial:
         return False
-    # Same bytes is the usual case; otherwise compare as RFC 5280 §7.1 names.
-    return sid.issuer.dump() == entry.issuer_der or sid.issuer == entry.issuer
+    if sid.issuer_der == entry.issuer_der:
+        return True
+    # Otherwise compare as RFC 5280 §7.1 names (case and space folding).
+    try:
+        return bool(sid.issuer == entry.issuer)
+    except _DECODE_ERRORS:
+        return False  # a name that cannot be normalised matches nothing
 
 
 def _describe(sid: _IssuerSerial | bytes) -> str:
     if isinstance(sid, bytes):
         return f"subjectKeyIdentifier {sid.hex()}"
-    return f"issuer {sid.issuer.human_friendly} serial {sid.serial:x}"
+    try:
+        issuer = sid.issuer.human_friendly  # rendered only when refusing: it is slow
+    except _DECODE_ERRORS:
+        issuer = "(undecodable name)"
+    return f"issuer {issuer} serial {sid.serial:x}"
 
 
 def _signer(info: _SignerInfo, entry: _CertEntry) -> Signer:

@@ -39,15 +39,7 @@ def read_bundle(table: Table, base: Path, sources: Sources, now: dt.datetime) ->
     intermediates = _certificates(table, "intermediates", table.strings("intermediates"), base, sources)
     _check_cas(table, "anchors", anchors, now)
     _check_cas(table, "intermediates", intermediates, now)
-    cas = anchors + intermediates
-    crls = _crls(table, "crls", [(p, base / p) for p in table.strings("crls")], cas, sources, now)
-    crl_urls = _urls(table)
-    cache_dir = base / (table.string("crl_cache") or f"crl-cache/{name}")
-    cached = [(url, cache_file(cache_dir, url)) for url in crl_urls]
-    present = [(url, path) for url, path in cached if path.exists()]
-    for url, _ in [c for c in cached if c not in present]:
-        table.problems.warn(table.where("crl_urls"), f"no CRL fetched yet from {url} (run `relay crl refresh`)")
-    crls += _crls(table, "crl_urls", present, cas, sources, now)
+    crls, crl_urls, cache_dir = _revocation(table, name, base, anchors + intermediates, sources, now)
     bundle = Bundle(
         name=name,
         anchors=anchors,
@@ -62,6 +54,20 @@ def read_bundle(table: Table, base: Path, sources: Sources, now: dt.datetime) ->
     )
     table.done()
     return BundleSpec(bundle, table.where(), crl_urls, cache_dir)
+
+
+def _revocation(
+    table: Table, name: str, base: Path, cas: tuple[x509.Certificate, ...], sources: Sources, now: dt.datetime
+) -> tuple[tuple[x509.CertificateRevocationList, ...], tuple[str, ...], Path]:
+    """CRLs from files and from the cache of the distribution URLs."""
+    crls = _crls(table, "crls", [(p, base / p) for p in table.strings("crls")], cas, sources, now)
+    crl_urls = _urls(table)
+    cache_dir = base / (table.string("crl_cache") or f"crl-cache/{name}")
+    cached = [(url, cache_file(cache_dir, url)) for url in crl_urls]
+    present = [(url, path) for url, path in cached if path.exists()]
+    for url, _ in [c for c in cached if c not in present]:
+        table.problems.warn(table.where("crl_urls"), f"no CRL fetched yet from {url} (run `relay crl refresh`)")
+    return crls + _crls(table, "crl_urls", present, cas, sources, now), crl_urls, cache_dir
 
 
 def _certificates(table: Table, key: str, names: tuple[str, ...], base: Path, sources: Sources) -> tuple[x509.Certificate, ...]:

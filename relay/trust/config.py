@@ -24,9 +24,10 @@ def _validated_by_service(table: Table) -> None:
     table.accept_all()
 
 
-_SECTIONS: dict[str, SectionValidator] = {
-    name: _validated_by_service for name in ("service", "listeners", "queue", "limits")
-}
+# The SMTP service's sections (relay.smtp.config reads and checks them).
+SERVICE_SECTIONS = ("service", "listeners", "limits", "queue", "delivery", "audit")
+
+_SECTIONS: dict[str, SectionValidator] = {name: _validated_by_service for name in SERVICE_SECTIONS}
 
 
 def register_section(name: str, validator: SectionValidator) -> None:
@@ -39,28 +40,30 @@ def known_sections() -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class ServiceConfig:
+class RelayConfig:
     path: Path
     trust_dir: Path
+    pid_file: Path | None  # where the running service writes its pid; `relay reload` signals it
     source: TomlFile
 
-    def section(self, name: str) -> dict:
-        value = self.source.data.get(name)
-        return value if isinstance(value, dict) else {}
+    def has_service_sections(self) -> bool:
+        return any(name in self.source.data for name in SERVICE_SECTIONS)
 
 
-def read_config(source: TomlFile, problems: Problems) -> ServiceConfig:
+def read_config(source: TomlFile, problems: Problems) -> RelayConfig:
     top = Table(source, (), source.data, problems)
     trust_dir = top.string("trust_dir", required=True) or "trust"
+    pid_file = top.string("pid_file")
     for name in list(source.data):
         validator = _SECTIONS.get(name)
         if validator is None:
             continue
         value = source.data[name]
-        top.table(name)  # marks the key as known; the validator reads it
+        top.mark_known(name)
         tables = value if isinstance(value, list) else [value]
         for index, item in enumerate(tables):
             keypath = (name, index) if isinstance(value, list) else (name,)
             validator(Table(source, keypath, item, problems))
     top.done()
-    return ServiceConfig(source.path, (source.path.parent / trust_dir), source)
+    base = source.path.parent
+    return RelayConfig(source.path, base / trust_dir, base / pid_file if pid_file else None, source)

@@ -19,11 +19,7 @@ from .problems import ConfigError
 class ReloadResult:
     swapped: bool
     snapshot: Snapshot  # the one in force after the attempt
-    problems: tuple[str, ...] = ()
-
-    @property
-    def changed(self) -> bool:
-        return self.swapped
+    problems: tuple[str, ...] = ()  # why the new directory was refused, when it was
 
 
 class SnapshotHolder:

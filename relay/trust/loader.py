@@ -23,7 +23,7 @@ from typing import Mapping
 from ..core.bundle import Purpose
 from ..core.snapshot import AddressRule, DomainRule, MessagePolicy, NextHop, Snapshot
 from .bundles import BundleSpec, read_bundle
-from .config import ServiceConfig, read_config
+from .config import RelayConfig, read_config
 from .mailboxes import MailboxError, read_mailboxes
 from .problems import ConfigError, Problems
 from .rules import read_address, read_domain, read_next_hop, read_policy
@@ -51,7 +51,7 @@ class Loaded:
     """A snapshot and what `relay check` reports about it."""
 
     snapshot: Snapshot
-    config: ServiceConfig
+    config: RelayConfig
     bundle_specs: Mapping[str, BundleSpec]
     warnings: tuple[str, ...]
     files_read: int
@@ -98,6 +98,15 @@ class _State:
     domains: dict[str, DomainRule] = field(default_factory=dict)
     addresses: dict[str, AddressRule] = field(default_factory=dict)
     singletons: dict[str, Table] = field(default_factory=dict)
+    declared: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> file:line
+
+    def declare(self, kind: str, name: str, table: Table) -> bool:
+        """False (and an error naming both places) when the name is already declared."""
+        first = self.declared.setdefault((kind, name), table.where())
+        if first != table.where():
+            self.problems.error(table.where(), f"{kind} {name!r} is already declared at {first}")
+            return False
+        return True
 
     def read_toml(self, path: Path, referenced_at: str) -> TomlFile | None:
         try:
@@ -108,7 +117,7 @@ class _State:
         return parse_toml(path, raw, self.problems)
 
 
-def open_config(config_path: Path) -> ServiceConfig:
+def open_config(config_path: Path) -> RelayConfig:
     """relay.toml alone, for commands that need its settings but not the trust."""
     state = _State(Sources(), Problems(), dt.datetime.now(dt.timezone.utc))
     config = _read_service_config(Path(config_path), state)
@@ -116,7 +125,7 @@ def open_config(config_path: Path) -> ServiceConfig:
     return config
 
 
-def _read_service_config(path: Path, state: _State) -> ServiceConfig:
+def _read_service_config(path: Path, state: _State) -> RelayConfig:
     source = state.read_toml(path, "")
     if source is None:
         raise state.problems.as_error()
@@ -125,7 +134,7 @@ def _read_service_config(path: Path, state: _State) -> ServiceConfig:
     return config
 
 
-def _trust_files(config: ServiceConfig, state: _State) -> list[Path]:
+def _trust_files(config: RelayConfig, state: _State) -> list[Path]:
     if not config.trust_dir.is_dir():
         state.problems.error(config.source.where(("trust_dir",)), f"trust directory {config.trust_dir} does not exist")
         raise state.problems.as_error()
@@ -141,27 +150,22 @@ def _read_trust_file(path: Path, state: _State) -> None:
         return
     top = Table(source, (), source.data, state.problems)
     for table in top.subtables("bundle"):
-        _declare(state.bundles, str(table.keypath[-1]), read_bundle(table, state.trust_dir, state.sources, state.now), table, state, "bundle")
+        spec = read_bundle(table, state.trust_dir, state.sources, state.now)
+        if state.declare("bundle", spec.bundle.name, table):
+            state.bundles[spec.bundle.name] = spec
     for table in top.subtables("domain"):
         rule = read_domain(table)
-        _declare(state.domains, rule.name, rule, table, state, "domain")
+        if state.declare("domain", rule.name, table):
+            state.domains[rule.name] = rule
     for table in top.subtables("address"):
-        rule = read_address(table)
-        _declare(state.addresses, rule.address, rule, table, state, "address")
+        override = read_address(table)
+        if state.declare("address", override.address, table):
+            state.addresses[override.address] = override
     for name in ("whitelist", "mailboxes"):
         table = top.table(name)
-        if table is not None:
-            _declare(state.singletons, name, table, table, state, "table")
+        if table is not None and state.declare("table", name, table):
+            state.singletons[name] = table
     top.done()
-
-
-def _declare(into: dict, key: str, value: object, table: Table, state: _State, what: str) -> None:
-    if key in into:
-        first = into[key]
-        where = first.where() if isinstance(first, Table) else getattr(first, "origin", "")
-        state.problems.error(table.where(), f"{what} {key!r} is already declared at {where}")
-        return
-    into[key] = value
 
 
 def _check_references(state: _State) -> None:
@@ -265,7 +269,7 @@ def _read_mailboxes(state: _State) -> dict:
     return {}
 
 
-def mailbox_path(config: ServiceConfig) -> Path:
+def mailbox_path(config: RelayConfig) -> Path:
     """Where `relay directory import` writes: the [mailboxes] file, else mailboxes.tsv."""
     for path in sorted(config.trust_dir.glob("*.toml")):
         problems = Problems()

@@ -95,16 +95,18 @@ def import_extraction(source: Path, destination: Path) -> ImportReport:
     """Stream an extraction (plain or zipped) into the compact file, written atomically."""
     report = ImportReport()
     with _open_text(source) as lines, atomic_writer(destination) as out:
-        out.write(FORMAT_LINE.encode() + b"\n")
-        seen: set[str] = set()
-        for entry in _entries(lines, report):
-            if entry.address in seen:
-                report.duplicates += 1
-                continue
-            seen.add(entry.address)
-            out.write(_line(entry))
-            report.written += 1
+        report.written = write_mailboxes(out, _first_of_each(_entries(lines, report), report))
     return report
+
+
+def _first_of_each(entries: Iterator[MailboxEntry], report: ImportReport) -> Iterator[MailboxEntry]:
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.address in seen:
+            report.duplicates += 1
+            continue
+        seen.add(entry.address)
+        yield entry
 
 
 def _entries(lines: Iterator[str], report: ImportReport) -> Iterator[MailboxEntry]:

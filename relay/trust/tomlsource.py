@@ -179,6 +179,10 @@ class Table:
         outer.accept_all()
         return [Table(self.source, outer.keypath + (name,), value, self.problems) for name, value in outer.data.items()]
 
+    def mark_known(self, key: str) -> None:
+        """A key read by someone else (a registered section)."""
+        self._seen.add(key)
+
     def accept_all(self) -> None:
         """Mark every key as known (a section validated elsewhere)."""
         self._seen.update(self.data)

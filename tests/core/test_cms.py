@@ -175,3 +175,27 @@ def test_cryptography_pkcs7_builder_pss(pki: Pki) -> None:
         serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary, pkcs7.PKCS7Options.DetachedSignature]
     )
     assert verify_signed_data(der, CONTENT).signers[0].signature_algorithm == "rsassa_pss"
+
+
+@pytest.mark.parametrize(
+    ("kind", "scheme", "expected"),
+    [("rsa2048", "rsa-pkcs1v15", "rsassa_pkcs1v15"), ("rsa2048", "rsa-pss", "rsassa_pss"), ("p256", "ecdsa", "ecdsa")],
+)
+def test_the_relays_own_signatures_verify(pki: Pki, kind: str, scheme: str, expected: str) -> None:
+    import datetime as dt
+
+    from relay.core import smime_sign
+
+    signer = pki.leaf(kind)
+
+    def sign(data: bytes) -> bytes:
+        if expected == "ecdsa":
+            return signer.key.sign(data, ec.ECDSA(hashes.SHA256()))  # type: ignore[call-arg,union-attr]
+        pad = padding.PKCS1v15() if expected == "rsassa_pkcs1v15" else padding.PSS(padding.MGF1(hashes.SHA256()), 32)
+        return signer.key.sign(data, pad, hashes.SHA256())  # type: ignore[call-arg,union-attr]
+
+    when = dt.datetime(2026, 5, 4, 3, 2, 1, tzinfo=dt.timezone.utc)
+    key = smime_sign.SigningKey(signer.cert, (pki.ca.cert,), smime_sign.SignatureScheme(scheme), sign)
+    data = verify_signed_data(smime_sign.build_signed_data(CONTENT, key, when), CONTENT)
+    assert (data.signers[0].certificate, data.signers[0].signature_algorithm, data.signers[0].signing_time) == (signer.cert, expected, when)
+    assert set(data.certificates) == {signer.cert, pki.ca.cert}

@@ -188,6 +188,28 @@ def test_same_serial_other_issuer_is_not_the_signer(ca: devpki.Issued, alice: de
     assert refused(cmsbuild.signed_data([info], [twin.cert])).reason is Reason.SIGNER_UNKNOWN
 
 
+def test_issuer_matched_as_a_name_not_as_bytes(alice: devpki.Issued) -> None:
+    der = cmsbuild.sign(CONTENT, SignerSpec(alice, printable_issuer=True))
+    sid = asn1_cms.ContentInfo.load(der)["content"]["signer_infos"][0]["sid"].chosen
+    assert sid["issuer"].dump() != alice.cert.issuer.public_bytes()  # other string types, same name
+    assert verify_signed_data(der, CONTENT).signers[0].certificate == alice.cert
+
+
+@pytest.mark.parametrize("nest", [False, True])
+def test_chunked_econtent(alice: devpki.Issued, nest: bool) -> None:
+    info = cmsbuild.signer_info(SignerSpec(alice), CONTENT)
+    der = cmsbuild.signed_data([info], [alice.cert], encap_der=cmsbuild.chunked_encap(CONTENT, 7, nest=nest))
+    assert CONTENT not in der
+    assert verify_signed_data(der, None).content == CONTENT
+
+
+def test_many_small_chunks(alice: devpki.Issued) -> None:
+    content = bytes(range(256)) * 2048
+    info = cmsbuild.signer_info(SignerSpec(alice), content)
+    der = cmsbuild.signed_data([info], [alice.cert], encap_der=cmsbuild.chunked_encap(content, 64))
+    assert verify_signed_data(der, None).content == content
+
+
 @pytest.mark.parametrize("fixture", ["alice", "bob"])
 def test_subject_key_identifier_sid(request: pytest.FixtureRequest, fixture: str, ca: devpki.Issued) -> None:
     signer = request.getfixturevalue(fixture)

@@ -199,3 +199,13 @@ def test_an_expired_anchor_is_a_warning_not_an_error(example: Path, capsys) -> N
     assert status == 0 and "OK" in out
     assert f"warning: {bundles}:{line_of(bundles, 'old-root.pem')}: CN=Old Root,OU=IGC-SANTE TEST,O=ASIP-SANTE,C=FR expired on 2020-01-01" in err
     assert "3 anchors" in out
+
+
+def test_service_sections_are_checked_by_the_service_reader(example: Path, capsys) -> None:
+    example.write_text(example.read_text() + '\n[service]\nhostname = "relay.hopital-demo.mssante.fr"\n\n[[listeners]]\nkind = "loopback"\nport = 2525\n')
+    status, out, _ = check(example, capsys)
+    assert status == 0 and "OK" in out
+    example.write_text(example.read_text() + '\n[[listeners]]\nkind = "mx"\nport = 25\naddress = "0.0.0.0"\n')
+    status, _, err = check(example, capsys)
+    assert status == 1
+    assert f"error: {example}: [listeners[1]] certificate: a TLS listener needs certificate and key" in err

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
-
-import pytest
 
 from relay.cli.main import main
 from relay.trust.holder import SnapshotHolder
@@ -79,7 +76,7 @@ def test_relay_reload_sends_sighup_to_the_pid_in_the_pid_file(example: Path, tmp
         assert service.stdout.readline() == "ready\n"
         pid_file = tmp_path / "relay.pid"
         pid_file.write_text(f"{service.pid}\n")
-        example.write_text(example.read_text() + f"[service]\npid_file = '{pid_file}'\n")
+        example.write_text(f"pid_file = '{pid_file}'\n" + example.read_text())
         assert main(["reload", "--config", str(example)]) == 0
         assert f"sent SIGHUP to {service.pid}" in capsys.readouterr().out
         assert service.stdout.readline() == "reload\n"
@@ -93,17 +90,17 @@ def test_relay_reload_sends_sighup_to_the_pid_in_the_pid_file(example: Path, tmp
 def test_relay_reload_refuses_to_signal_for_a_broken_directory(example: Path, tmp_path: Path, capsys) -> None:
     pid_file = tmp_path / "relay.pid"
     pid_file.write_text(f"{os.getpid()}\n")  # signalling would kill the test run
-    example.write_text(example.read_text() + f"colour = 'blue'\n[service]\npid_file = '{pid_file}'\n")
+    example.write_text(f"colour = 'blue'\npid_file = '{pid_file}'\n" + example.read_text())
     assert main(["reload", "--config", str(example)]) == 1
     assert "not reloading" in capsys.readouterr().err
 
 
 def test_relay_reload_without_pid_file_or_service(example: Path, tmp_path: Path, capsys) -> None:
     assert main(["reload", "--config", str(example)]) == 2
-    assert "[service] pid_file is not set" in capsys.readouterr().err
+    assert "pid_file is not set" in capsys.readouterr().err
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    (tmp_path / "relay.pid").write_text(str(gone.pid))
-    example.write_text(example.read_text() + f"[service]\npid_file = '{tmp_path / 'relay.pid'}'\n")
+    example.write_text("pid_file = 'relay.pid'\n" + example.read_text())
+    (example.parent / "relay.pid").write_text(str(gone.pid))
     assert main(["reload", "--config", str(example)]) == 2
     assert f"no process {gone.pid}" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import io
 import time
 
 import pytest
-from trustfactory import SHARED_MSSANTE, entry_xml, operator_dn, whitelist_xml
+from trustfactory import SHARED_MSSANTE, operator_dn, whitelist_xml
 
 from relay.trust.dn import DnError, normalise_dn, normalise_name
 from relay.trust.whitelist import WhitelistError, check_sha256, parse_whitelist

@@ -1,0 +1,119 @@
+"""Lean asn1crypto specifications for reading a CMS SignedData (RFC 5652 §5).
+
+asn1crypto's own classes type every field by its OID: they parse eContent
+as a nested structure when its type says so, build every attribute value and
+every certificate as they go. Verification needs less, and needs the bytes
+as received: these specifications keep eContent, attribute values and
+certificates opaque (Any), and the verifier parses only what it reads.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from asn1crypto import cms, core
+
+ID_DATA = "1.2.840.113549.1.7.1"
+ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
+
+
+class AnySet(core.SetOf):
+    _child_spec = core.Any
+
+
+class Attribute(core.Sequence):
+    _fields = [("type", core.ObjectIdentifier), ("values", AnySet)]
+
+
+class Attributes(core.SetOf):
+    _child_spec = Attribute
+
+
+class SignerInfo(core.Sequence):
+    _fields = [
+        ("version", core.Integer),
+        ("sid", cms.SignerIdentifier),
+        ("digest_algorithm", cms.DigestAlgorithm),
+        ("signed_attrs", Attributes, {"implicit": 0, "optional": True}),
+        ("signature_algorithm", cms.SignedDigestAlgorithm),
+        ("signature", core.OctetString),
+        ("unsigned_attrs", AnySet, {"implicit": 1, "optional": True}),
+    ]
+
+
+class SignerInfos(core.SetOf):
+    _child_spec = SignerInfo
+
+
+class EncapsulatedContentInfo(core.Sequence):
+    _fields = [
+        ("content_type", core.ObjectIdentifier),
+        ("content", core.ParsableOctetString, {"explicit": 0, "optional": True}),
+    ]
+
+
+class SignedData(core.Sequence):
+    _fields = [
+        ("version", core.Integer),
+        ("digest_algorithms", AnySet),
+        ("encap_content_info", EncapsulatedContentInfo),
+        ("certificates", AnySet, {"implicit": 0, "optional": True}),  # CertificateChoices
+        ("crls", AnySet, {"implicit": 1, "optional": True}),
+        ("signer_infos", SignerInfos),
+    ]
+
+
+class ContentInfo(core.Sequence):
+    _fields = [
+        ("content_type", core.ObjectIdentifier),
+        ("content", core.Any, {"explicit": 0, "optional": True}),
+    ]
+    _oid_pair = ("content_type", "content")
+    _oid_specs = {"1.2.840.113549.1.7.2": SignedData}
+
+
+class _Chunks(core.SequenceOf):
+    _child_spec = core.OctetString
+
+
+def dotted(oid: core.ObjectIdentifier) -> str:
+    return _dotted(oid.contents or b"")
+
+
+@lru_cache(maxsize=256)
+def _dotted(contents: bytes) -> str:
+    """Decoding OIDs is a hot path; the same few dozen recur in every message."""
+    return core.ObjectIdentifier.load(with_header(0x06, contents)).dotted
+
+
+def is_certificate(choice: core.Any) -> bool:
+    """CertificateChoices: a plain Certificate is the untagged SEQUENCE; the rest are [0]..[3]."""
+    return choice.dump()[:1] == b"\x30"
+
+
+def with_header(tag: int, contents: bytes) -> bytes:
+    """A definite-length DER header for contents, then the contents as they are."""
+    size = len(contents)
+    if size < 0x80:
+        return bytes([tag, size]) + contents
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + contents
+
+
+def octets(value: core.OctetString | core.ParsableOctetString) -> bytes:
+    """The octets of a primitive, or BER constructed (chunked), OCTET STRING."""
+    if not value._indefinite:  # asn1crypto's flag for a constructed string
+        return value.contents or b""
+    chunks: list[bytes] = []
+    _collect_chunks(value, chunks, depth=0)
+    return b"".join(chunks)  # one copy, where asn1crypto's own merge appends chunk after chunk
+
+
+def _collect_chunks(value: core.OctetString | core.ParsableOctetString, chunks: list[bytes], depth: int) -> None:
+    if depth > 8:
+        raise ValueError("OCTET STRING chunks nested too deep")
+    for chunk in _Chunks.load(with_header(0x30, value.contents or b"")):
+        if chunk._indefinite:
+            _collect_chunks(chunk, chunks, depth + 1)
+        else:
+            chunks.append(chunk.contents or b"")

@@ -1,0 +1,59 @@
+"""relay verify --config: the trust directory drives verification end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from relay.devpki import Issued
+from tests.engines import SigningKey, sign_openssl, text_message
+
+
+def demo_signer(config: Path, name: str) -> SigningKey:
+    certs = config.parent.parent / "certs" / "demo"
+
+    def issued(stem: str) -> Issued:
+        cert = x509.load_pem_x509_certificate((certs / f"{stem}.pem").read_bytes())
+        key = serialization.load_pem_private_key((certs / f"{stem}.key").read_bytes(), None)
+        return Issued(cert, key)  # type: ignore[arg-type]
+
+    return SigningKey(issued(name), (issued("igc-personnes").cert,), issued("igc-root").cert)
+
+
+def verify(config: Path, message: bytes, tmp_path: Path) -> dict:
+    path = tmp_path / "message.eml"
+    path.write_bytes(message)
+    run = subprocess.run(
+        [sys.executable, "-m", "relay", "verify", "--config", str(config), "--json", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode in (0, 1), run.stderr
+    return json.loads(run.stdout)
+
+
+def test_a_practitioner_of_the_local_domain_is_accepted(example: Path, tmp_path: Path) -> None:
+    signed = sign_openssl(text_message("claire.martin@hopital-demo.mssante.fr"), demo_signer(example, "dr-martin"))
+    verdict = verify(example, signed, tmp_path)
+    assert verdict["code"] == "ok", verdict
+
+
+def test_a_peer_practitioner_is_accepted_through_the_peer_rule(example: Path, tmp_path: Path) -> None:
+    signed = sign_openssl(text_message("paul.durand@clinique-peer.mssante.fr"), demo_signer(example, "dr-durand"))
+    assert verify(example, signed, tmp_path)["code"] == "ok"
+
+
+def test_the_directory_disagreeing_with_the_certificate_is_refused(example: Path, tmp_path: Path) -> None:
+    mailboxes = example.parent / "trust" / "mailboxes.tsv"
+    mailboxes.write_text(mailboxes.read_text().replace("\t810000000001\t", "\t810000000099\t"))
+    signed = sign_openssl(text_message("claire.martin@hopital-demo.mssante.fr"), demo_signer(example, "dr-martin"))
+    assert verify(example, signed, tmp_path)["code"] == "directory-mismatch"
+
+
+def test_a_sender_of_an_unknown_domain_has_no_trusted_signers(example: Path, tmp_path: Path) -> None:
+    signed = sign_openssl(text_message("claire.martin@ailleurs.example"), demo_signer(example, "dr-martin"))
+    assert verify(example, signed, tmp_path)["code"] == "untrusted-issuer"
