@@ -36,10 +36,17 @@ class Response:
 class ObservabilityEndpoint:
     """Routes the three paths; `start()` binds and returns the asyncio server."""
 
-    def __init__(self, metrics: Metrics, readiness: Mapping[str, Check], alive: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        readiness: Mapping[str, Check],
+        alive: Callable[[], bool] = lambda: True,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
         self.metrics = metrics
         self.readiness = readiness
         self.alive = alive
+        self.request_timeout = request_timeout
 
     async def start(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> asyncio.Server:
         return await asyncio.start_server(self._serve, host=host, port=port, limit=MAX_REQUEST_BYTES)
@@ -61,14 +68,17 @@ class ObservabilityEndpoint:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await asyncio.wait_for(_read_request(reader), REQUEST_TIMEOUT)
+            request = await asyncio.wait_for(_read_request(reader), self.request_timeout)
             if request is None:
                 response = Response(400, "Bad Request", b"bad request\n")
                 head_only = False
             else:
                 method, target = request
-                response = await self.respond(method, target)
                 head_only = method == "HEAD"
+                try:
+                    response = await self.respond(method, target)
+                except Exception:  # a failing collector costs this scrape, never the endpoint
+                    response = Response(500, "Internal Server Error", b"internal error\n")
             writer.write(_render(response, head_only))
             await writer.drain()
         except (asyncio.TimeoutError, ConnectionError):

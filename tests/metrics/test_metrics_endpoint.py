@@ -89,12 +89,13 @@ class Endpoint:
         future = self.loop.run_in_executor(None, _get, self.url + path)
         return self.loop.run_until_complete(future)
 
-    def raw(self, request: bytes) -> bytes:
+    def raw(self, request: bytes, finish: bool = True) -> bytes:
         async def exchange() -> bytes:
             reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
             writer.write(request)
             await writer.drain()
-            writer.write_eof()  # the whole request is sent: a cut-short one is seen as such
+            if finish:
+                writer.write_eof()  # the whole request is sent: a cut-short one is seen as such
             answer = await reader.read()
             writer.close()
             return answer
@@ -294,3 +295,27 @@ def test_events_outside_the_vocabulary_are_refused():
         metrics.message_refused(Reason.OK)
     with pytest.raises(ValueError):
         metrics.delivery_attempt("lost")
+
+
+def test_a_stalled_client_is_dropped_and_others_are_served(tmp_path):
+    endpoint = Endpoint(ObservabilityEndpoint(Metrics(), {}, request_timeout=0.2))
+    try:
+        # Half a request, the connection kept open: the endpoint hangs up without answering.
+        assert endpoint.raw(b"GET /healthz HTTP/1.1\r\n", finish=False) == b""
+        assert endpoint.get("/healthz") == (200, "alive\n")
+        assert endpoint.get("/readyz") == (200, "ready\n")  # no checks: nothing to fail
+    finally:
+        endpoint.close()
+
+
+def test_a_failing_collector_costs_one_scrape_not_the_endpoint():
+    def snapshot() -> Snapshot:
+        raise RuntimeError("holder exploded")
+
+    endpoint = Endpoint(ObservabilityEndpoint(Metrics(snapshot), {}))
+    try:
+        status, _ = endpoint.get("/metrics")
+        assert status == 500
+        assert endpoint.get("/healthz") == (200, "alive\n")
+    finally:
+        endpoint.close()
