@@ -38,8 +38,8 @@ from .mime import _base64_body
 from .mimetree import Entity, read_entity, walk
 from .reasons import Reason
 from .smime_encrypt import (
-    _HASHES,
     AES_BLOCK_BYTES,
+    OAEP_HASHES,
     PKCS1V15,
     ContentCipher,
     GcmParameters,
@@ -233,7 +233,7 @@ def _transport(algorithm: cms.KeyEncryptionAlgorithm) -> KeyTransport | None:
     mgf = params["mask_gen_algorithm"]
     mgf_hash = mgf["parameters"]["algorithm"].native
     label = params["p_source_algorithm"]["parameters"].native
-    if mgf["algorithm"].native != "mgf1" or label or oaep_hash not in _HASHES or mgf_hash not in _HASHES:
+    if mgf["algorithm"].native != "mgf1" or label or oaep_hash not in OAEP_HASHES or mgf_hash not in OAEP_HASHES:
         return None
     return KeyTransport(TransportScheme.RSA_OAEP, oaep_hash, mgf_hash)
 
