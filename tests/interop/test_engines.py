@@ -120,6 +120,7 @@ def test_signer_unknown_when_no_certificate_is_sent(signatory: Signatory, pki: P
     [
         EngineCase("openssl", "rsa", {"md": "sha1"}, "rsa-sha1"),
         EngineCase("nss", "rsa", {"md": "SHA1"}, "rsa-sha1"),
+        EngineCase("gpgsm", "rsa", {"md": "sha1"}, "rsa-sha1"),
         EngineCase("openssl", "rsa1024", {"md": "sha256"}, "rsa1024"),
     ],
     ids=lambda c: c.id,
