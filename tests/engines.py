@@ -130,7 +130,7 @@ def _boundary(seed: bytes) -> str:
     return "----=_Part_" + hashlib.sha256(seed).hexdigest()[:24]
 
 
-def _base64_lines(der: bytes, eol: bytes = CRLF) -> bytes:
+def base64_lines(der: bytes, eol: bytes = CRLF) -> bytes:
     encoded = base64.b64encode(der)
     return b"".join(encoded[i : i + 76] + eol for i in range(0, len(encoded), 76))
 
@@ -157,7 +157,7 @@ def wrap_detached(outer: bytes, entity: bytes, signature_der: bytes, micalg: str
             b'Content-Disposition: attachment; filename="smime.p7s"\r\n',
             b"Content-Description: S/MIME Cryptographic Signature\r\n",
             CRLF,
-            _base64_lines(signature_der),
+            base64_lines(signature_der),
             CRLF,
             f"--{boundary}--\r\n".encode(),
         ]
@@ -174,7 +174,7 @@ def wrap_opaque(outer: bytes, signature_der: bytes) -> bytes:
             b"Content-Transfer-Encoding: base64\r\n",
             b'Content-Disposition: attachment; filename="smime.p7m"\r\n',
             CRLF,
-            _base64_lines(signature_der),
+            base64_lines(signature_der),
         ]
     )
 
