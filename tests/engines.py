@@ -230,14 +230,22 @@ def sign_openssl(
     pss_saltlen: int | None = None,
     keyid: bool = False,
     nocerts: bool = False,
+    as_written: bool = False,
 ) -> bytes:
-    """`openssl cms -sign`: its own S/MIME output (multipart/signed or, opaque, pkcs7-mime)."""
+    """`openssl cms -sign`: its own S/MIME output (multipart/signed or, opaque, pkcs7-mime).
+
+    By default the output is CRLF throughout, as a mail client submits it.
+    `as_written` keeps the file exactly as `openssl cms -sign` (text mode)
+    writes it: LF headers and base64 lines around a CRLF-canonical signed
+    part, under outer header lines ending in LF.
+    """
     outer, entity = split_message(message)
     with _workdir() as where:
         cert, key, chain = _write_signer(where, signer)
         (where / "entity").write_bytes(entity)
-        argv = ["openssl", "cms", "-sign", "-binary", "-crlfeol", "-in", str(where / "entity")]
-        argv += ["-signer", str(cert), "-inkey", str(key), "-md", md, "-outform", "SMIME"]
+        argv = ["openssl", "cms", "-sign", "-in", str(where / "entity"), "-outform", "SMIME"]
+        argv += [] if as_written else ["-binary", "-crlfeol"]
+        argv += ["-signer", str(cert), "-inkey", str(key), "-md", md]
         if chain and not nocerts:
             argv += ["-certfile", str(chain)]
         if opaque:
@@ -249,6 +257,8 @@ def sign_openssl(
         if nocerts:
             argv.append("-nocerts")
         produced = _run(argv)
+    if as_written:
+        return outer.replace(CRLF, b"\n") + produced
     return _prepend_outer(outer, _crlf(produced))
 
 
@@ -258,17 +268,25 @@ def _crlf(text: bytes) -> bytes:
     return text.replace(CRLF, b"\n").replace(b"\n", CRLF)
 
 
-def sign_openssl_der(entity: bytes, signer: SigningKey, *, md: str = "sha256", detached: bool = True) -> bytes:
-    """The bare DER SignedData openssl makes over exact bytes (for building odd layouts)."""
+def sign_openssl_der(
+    entity: bytes, *signers: SigningKey, md: str = "sha256", detached: bool = True, keyid: bool = False
+) -> bytes:
+    """The bare DER SignedData openssl makes over exact bytes, one SignerInfo per
+    signer (for building layouts no client would send)."""
     with _workdir() as where:
-        cert, key, chain = _write_signer(where, signer)
         (where / "entity").write_bytes(entity)
-        argv = ["openssl", "cms", "-sign", "-binary", "-in", str(where / "entity"), "-outform", "DER"]
-        argv += ["-signer", str(cert), "-inkey", str(key), "-md", md]
-        if chain:
-            argv += ["-certfile", str(chain)]
+        argv = ["openssl", "cms", "-sign", "-binary", "-in", str(where / "entity"), "-outform", "DER", "-md", md]
+        for number, signer in enumerate(signers):
+            place = where / str(number)
+            place.mkdir()
+            cert, key, chain = _write_signer(place, signer)
+            argv += ["-signer", str(cert), "-inkey", str(key)]
+            if chain:
+                argv += ["-certfile", str(chain)]
         if not detached:
             argv.append("-nodetach")
+        if keyid:
+            argv.append("-keyid")
         return _run(argv)
 
 
@@ -385,8 +403,15 @@ def sign_cryptography(
     md: str = "sha256",
     opaque: bool = False,
     pss: bool = False,
+    embedded_in_multipart: bool = False,
 ) -> bytes:
-    """python `cryptography` PKCS7SignatureBuilder with S/MIME encoding."""
+    """python `cryptography` PKCS7SignatureBuilder.
+
+    Detached: its own S/MIME encoding (multipart/signed). Opaque: its DER,
+    wrapped as application/pkcs7-mime, because its S/MIME encoding of a
+    non-detached signature is a multipart/signed whose signature carries the
+    content a second time (`embedded_in_multipart` produces that layout).
+    """
     outer, entity = split_message(message)
     builder = pkcs7.PKCS7SignatureBuilder().set_data(entity)
     rsa_padding = padding.PSS(padding.MGF1(_HASHES[md]()), padding.PSS.DIGEST_LENGTH) if pss else None
@@ -394,7 +419,9 @@ def sign_cryptography(
     for ca in signer.chain:
         builder = builder.add_certificate(ca)
     options = [pkcs7.PKCS7Options.Binary]
-    if not opaque:
+    if opaque:
+        return wrap_opaque(outer, builder.sign(serialization.Encoding.DER, options))
+    if not embedded_in_multipart:
         options.append(pkcs7.PKCS7Options.DetachedSignature)
     produced = builder.sign(serialization.Encoding.SMIME, options)
     return _prepend_outer(outer, _crlf(produced))
@@ -422,6 +449,8 @@ def openssl_verifies(signed: bytes, trusted: Sequence[x509.Certificate], *, at: 
 # A test PKI in the IGC-Santé layout: root -> intermediate -> signers.
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+DEFAULT_START = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+ONE_DAY = dt.timedelta(days=1)
 DOCTOR = "jean.dupont@medecin.mssante.fr"
 DOCTOR_ID = "810001234567"
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
 from ..smtp.config import ConfigError, load_service_config
+from ..trust.problems import ConfigError as TrustConfigError
 from ..smtp.service import serve
 from ..smtp.snapshots import config_loader
 from .errors import UsageError
@@ -25,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     try:
         asyncio.run(serve(config, config_loader(config.path)))
-    except (ConfigError, OSError, ValueError) as error:  # trust directory or listener set-up
+    except TrustConfigError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        raise UsageError("the trust directory cannot be loaded") from None
+    except (OSError, ValueError) as error:  # listener set-up: address in use, unreadable certificate
         raise UsageError(str(error)) from None
     return 0

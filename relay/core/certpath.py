@@ -1,15 +1,20 @@
 """Signer certificate path, validity, revocation, usage and policies.
 
 Path building and signature, name and CA-constraint checks are done by
-`cryptography.x509.verification` (the client verifier), with extension
-policies that suit S/MIME rather than TLS:
-  - end entity: any extension set (no SAN or clientAuth EKU required); the
-    S/MIME usage rules are checked here afterwards so that they rank below
-    validity and revocation;
-  - CA: basicConstraints with cA asserted (pathLenConstraint enforced by the
-    verifier), keyUsage with keyCertSign; an EKU on a CA is tolerated.
-The verifier already refuses SHA-1/MD5 signatures and RSA issuer keys below
-2048 bits, and checks validity of every certificate including the anchor.
+`cryptography.x509.verification` (the client verifier). Its default policies
+are the Web PKI's: the leaf must carry EKU clientAuth, a CA must carry
+keyUsage and may not carry an EKU without clientAuth. For S/MIME the
+extension policies are replaced:
+  - end entity: any extension set (no SAN or EKU demanded; unknown critical
+    extensions are still refused); the S/MIME usage rules are checked here
+    afterwards so that they rank below validity and revocation;
+  - CA: basicConstraints required (the verifier itself demands cA asserted
+    and enforces pathLenConstraint and name constraints, rfc822Name ones
+    included), keyUsage required with keyCertSign; any EKU tolerated.
+The verifier keeps refusing SHA-1/MD5 signatures, Ed25519 and RSA issuer keys
+below 2048 bits (the leaf's own key is checked here), and checks the validity
+of every certificate, the anchor's included; it never checks the anchor's
+self-signature.
 
 The verifier only says "no" without saying why, so a refusal at `now` is
 explained afterwards (never decided: acceptance only ever comes from the
@@ -50,6 +55,7 @@ from .bundle import Bundle
 from .errors import Rejection
 from .reasons import Reason
 from .timewindow import TimeWindow, as_utc
+from .x509read import UNREADABLE, authority_key_identifier, extension_value, key_identifier
 
 Chain = tuple[x509.Certificate, ...]
 
@@ -57,7 +63,7 @@ MIN_RSA_BITS = 2048
 _MAX_DEPTH = 8  # certificates between leaf and anchor, as the verifier's default
 _MAX_CANDIDATES = 16  # explanation effort bounds, against crafted certificate sets
 _MAX_LINKS = 512
-_MAX_CACHED_PATHS = 50_000
+_MAX_CACHED_PATHS = 10_000  # about 10 KB each (the certificates they hold)
 _PATHS_KEY = ("certpath", "paths")
 _VERIFY_KEY = ("certpath", "store")
 _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
@@ -109,8 +115,9 @@ def validate_signer(
     if cached is not None and now in cached.window:
         return cached.replay()
     outcome = _evaluate(signer, presented, bundle, now)
+    paths.pop(key, None)
     if len(paths) >= _MAX_CACHED_PATHS:
-        paths.clear()
+        del paths[next(iter(paths))]  # the oldest entry: dicts keep insertion order
     paths[key] = outcome
     return outcome.replay()
 
@@ -142,7 +149,7 @@ def _build_path(signer: x509.Certificate, presented: Sequence[x509.Certificate],
         refusal = str(error)
     try:
         explanation = _explain(signer, pool, bundle, now, refusal)
-    except ValueError as error:  # a certificate too odd to even follow by name
+    except UNREADABLE as error:  # a certificate too odd to even follow by name
         explanation = Rejection(Reason.UNTRUSTED_ISSUER, f"unusable certificate in the path ({error})")
     raise explanation
 
@@ -280,14 +287,8 @@ def _weakness(cert: x509.Certificate, *, is_anchor: bool) -> str | None:
 
 
 def _key_ids_agree(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        aki = _extension(cert, x509.AuthorityKeyIdentifier)
-        ski = _extension(issuer, x509.SubjectKeyIdentifier)
-    except ValueError:
-        return False
-    if aki is None or aki.key_identifier is None or ski is None:
-        return True
-    return aki.key_identifier == ski.digest
+    aki, ski = authority_key_identifier(cert), key_identifier(issuer)
+    return aki is None or ski is None or aki == ski
 
 
 # Usage and policies of the signer certificate
@@ -296,9 +297,9 @@ def _key_ids_agree(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 def check_usage(leaf: x509.Certificate) -> None:
     """keyUsage must allow signing (digitalSignature or nonRepudiation); an EKU must allow e-mail."""
     try:
-        usage = _extension(leaf, x509.KeyUsage)
-        purposes = _extension(leaf, x509.ExtendedKeyUsage)
-    except ValueError as error:
+        usage = extension_value(leaf, x509.KeyUsage)
+        purposes = extension_value(leaf, x509.ExtendedKeyUsage)
+    except UNREADABLE as error:
         raise Rejection(Reason.KEY_USAGE, f"unreadable usage extensions ({error})") from None
     if usage is None:
         raise Rejection(Reason.KEY_USAGE, "signer certificate has no keyUsage extension")
@@ -314,8 +315,8 @@ def check_policies(leaf: x509.Certificate, bundle: Bundle) -> None:
     if not bundle.required_policies:
         return
     try:
-        policies = _extension(leaf, x509.CertificatePolicies)
-    except ValueError as error:
+        policies = extension_value(leaf, x509.CertificatePolicies)
+    except UNREADABLE as error:
         raise Rejection(Reason.POLICY_MISMATCH, f"unreadable certificatePolicies ({error})") from None
     asserted = {info.policy_identifier.dotted_string for info in policies or ()}
     if not asserted & bundle.required_policies:
@@ -325,9 +326,3 @@ def check_policies(leaf: x509.Certificate, bundle: Bundle) -> None:
             f"bundle {bundle.name} requires one of {', '.join(sorted(bundle.required_policies))}",
         )
 
-
-def _extension(cert: x509.Certificate, kind: type) -> object | None:
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None

@@ -25,7 +25,7 @@ from cryptography import x509
 from ..audit.log import audit
 from ..core.snapshot import NextHop, Snapshot, TlsMode
 from ..smtp.config import DeliveryConfig
-from ..smtp.decide import header_block, normalise_dn
+from ..smtp.decide import canonical_dn, header_block
 from ..smtp.tls import client_context
 from .dsn import build_dsn, needs_dsn
 from .spool import Envelope, MessageBusy, RecipientState, Spool, SpoolError, UnknownMessage, new_queue_id
@@ -45,11 +45,11 @@ class Backoff:
 
 # An address goes into a command line: nothing that could end the line or
 # the path (CR/LF injection), nothing outside printable ASCII.
-_SAFE_ADDRESS = re.compile(r"^[!-~]{1,254}@[A-Za-z0-9.\-\[\]:]{1,253}$")
+_SAFE_ADDRESS = re.compile(r"[!-~]{1,254}@[A-Za-z0-9.\-\[\]:]{1,253}")
 
 
 def safe_address(address: str) -> bool:
-    return bool(_SAFE_ADDRESS.match(address)) and not any(c in address for c in "<>\\,;\"()")
+    return bool(_SAFE_ADDRESS.fullmatch(address)) and not any(c in address for c in "<>\\,;\"()")
 
 
 class Destinations:
@@ -175,21 +175,24 @@ class Delivery:
             audit("delivery-error", queue_id=queue_id, error=type(error).__name__, detail=str(error)[:300])
 
     async def deliver(self, queue_id: str) -> None:
+        dsn_id = None
         with self.spool.locked(queue_id):
             envelope = self.spool.envelope(queue_id)
-            if envelope.next_attempt > self.clock() or not envelope.pending:
-                if not envelope.pending:
-                    self._finish(envelope)
-                return
-            message = self.spool.message(queue_id)
-            snapshot = self.snapshot()
-            results: dict[str, tuple[str, str]] = {}
-            for hop, recipients in _by_hop(snapshot, envelope.pending).items():
-                results.update(await self._send(hop, envelope, recipients, message))
-            envelope = replace(envelope.with_results(results), attempts=envelope.attempts + 1)
-            self._settle(envelope, message)
+            if not envelope.pending:  # settled by a run that stopped before removing it
+                dsn_id = await asyncio.to_thread(finish, self.spool, envelope, self.hostname, self.clock())
+            elif envelope.next_attempt <= self.clock():
+                message = self.spool.message(queue_id)
+                results: dict[str, tuple[str, str]] = {}
+                for hop, recipients in _by_hop(self.snapshot(), envelope.pending).items():
+                    results.update(await self._send(hop, envelope, recipients, message))
+                envelope = replace(envelope.with_results(results), attempts=envelope.attempts + 1)
+                # fsyncs: off the event loop, which serves the SMTP sessions.
+                dsn_id = await asyncio.to_thread(self._settle, envelope, message)
+        if dsn_id:
+            self.queued(dsn_id)
 
-    def _settle(self, envelope: Envelope, message: bytes) -> None:
+    def _settle(self, envelope: Envelope, message: bytes) -> str | None:
+        """Record the attempt: reschedule, or remove (and return the id of a DSN queued for failures)."""
         now = self.clock()
         if envelope.pending and now - envelope.received_at >= self.config.give_up_after:
             expired = {r.address: (FAILED, f"4.4.7 delivery time expired; last error: {r.reply}") for r in envelope.pending}
@@ -198,13 +201,8 @@ class Delivery:
             delay = self.backoff.delay(envelope.attempts)
             self.spool.update(replace(envelope, next_attempt=now + delay))
             audit("deferred", queue_id=envelope.queue_id, message_id=envelope.message_id, attempts=envelope.attempts, retry_in=delay)
-            return
-        self._finish(envelope, message)
-
-    def _finish(self, envelope: Envelope, message: bytes | None = None) -> None:
-        dsn_id = finish(self.spool, envelope, self.hostname, self.clock(), message)
-        if dsn_id:
-            self.queued(dsn_id)
+            return None
+        return finish(self.spool, envelope, self.hostname, now, message)
 
     # -- one SMTP transaction ------------------------------------------------
 
@@ -324,7 +322,7 @@ def _check_peer_dn(client: aiosmtplib.SMTP, expected: str) -> None:
     ssl_object = client.get_transport_info("ssl_object")
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     subject = x509.load_der_x509_certificate(der).subject.rfc4514_string() if der else ""
-    if normalise_dn(subject) != normalise_dn(expected):
+    if canonical_dn(subject) != canonical_dn(expected):
         client.close()
         raise ValueError(f"next hop certificate subject {subject or 'none'} is not {expected}")
 

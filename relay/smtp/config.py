@@ -81,6 +81,7 @@ class AuditConfig:
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
     path: Path  # the relay.toml read; the trust loader reads it too
+    pid_file: Path | None  # top-level, shared with `relay reload`
     hostname: str
     users: Path | None
     verify_workers: int  # 0: verify in threads of the service process
@@ -112,8 +113,12 @@ def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConf
     _unique_names(listeners, path)
     queue = _Section(document.get("queue", {}), "queue", path)
     audit = _Section(document.get("audit", {}), "audit", path)
+    pid_file = document.get("pid_file")
+    if pid_file is not None and (not isinstance(pid_file, str) or not pid_file):
+        raise ConfigError(f"{path}: pid_file: must be a path")
     config = ServiceConfig(
         path=path,
+        pid_file=base / pid_file if pid_file else None,
         hostname=service.string("hostname", "localhost"),
         users=service.path("users", base, None),
         verify_workers=service.integer("verify_workers", 2, minimum=0),

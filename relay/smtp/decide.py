@@ -18,6 +18,7 @@ from ..core.limits import MessageLimits
 from ..core.reasons import Reason
 from ..core.snapshot import MessagePolicy, Snapshot, normalise_address
 from ..core.verdict import Verdict
+from ..trust.dn import DnError, normalise_dn
 from .replies import Refusal
 
 
@@ -77,14 +78,17 @@ def check_peer_operator(snapshot: Snapshot, mail_from: str, peer_dn: str) -> Ref
     rule = snapshot.domains.get(domain_of(mail_from))
     if rule is None:
         return Refused(Refusal.SENDER_DOMAIN_UNKNOWN, f"sender domain {domain_of(mail_from)} is not in the trust directory")
-    if normalise_dn(peer_dn) not in {normalise_dn(dn) for dn in rule.operator_dns}:
+    if canonical_dn(peer_dn) not in {canonical_dn(dn) for dn in rule.operator_dns}:
         return Refused(Refusal.OPERATOR_NOT_LISTED, f"{peer_dn} is not an operator of {rule.name}")
     return None
 
 
-def normalise_dn(dn: str) -> str:
-    """RFC 4514 text compared case-insensitively, ignoring blanks around separators."""
-    return re.sub(r"\s*([,=+])\s*", r"\1", dn.strip()).lower()
+def canonical_dn(dn: str) -> str:
+    """The trust directory's canonical form of an RFC 4514 DN (attribute names, case, blanks, RDN order)."""
+    try:
+        return normalise_dn(dn)
+    except DnError:
+        return dn.strip().casefold()  # not a DN: equal only to the same text
 
 
 # -- DATA: raw checks --------------------------------------------------------
@@ -186,19 +190,6 @@ def apply_policy(verdict: Verdict, policy: MessagePolicy, sender: str, user: str
         if user is not None and normalise_address(sender) in exempt:
             return Accepted(False, verdict)
     return Refused(verdict.code, verdict.detail)
-
-
-_SIGNED_TYPES = re.compile(
-    rb"^content-type:\s*(multipart/signed|application/(x-)?pkcs7-mime)", re.IGNORECASE | re.MULTILINE
-)
-
-
-def looks_signed(data: bytes) -> bool:
-    """Whether the root entity declares an S/MIME type; unsigned mail skips the verification pool.
-
-    A false positive only costs a trip to the pool, where the core decides.
-    """
-    return _SIGNED_TYPES.search(header_block(data)) is not None
 
 
 # -- Trace fields ------------------------------------------------------------

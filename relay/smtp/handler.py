@@ -16,7 +16,6 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session
 
 from ..audit.log import audit
-from ..core.reasons import Reason
 from ..core.snapshot import Snapshot
 from ..core.verdict import Verdict
 from ..queue.spool import Envelope, RecipientState, Spool, SpoolError, new_queue_id
@@ -54,6 +53,10 @@ class RelayHandler:
         if self.listener.kind is not ListenerKind.SUBMISSION:
             responses = [r for r in responses if not r.startswith("250-AUTH")]
         return responses
+
+    def handle_STARTTLS(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope) -> bool:
+        server.audit_tls()
+        return True  # the peer certificate is judged at MAIL FROM, where the reply can say why
 
     # -- MAIL FROM ---------------------------------------------------------
 
@@ -204,8 +207,9 @@ class RelayHandler:
         return decide.check_envelope(headers, sender, list(rcpts), snapshot.route(sender).policy)
 
     async def _verify(self, data: bytes, snapshot: Snapshot) -> Verdict:
-        if not decide.looks_signed(data):
-            return Verdict.reject(Reason.UNSIGNED, "the message is not S/MIME signed")
+        # Unsigned mail goes to the pool too: the core's strict reading (MIME
+        # limits, malformed structure) applies to every message, and its cost
+        # grows with the size, which the event loop must never pay.
         return await self.services.verifier.verify(data, snapshot, self.services.clock(), self.limits.message)
 
     def _trace_fields(self, server: RelaySMTP, session: Session, queue_id: str, accepted: Accepted) -> bytes:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -21,12 +22,13 @@ from typing import Any
 from ..audit.log import audit, configure
 from ..queue.delivery import Delivery
 from ..queue.spool import Spool
+from ..trust.holder import SnapshotHolder
 from .config import ListenerConfig, ListenerKind, ListenerTls, ServiceConfig
 from .credentials import Credentials, load_credentials
 from .handler import RelayHandler, Services
 from .peer import tls_anchors
 from .session import ConnectionLimiter, RelaySMTP
-from .snapshots import SnapshotHolder, SnapshotLoader
+from .snapshots import SnapshotLoader
 from .tls import server_context
 from .verifier import Verifier
 
@@ -127,11 +129,16 @@ class Service:
     async def reload(self) -> None:
         assert self.holder is not None
         try:
-            fresh = await asyncio.to_thread(self.holder.reload)
+            result = await self.holder.reload_async()
         except Exception as error:  # keep serving with the trust in force
             audit("reload-failed", error=type(error).__name__, detail=str(error)[:500])
             return
-        audit("reloaded", snapshot=fresh.version)
+        if result.problems:
+            audit("reload-failed", error="ConfigError", problems=list(result.problems))
+        elif result.swapped:
+            audit("reloaded", snapshot=result.snapshot.version)
+        else:
+            audit("reload-unchanged", snapshot=result.snapshot.version)
 
     async def stop(self) -> None:
         for server in self.servers:
@@ -165,8 +172,12 @@ async def serve(config: ServiceConfig, loader: SnapshotLoader, ready: Any = None
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(service.reload()))
+    if config.pid_file:
+        config.pid_file.write_text(f"{os.getpid()}\n")  # for `relay reload`
     out = ready or sys.stdout
     out.write(json.dumps({"ready": {k: [h, p] for k, (h, p) in service.bound.items()}}) + "\n")
     out.flush()
     await stopped.wait()
     await service.stop()
+    if config.pid_file:
+        config.pid_file.unlink(missing_ok=True)

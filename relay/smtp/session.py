@@ -87,7 +87,21 @@ class RelaySMTP(SMTP):
         self._admitted_ip = ip
         self.sessions.add(self)
         self._deadline = self.loop.call_later(self.session_timeout, self._session_expired)
+        audit("connect", listener=self.listener_name, peer=ip)
+        if self.tls_object() is not None:  # implicit TLS: the handshake is already done
+            self.audit_tls()
         await super()._handle_client()
+
+    @property
+    def listener_name(self) -> str:
+        return str(getattr(getattr(self.event_handler, "listener", None), "name", ""))
+
+    def audit_tls(self) -> None:
+        tls = self.tls_object()
+        if tls is not None:
+            cipher = tls.cipher()
+            audit("tls", listener=self.listener_name, peer=self.peer_ip, version=tls.version(), cipher=cipher[0] if cipher else None,
+                  client_certificate=tls.getpeercert(binary_form=True) is not None)
 
     def _session_expired(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

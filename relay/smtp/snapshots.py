@@ -1,7 +1,8 @@
-"""The current trust snapshot of the running service, and how to load a new one.
+"""How the running service loads its trust snapshot.
 
 A loader is a picklable callable: verification workers in other processes
 call it themselves, so the snapshot never needs to cross a process boundary.
+The current snapshot and its reload live in relay.trust.holder.
 """
 
 from __future__ import annotations
@@ -23,21 +24,3 @@ def _load_from_config(path: Path) -> Snapshot:
 
 def config_loader(path: Path) -> SnapshotLoader:
     return functools.partial(_load_from_config, path)
-
-
-class SnapshotHolder:
-    """Holds one immutable Snapshot; a reload builds a new one and swaps the reference."""
-
-    def __init__(self, loader: SnapshotLoader) -> None:
-        self.loader = loader
-        self._current = loader()
-
-    @property
-    def current(self) -> Snapshot:
-        return self._current
-
-    def reload(self) -> Snapshot:
-        """Load and swap; on any error the previous snapshot stays in force and the error propagates."""
-        fresh = self.loader()
-        self._current = fresh
-        return fresh

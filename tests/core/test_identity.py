@@ -178,3 +178,11 @@ def test_direct_signer_passes_when_no_identifier_is_required(pki):
     assert refused(identity.check_professional, who, pki.bundle()).reason is Reason.NOT_PROFESSIONAL
     identity.check_professional(who, pki.direct_bundle())
     identity.check_professional(who, pki.bundle(require_professional=False))
+
+
+def test_duplicated_extension_reads_as_no_alternative_name(pki):
+    malformed = pki.with_duplicate_extension(pki.practitioner().cert, pki.personnes)
+    who = identity.read_identity(malformed)
+    assert (who.national_id, who.email) == (RPPS_ID, None)
+    refusal = refused(identity.check_address_binding, malformed, SENDER, pki.bundle())
+    assert refusal.reason is Reason.ADDRESS_MISMATCH

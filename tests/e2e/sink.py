@@ -23,6 +23,13 @@ class Sink:
     def __init__(self, directory: Path, mode: str) -> None:
         self.directory, self.mode, self.counter = directory, mode, itertools.count()
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # One line per EHLO: with plain SMTP, one per session (reuse is counted by its absence).
+        with open(self.directory / "sessions.log", "a") as log:
+            log.write(f"{session.peer[1]} tls={session.ssl is not None}\n")
+        session.host_name = hostname
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, options):
         if self.mode == "tempfail":
             return "451 4.3.0 try again later"

@@ -16,6 +16,7 @@ LIMITS = {
     "max_recipients": 3,
     "max_header_count": 20,
     "max_received": 5,
+    "max_mime_depth": 3,
     "max_connections_per_ip": 3,
     "command_timeout": 1.0,
     "session_timeout": 2.5,
@@ -139,3 +140,20 @@ def test_storage_failure_is_a_temporary_error(env):
         tmp.mkdir()
     with _client(env) as client:
         _ok(client)
+
+
+def _nested(depth: int) -> bytes:
+    inner = b"Content-Type: text/plain\r\n\r\nx\r\n"
+    for n in range(depth):
+        inner = (
+            f'Content-Type: multipart/mixed; boundary="b{n}"\r\n\r\n--b{n}\r\n'.encode() + inner + f"--b{n}--\r\n".encode()
+        )
+    return b"From: <alice@hospital.test>\r\nTo: <bob@hospital.test>\r\nMIME-Version: 1.0\r\n" + inner
+
+
+def test_mime_limits_apply_to_unsigned_mail_too(env):
+    with _client(env) as client:
+        code, text = _send(client, _nested(5))
+        assert (code, text.split(b":")[0]) == (554, b"5.6.0 malformed"), text
+        code, text = _send(client, _nested(2))
+        assert code == 250, text

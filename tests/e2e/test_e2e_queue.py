@@ -14,7 +14,7 @@ from tests.smtp.helpers import ROOT, Relay, Sink, basic_spec, free_port, make_pk
 
 
 @pytest.fixture
-def pki(tmp_path_factory):
+def tls_pki(tmp_path_factory):
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
@@ -42,10 +42,10 @@ def _wait_until(predicate, timeout: float = 20.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def test_kill_9_after_250_then_restart_delivers(tmp_path, pki):
+def test_kill_9_after_250_then_restart_delivers(tmp_path, tls_pki):
     sink = Sink(tmp_path / "sink", free_port())  # down for now: the message stays queued
-    write_spec(tmp_path / "spec.json", basic_spec(pki, sink.port))
-    config = service_toml(tmp_path, pki, listeners=("loopback",))
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
+    config = service_toml(tmp_path, tls_pki, listeners=("loopback",))
     relay = Relay(config, tmp_path / "spec.json").start()
     try:
         queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-crash")
@@ -64,10 +64,10 @@ def test_kill_9_after_250_then_restart_delivers(tmp_path, pki):
     assert len(sink.messages()) == 1
 
 
-def test_next_hop_down_then_up_is_retried(tmp_path, pki):
+def test_next_hop_down_then_up_is_retried(tmp_path, tls_pki):
     sink = Sink(tmp_path / "sink", free_port())
-    write_spec(tmp_path / "spec.json", basic_spec(pki, sink.port))
-    relay = Relay(service_toml(tmp_path, pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
+    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
     try:
         queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-retry")
         deferred = relay.wait_event("deferred", queue_id=queue_id)
@@ -83,16 +83,16 @@ def test_next_hop_down_then_up_is_retried(tmp_path, pki):
         sink.stop()
 
 
-def _split_spec(pki, good_port: int, bad_port: int) -> dict:
-    spec = basic_spec(pki, good_port)
+def _split_spec(tls_pki, good_port: int, bad_port: int) -> dict:
+    spec = basic_spec(tls_pki, good_port)
     spec["domains"][1]["next_hop"] = {"host": "127.0.0.1", "port": bad_port}  # peer.test rejects
     return spec
 
 
-def test_permanent_failure_returns_a_dsn_to_the_sender(tmp_path, pki):
+def test_permanent_failure_returns_a_dsn_to_the_sender(tmp_path, tls_pki):
     good, bad = Sink(tmp_path / "good", 0).start(), Sink(tmp_path / "bad", 0).start("reject")
-    write_spec(tmp_path / "spec.json", _split_spec(pki, good.port, bad.port))
-    relay = Relay(service_toml(tmp_path, pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    write_spec(tmp_path / "spec.json", _split_spec(tls_pki, good.port, bad.port))
+    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
     try:
         queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test", "carol@peer.test"], "marker-dsn")
         good.wait_for_marker("marker-dsn")  # bob's copy
@@ -112,10 +112,10 @@ def test_permanent_failure_returns_a_dsn_to_the_sender(tmp_path, pki):
         bad.stop()
 
 
-def test_no_dsn_for_a_dsn(tmp_path, pki):
+def test_no_dsn_for_a_dsn(tmp_path, tls_pki):
     bad = Sink(tmp_path / "bad", 0).start("reject")
-    write_spec(tmp_path / "spec.json", _split_spec(pki, bad.port, bad.port))
-    relay = Relay(service_toml(tmp_path, pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    write_spec(tmp_path / "spec.json", _split_spec(tls_pki, bad.port, bad.port))
+    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
     try:
         _submit(relay, "alice@hospital.test", ["carol@peer.test"], "marker-double")
         dsn = relay.wait_event("dsn")
@@ -127,10 +127,10 @@ def test_no_dsn_for_a_dsn(tmp_path, pki):
         bad.stop()
 
 
-def test_temporary_failures_expire_into_a_dsn(tmp_path, pki):
+def test_temporary_failures_expire_into_a_dsn(tmp_path, tls_pki):
     good, slow = Sink(tmp_path / "good", 0).start(), Sink(tmp_path / "slow", 0).start("tempfail")
-    write_spec(tmp_path / "spec.json", _split_spec(pki, good.port, slow.port))
-    config = service_toml(tmp_path, pki, listeners=("loopback",), delivery={"first_retry": 0.2, "give_up_after": 1.0})
+    write_spec(tmp_path / "spec.json", _split_spec(tls_pki, good.port, slow.port))
+    config = service_toml(tmp_path, tls_pki, listeners=("loopback",), delivery={"first_retry": 0.2, "give_up_after": 1.0})
     relay = Relay(config, tmp_path / "spec.json").start()
     try:
         queue_id = _submit(relay, "alice@hospital.test", ["carol@peer.test"], "marker-expire")
@@ -143,10 +143,10 @@ def test_temporary_failures_expire_into_a_dsn(tmp_path, pki):
         slow.stop()
 
 
-def test_queue_command_while_the_service_runs(tmp_path, pki):
+def test_queue_command_while_the_service_runs(tmp_path, tls_pki):
     sink = Sink(tmp_path / "sink", free_port())
-    write_spec(tmp_path / "spec.json", basic_spec(pki, sink.port))
-    config = service_toml(tmp_path, pki, listeners=("loopback",), delivery={"first_retry": 3600})
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
+    config = service_toml(tmp_path, tls_pki, listeners=("loopback",), delivery={"first_retry": 3600})
     relay = Relay(config, tmp_path / "spec.json").start()
     try:
         first = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-q1")
@@ -171,6 +171,44 @@ def test_queue_command_while_the_service_runs(tmp_path, pki):
         assert b"returned to sender by the administrator" in dsn
         _wait_until(lambda: _queue_cli(config, "list").stdout == "")
         assert not any(b"marker-q2" in m for m in sink.messages())
+    finally:
+        relay.stop()
+        sink.stop()
+
+
+def test_sessions_to_a_next_hop_are_reused(tmp_path, tls_pki):
+    sink = Sink(tmp_path / "sink", 0).start()
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
+    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    try:
+        for n in range(3):
+            queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], f"marker-reuse-{n}")
+            relay.wait_event("removed", queue_id=queue_id)
+        assert len(sink.messages()) == 3
+        assert len((sink.directory / "sessions.log").read_text().splitlines()) == 1
+    finally:
+        relay.stop()
+        sink.stop()
+
+
+@pytest.mark.parametrize("pinned_dn, delivered", [(None, True), ("CN=someone.else,O=Other,C=FR", False)])
+def test_delivery_over_verified_starttls(tmp_path, tls_pki, pinned_dn, delivered):
+    sink = Sink(tmp_path / "sink", 0).start(tls=tls_pki.directory)
+    spec = basic_spec(tls_pki, sink.port, sink_tls="starttls")
+    if pinned_dn:
+        for domain in spec["domains"]:
+            domain["next_hop"]["verify_dn"] = pinned_dn
+    write_spec(tmp_path / "spec.json", spec)
+    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    try:
+        queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-tls-hop")
+        if delivered:
+            sink.wait_for_marker("marker-tls-hop")
+            assert "tls=True" in (sink.directory / "sessions.log").read_text()
+        else:
+            attempt = relay.wait_event("attempt", queue_id=queue_id)
+            assert attempt["status"] == "pending" and "is not CN=someone.else" in attempt["reply"]
+            assert sink.messages() == []
     finally:
         relay.stop()
         sink.stop()

@@ -175,6 +175,16 @@ def test_mx_peer_with_listed_operator_certificate(env):
     assert not any("AUTH" in line for line in result.stdout.splitlines() if line.startswith("<~"))
 
 
+def test_mx_peer_over_implicit_tls(env):
+    data = message("doc@peer.test", ["bob@hospital.test"], subject="marker-mxs")
+    args = ["--port", str(env.relay.ports["mxs"]), "--tlsc", "--tls-cert", str(env.pki.path("peer.pem")), "--tls-key", str(env.pki.path("peer.key"))]
+    result = swaks(*args, "--from", "doc@peer.test", "--to", "bob@hospital.test", data=data)
+    assert result.returncode == 0, result.stdout
+    _delivered_with(env, "marker-mxs")
+    result = swaks("--port", str(env.relay.ports["mxs"]), "--tlsc", "--from", "doc@peer.test", "--to", "bob@hospital.test")
+    assert "<~* 530 5.7.0 client-certificate-missing:" in result.stdout
+
+
 def test_mx_refusals(env):
     # No client certificate.
     result = swaks(*_mx(env, None), "--from", "doc@peer.test", "--to", "bob@hospital.test")
@@ -264,5 +274,8 @@ def test_audit_has_steps_but_never_content(env):
     assert secret_body not in log and "Dupont" not in log and "IRM" not in log and "R=C3=A9sultats" not in log
     steps = {e["event"] for e in env.relay.audit_lines if e.get("queue_id") == queue_id}
     assert {"queued", "done", "attempt", "removed"} <= steps
+    tls = env.relay.events("tls", listener="submission")
+    assert tls and tls[-1]["version"] in ("TLSv1.2", "TLSv1.3") and tls[-1]["client_certificate"] is False
+    assert env.relay.events("connect", listener="submission") and env.relay.events("auth", success=True)
     done = [e for e in env.relay.events("done") if e.get("queue_id") == queue_id][0]
     assert done["code"] == "unsigned" and done["smime"] == "none" and done["message_id"]

@@ -106,8 +106,17 @@ def spec_loader(path: Path) -> functools.partial[Snapshot]:
 
 
 def _bundle(b: dict[str, Any]) -> Bundle:
-    anchors = tuple(c for p in b["anchors"] for c in x509.load_pem_x509_certificates(Path(p).read_bytes()))
-    return Bundle(name=b["name"], anchors=anchors, purpose=Purpose(b.get("purpose", "smime")), revocation=RevocationMode.WHERE_AVAILABLE)
+    def certs(key: str) -> tuple[x509.Certificate, ...]:
+        return tuple(c for p in b.get(key, []) for c in x509.load_pem_x509_certificates(Path(p).read_bytes()))
+
+    return Bundle(
+        name=b["name"],
+        anchors=certs("anchors"),
+        intermediates=certs("intermediates"),
+        crls=tuple(x509.load_pem_x509_crl(Path(p).read_bytes()) for p in b.get("crls", [])),
+        purpose=Purpose(b.get("purpose", "smime")),
+        revocation=RevocationMode(b.get("revocation", "where-available")),
+    )
 
 
 def _domain(d: dict[str, Any]) -> DomainRule:
@@ -156,13 +165,14 @@ def service_toml(
     *,
     limits: dict[str, Any] | None = None,
     delivery: dict[str, Any] | None = None,
-    listeners: tuple[str, ...] = ("submission", "submissions", "mx", "loopback"),
+    listeners: tuple[str, ...] = ("submission", "submissions", "mx", "mxs", "loopback"),
     workers: int = 0,
 ) -> Path:
     blocks = {
         "submission": ("submission", "starttls"),
         "submissions": ("submission", "tls"),
         "mx": ("mx", "starttls"),
+        "mxs": ("mx", "tls"),
         "loopback": ("loopback", "none"),
     }
     lines = [

@@ -78,3 +78,15 @@ def test_unreadable_and_invalid_files(tmp_path):
         load_service_config(tmp_path / "absent.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_service_config(_write(tmp_path, "[service\n"))
+
+
+def test_serve_refuses_a_bad_configuration_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.smtp.helpers import ROOT
+
+    path = _write(tmp_path, GOOD.replace("max_recipients = 5", "max_recipients = 0"))
+    result = subprocess.run([sys.executable, "-m", "relay", "serve", "--config", str(path)], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"relay serve: {path}: [limits] max_recipients: must be between 1 and unbounded"

@@ -129,9 +129,3 @@ def test_trace_fields():
     good = Verdict.accept(SignerIdentity("CN=x", "ab", "alice@hospital.test"), "s")
     assert b"smime=pass smime.signer=alice@hospital.test" in decide.authentication_results("relay.test", Accepted(True, good))
     assert b"smime=none" in decide.authentication_results("relay.test", Accepted(False, Verdict.reject(Reason.UNSIGNED, "")))
-
-
-def test_looks_signed():
-    assert decide.looks_signed(b'Content-Type: multipart/signed; protocol="application/pkcs7-signature"\r\n\r\n')
-    assert decide.looks_signed(b"From: a\r\ncontent-type: application/pkcs7-mime; smime-type=signed-data\r\n\r\n")
-    assert not decide.looks_signed(b"Content-Type: text/plain\r\n\r\nContent-Type: multipart/signed\r\n")

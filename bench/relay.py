@@ -1,0 +1,286 @@
+"""Throughput and latency of `relay serve` against a stock Postfix relay.
+
+    python3 bench/relay.py [--messages 2000] [--sessions 20] [--workers 2] [--unsigned]
+
+smtp-source -> relay (loopback listener, S/MIME verification, spool with
+fsync, delivery) -> smtp-sink, then the same load through a Postfix relaying
+to its own smtp-sink. Prints messages per second (accepted and delivered),
+the ratio to Postfix, p50/p99 end-of-DATA -> 250 latency (from the audit
+trail) and the peak RSS of the relay and its verification workers.
+Needs root (Postfix and smtp-sink), openssl, smtp-source and smtp-sink.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's directory comes first on sys.path and its name
+# would hide the `relay` package; put the project root there instead.
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "bench"]
+sys.path.insert(0, str(_ROOT))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import datetime as dt  # noqa: E402
+import functools  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import select  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from cryptography import x509  # noqa: E402
+
+from relay import devpki  # noqa: E402
+from relay.core.bundle import Bundle, RevocationMode  # noqa: E402
+from relay.core.snapshot import DomainRule, MessagePolicy, NextHop, Snapshot, TlsMode  # noqa: E402
+
+SENDER, RECIPIENT = "alice@hospital.test", "bob@hospital.test"
+
+
+# -- the relay side ------------------------------------------------------------
+
+
+def bench_snapshot(spec: Path) -> Snapshot:
+    """The bench's trust: one S/MIME bundle and one local domain delivered to the sink."""
+    data = json.loads(spec.read_text())
+    certs = [x509.load_pem_x509_certificate(Path(p).read_bytes()) for p in (data["root"], data["ca"])]
+    bundle = Bundle("bench", anchors=(certs[0],), intermediates=(certs[1],), revocation=RevocationMode.WHERE_AVAILABLE)
+    domain = DomainRule(
+        "hospital.test", True, ("bench",), NextHop("127.0.0.1", data["sink_port"], TlsMode.NONE),
+        policy=MessagePolicy(require_signature=data["signed"]),
+    )
+    return Snapshot("bench", dt.datetime.now(dt.timezone.utc), {"bench": bundle}, {"hospital.test": domain})
+
+
+def _serve(config: Path, spec: Path) -> None:
+    from relay.smtp.config import load_service_config
+    from relay.smtp.service import serve
+
+    asyncio.run(serve(load_service_config(config), functools.partial(bench_snapshot, spec)))
+
+
+# -- helpers ---------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+class SmtpSink:
+    """Postfix's smtp-sink, counting messages (-c prints `sess=.. quit=.. mesg=N`)."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            ["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{self.port}", "256"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self._seen = b""
+        _wait_port(self.port)
+
+    def count(self) -> int:
+        assert self.proc.stdout is not None
+        while select.select([self.proc.stdout], [], [], 0)[0]:
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            self._seen = (self._seen + chunk)[-4096:]
+        found = re.findall(rb"mesg=(\d+)", self._seen)
+        return int(found[-1]) if found else 0
+
+    def wait(self, n: int, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        while self.count() < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sink received {self.count()} of {n}")
+            time.sleep(0.02)
+        return time.monotonic()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def _source(message: Path, port: int, messages: int, sessions: int) -> None:
+    subprocess.run(
+        ["smtp-source", "-F", str(message), "-m", str(messages), "-s", str(sessions), "-f", SENDER, "-t", RECIPIENT, f"127.0.0.1:{port}"],
+        check=True,
+    )
+
+
+def _message(directory: Path, signed: bool) -> Path:
+    body = "Content-Type: text/plain; charset=utf-8\r\n\r\n" + "Compte rendu de consultation.\r\n" * 40
+    path = directory / "message.eml"
+    # smtp-source sends the file line by line, ending each with CRLF itself: store LF lines.
+    if not signed:
+        path.write_text(f"From: <{SENDER}>\nTo: <{RECIPIENT}>\nSubject: bench\nMIME-Version: 1.0\n{body}".replace("\r\n", "\n"))
+        return path
+    (directory / "part.txt").write_text(body)
+    signed_bytes = subprocess.run(
+        ["openssl", "cms", "-sign", "-in", str(directory / "part.txt"), "-signer", str(directory / "signer.pem"),
+         "-inkey", str(directory / "signer.key"), "-certfile", str(directory / "ca.pem"), "-from", SENDER, "-to", RECIPIENT,
+         "-subject", "bench", "-crlfeol", "-binary"],
+        capture_output=True, check=True,
+    ).stdout
+    path.write_bytes(signed_bytes.replace(b"\r\n", b"\n"))
+    return path
+
+
+def _pki(directory: Path) -> None:
+    root = devpki.make_ca("Bench root")
+    ca = devpki.make_ca("Bench personnes", root, path_length=0)
+    leaf = devpki.make_leaf(ca, devpki.practitioner_subject("810001234567", "DUPONT", "JEAN"), emails=[SENDER])
+    for name, issued in (("root", root), ("ca", ca), ("signer", leaf)):
+        (directory / f"{name}.pem").write_bytes(issued.cert_pem)
+    (directory / "signer.key").write_bytes(leaf.key_pem)
+
+
+def _peak_rss_kib(pid: int) -> int:
+    """VmHWM of a process and its descendants (the verification workers)."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, AttributeError):
+            continue
+    return total
+
+
+# -- the two runs ------------------------------------------------------------
+
+
+def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
+    sink = SmtpSink()
+    spec = directory / "spec.json"
+    spec.write_text(json.dumps({"root": str(directory / "root.pem"), "ca": str(directory / "ca.pem"), "sink_port": sink.port, "signed": not args.unsigned}))
+    config = directory / "relay.toml"
+    config.write_text(
+        f'[service]\nhostname = "relay.bench"\nverify_workers = {args.workers}\n'
+        f'[queue]\ndirectory = "{directory / "spool"}"\nscan_interval = 1\n'
+        f'[audit]\nfile = "{directory / "audit.log"}"\n'
+        f"[limits]\nmax_connections_per_ip = {args.sessions + 10}\n"
+        '[[listeners]]\nname = "bench"\nkind = "loopback"\naddress = "127.0.0.1"\nport = 0\n'
+    )
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(config), str(spec)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = json.loads(proc.stdout.readline())["ready"]["bench"][1]
+        _source(message, port, 20, 4)  # warm-up: workers started, snapshot loaded
+        sink.wait(20, 60)
+        start = time.monotonic()
+        _source(message, port, args.messages, args.sessions)
+        accepted = time.monotonic()
+        delivered = sink.wait(20 + args.messages, 600)
+        rss = _peak_rss_kib(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        sink.stop()
+    done = [json.loads(line) for line in (directory / "audit.log").read_text().splitlines()]
+    latencies = sorted(e["ms"] for e in done if e.get("event") == "done" and e.get("queue_id"))[20:]
+    refused = [e for e in done if e.get("event") == "done" and not e.get("queue_id")]
+    if refused:
+        raise RuntimeError(f"{len(refused)} messages refused, first: {refused[0]}")
+    return {
+        "accepted_per_s": args.messages / (accepted - start),
+        "delivered_per_s": args.messages / (delivered - start),
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "peak_rss_mib": rss / 1024,
+    }
+
+
+_POSTFIX_MAIN = """compatibility_level = 3.6
+queue_directory = {d}/queue
+data_directory = {d}/data
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost = [127.0.0.1]:{sink}
+myhostname = postfix.bench
+mydestination =
+smtpd_relay_restrictions = permit_mynetworks, reject
+maillog_file = {d}/maillog
+maillog_file_prefixes = {d}
+"""
+
+
+def run_postfix(directory: Path, message: Path, args: argparse.Namespace) -> dict:
+    d = directory / "postfix"
+    directory.chmod(0o755)  # Postfix's unprivileged daemons walk down to their queue
+    for sub in ("conf", "queue", "data"):
+        (d / sub).mkdir(parents=True)
+    shutil.chown(d / "data", "postfix")
+    sink = SmtpSink()
+    port = _free_port()
+    (d / "conf" / "main.cf").write_text(_POSTFIX_MAIN.format(d=d, sink=sink.port))
+    master = Path("/etc/postfix/master.cf").read_text()
+    (d / "conf" / "master.cf").write_text(re.sub(r"(?m)^smtp\s+inet.*$", f"127.0.0.1:{port} inet n - n - - smtpd", master))
+    subprocess.run(["postfix", "-c", str(d / "conf"), "start"], check=True)
+    try:
+        _wait_port(port)
+        _source(message, port, 20, 4)
+        sink.wait(20, 60)
+        start = time.monotonic()
+        _source(message, port, args.messages, args.sessions)
+        accepted = time.monotonic()
+        delivered = sink.wait(20 + args.messages, 600)
+    finally:
+        subprocess.run(["postfix", "-c", str(d / "conf"), "stop"], check=False)
+        sink.stop()
+    return {"accepted_per_s": args.messages / (accepted - start), "delivered_per_s": args.messages / (delivered - start)}
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--serve"]:
+        _serve(Path(sys.argv[2]), Path(sys.argv[3]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--unsigned", action="store_true", help="send unsigned mail (no verification)")
+    parser.add_argument("--no-postfix", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
+        directory = Path(tmp)
+        _pki(directory)
+        message = _message(directory, not args.unsigned)
+        relay = run_relay(directory, message, args)
+        print(f"relay:   {relay['accepted_per_s']:8.1f} msg/s accepted, {relay['delivered_per_s']:8.1f} msg/s delivered, "
+              f"DATA->250 p50 {relay['p50_ms']:.1f} ms p99 {relay['p99_ms']:.1f} ms, peak RSS {relay['peak_rss_mib']:.0f} MiB "
+              f"({'unsigned' if args.unsigned else 'signed'}, {args.messages} messages, {args.sessions} sessions, {args.workers} workers)")
+        if not args.no_postfix:
+            postfix = run_postfix(directory, message, args)
+            print(f"postfix: {postfix['accepted_per_s']:8.1f} msg/s accepted, {postfix['delivered_per_s']:8.1f} msg/s delivered")
+            print(f"ratio relay/postfix: accepted {relay['accepted_per_s'] / postfix['accepted_per_s']:.2f}, "
+                  f"delivered {relay['delivered_per_s'] / postfix['delivered_per_s']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

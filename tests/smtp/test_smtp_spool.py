@@ -1,0 +1,90 @@
+import asyncio
+import os
+
+import pytest
+
+from relay.queue.delivery import Backoff, safe_address
+from relay.queue.spool import Envelope, MessageBusy, RecipientState, Spool, SpoolError, UnknownMessage, new_queue_id
+
+
+def _envelope(queue_id: str | None = None) -> Envelope:
+    return Envelope(
+        queue_id=queue_id or new_queue_id(),
+        mail_from="alice@hospital.test",
+        recipients=(RecipientState("bob@hospital.test"), RecipientState("carol@peer.test")),
+        received_at=1.0,
+        next_attempt=0.0,
+    )
+
+
+def test_concurrent_stores_are_committed_together(tmp_path):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    envelopes = [_envelope() for _ in range(20)]
+
+    async def store_all():
+        await asyncio.gather(*(spool.store(f"message {n}\r\n".encode(), e) for n, e in enumerate(envelopes)))
+
+    asyncio.run(store_all())
+    assert spool.ids() == sorted(e.queue_id for e in envelopes)
+    assert spool.envelope(envelopes[3].queue_id) == envelopes[3]
+    assert spool.message(envelopes[3].queue_id) == b"message 3\r\n"
+    assert list(spool.tmp.iterdir()) == []
+
+
+def test_recovery_drops_half_written_messages(tmp_path):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    whole = _envelope()
+    spool.store_now(b"whole\r\n", whole)
+    (spool.tmp / "abc.eml").write_bytes(b"half")  # crash while writing
+    orphan = new_queue_id()
+    (spool.queue / f"{orphan}.eml").write_bytes(b"renamed, state not yet")  # crash between the two renames
+    ghost = new_queue_id()
+    (spool.queue / f"{ghost}.json").write_bytes(_envelope(ghost).to_json())  # crash while removing
+    removed = Spool(tmp_path).prepare()
+    assert sorted(removed) == sorted(["tmp/abc.eml", f"{orphan}.eml", f"{ghost}.json"])
+    assert spool.ids() == [whole.queue_id]
+
+
+def test_lock_update_remove(tmp_path):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    env = _envelope()
+    spool.store_now(b"m\r\n", env)
+    with spool.locked(env.queue_id):
+        with pytest.raises(MessageBusy):
+            with spool.locked(env.queue_id):
+                pass
+        spool.update(env.with_results({"bob@hospital.test": ("delivered", "250 ok")}))
+    assert [r.address for r in spool.envelope(env.queue_id).pending] == ["carol@peer.test"]
+    with spool.locked(env.queue_id):
+        spool.remove(env.queue_id)
+    with pytest.raises(UnknownMessage):
+        spool.envelope(env.queue_id)
+    with pytest.raises(UnknownMessage):
+        with spool.locked("../../etc/passwd"):
+            pass
+
+
+def test_write_failure_is_reported_and_leaves_nothing(tmp_path):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    os.rmdir(spool.tmp)
+    spool.tmp.write_text("not a directory")
+    with pytest.raises(SpoolError):
+        asyncio.run(spool.store(b"m\r\n", _envelope()))
+    assert spool.ids() == []
+
+
+def test_backoff_doubles_up_to_a_cap():
+    backoff = Backoff(first=300, maximum=3600)
+    assert [backoff.delay(n) for n in range(1, 7)] == [300, 600, 1200, 2400, 3600, 3600]
+
+
+@pytest.mark.parametrize(
+    "address, ok",
+    [("bob@hospital.test", True), ("bob@hospital.test>\r\nRCPT TO:<x@y", False), ("a b@c.test", False), ("a@b.test\n", False), ("é@b.test", False)],
+)
+def test_addresses_cannot_inject_commands(address, ok):
+    assert safe_address(address) is ok
