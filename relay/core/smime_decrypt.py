@@ -38,8 +38,8 @@ from .mime import _base64_body
 from .mimetree import Entity, read_entity, walk
 from .reasons import Reason
 from .smime_encrypt import (
-    _HASHES,
     AES_BLOCK_BYTES,
+    OAEP_HASHES,
     PKCS1V15,
     ContentCipher,
     GcmParameters,
@@ -79,13 +79,7 @@ def is_encrypted(raw: bytes, limits: MessageLimits = DEFAULT_LIMITS) -> bool:
     """True when the root entity is an S/MIME envelope; Rejection(malformed) when an
     envelope sits anywhere else in the tree (EFAIL), False for a clear message."""
     data = prepare(raw, limits)
-    root = read_entity(data, 0, len(data), 0, limits)
-    if _envelope_kind(root) is not None:
-        return True
-    for entity in walk(data, root, limits):
-        if entity is not root and _envelope_kind(entity) is not None:
-            raise Rejection(Reason.MALFORMED, "an encrypted part inside a clear message is never decrypted")
-    return False
+    return _root_is_envelope(data, read_entity(data, 0, len(data), 0, limits), limits)
 
 
 def decrypt_message(
@@ -95,16 +89,25 @@ def decrypt_message(
     random_bytes: RandomBytes = os.urandom,
 ) -> Decrypted:
     """Decrypt a message whose root is an envelope addressed to one of keys."""
-    if not is_encrypted(raw, limits):
-        raise Rejection(Reason.MALFORMED, "the message root is not an S/MIME envelope")
     data = prepare(raw, limits)
     root = read_entity(data, 0, len(data), 0, limits)
+    if not _root_is_envelope(data, root, limits):
+        raise Rejection(Reason.MALFORMED, "the message root is not an S/MIME envelope")
     envelope = read_envelope(_base64_body(data, root, "S/MIME envelope"))
     expected = _envelope_kind(root)
     if expected and expected != envelope.content_type:
         raise Rejection(Reason.MALFORMED, "smime-type differs from the CMS content type")
     entity, key, transport = open_envelope(envelope, keys, random_bytes)
     return Decrypted(_rebuild(data[: root.body_start], entity, limits), entity, envelope.cipher, transport, key.certificate)
+
+
+def _root_is_envelope(data: bytes, root: Entity, limits: MessageLimits) -> bool:
+    if _envelope_kind(root) is not None:
+        return True
+    for entity in walk(data, root, limits):
+        if entity is not root and _envelope_kind(entity) is not None:
+            raise Rejection(Reason.MALFORMED, "an encrypted part inside a clear message is never decrypted")
+    return False
 
 
 def _envelope_kind(entity: Entity) -> str | None:
@@ -230,7 +233,7 @@ def _transport(algorithm: cms.KeyEncryptionAlgorithm) -> KeyTransport | None:
     mgf = params["mask_gen_algorithm"]
     mgf_hash = mgf["parameters"]["algorithm"].native
     label = params["p_source_algorithm"]["parameters"].native
-    if mgf["algorithm"].native != "mgf1" or label or oaep_hash not in _HASHES or mgf_hash not in _HASHES:
+    if mgf["algorithm"].native != "mgf1" or label or oaep_hash not in OAEP_HASHES or mgf_hash not in OAEP_HASHES:
         return None
     return KeyTransport(TransportScheme.RSA_OAEP, oaep_hash, mgf_hash)
 

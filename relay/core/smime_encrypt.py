@@ -82,7 +82,7 @@ class TransportScheme(StrEnum):
     RSA_PKCS1V15 = "rsa-pkcs1v15"
 
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+OAEP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,
     "sha224": hashes.SHA224,
     "sha256": hashes.SHA256,
@@ -104,7 +104,7 @@ class KeyTransport:
     def padding(self) -> padding.AsymmetricPadding:
         if self.scheme is TransportScheme.RSA_PKCS1V15:
             return padding.PKCS1v15()
-        return padding.OAEP(padding.MGF1(_HASHES[self.mgf_hash]()), _HASHES[self.oaep_hash](), None)
+        return padding.OAEP(padding.MGF1(OAEP_HASHES[self.mgf_hash]()), OAEP_HASHES[self.oaep_hash](), None)
 
     def algorithm(self) -> cms.KeyEncryptionAlgorithm:
         if self.scheme is TransportScheme.RSA_PKCS1V15:

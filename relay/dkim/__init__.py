@@ -6,7 +6,7 @@ the caller chooses (a static key table in tests, the DNS in service).
 """
 
 from .resolver import DkimLookupFailed, TxtResolver, dns_resolver, static_resolver
-from .signing import SIGNED_HEADERS, DkimAlgorithm, DkimKey, DkimKeyTable, dns_record, load_key, sign_message
+from .signing import SIGNED_HEADERS, DkimAlgorithm, DkimKey, DkimKeyTable, dns_record, load_key, load_key_table, sign_message
 from .verification import DkimResult, DkimStatus, authentication_results, verify_dkim
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "dns_record",
     "dns_resolver",
     "load_key",
+    "load_key_table",
     "sign_message",
     "static_resolver",
     "verify_dkim",

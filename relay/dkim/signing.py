@@ -13,7 +13,7 @@ import base64
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import dkim
 from cryptography.hazmat.primitives import serialization
@@ -84,6 +84,24 @@ class DkimKeyTable:
 
     def key_for(self, domain: str) -> DkimKey | None:
         return self.keys.get(domain.lower().rstrip("."))
+
+
+def load_key_table(table: Mapping[str, Any], base: Path) -> DkimKeyTable:
+    """From a TOML table {domain = {selector = "...", key_file = "..."}}; relative paths from base.
+
+    [dkim."hopital-test.mssante.fr"]
+    selector = "rsa2026"
+    key_file = "dkim/hopital-rsa.pem"
+    """
+    keys = []
+    for domain, entry in table.items():
+        if not isinstance(entry, Mapping) or set(entry) != {"selector", "key_file"}:
+            raise ValueError(f"DKIM key for {domain}: give exactly selector and key_file")
+        selector, key_file = entry["selector"], entry["key_file"]
+        if not isinstance(selector, str) or not isinstance(key_file, str) or not selector:
+            raise ValueError(f"DKIM key for {domain}: selector and key_file are strings")
+        keys.append(load_key(domain, selector, base / key_file))
+    return DkimKeyTable.of(*keys)
 
 
 def sign_message(message: bytes, key: DkimKey) -> bytes:

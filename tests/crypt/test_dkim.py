@@ -20,6 +20,7 @@ from relay.dkim import (
     authentication_results,
     dns_record,
     load_key,
+    load_key_table,
     sign_message,
     static_resolver,
     verify_dkim,
@@ -156,6 +157,28 @@ def test_key_files_and_key_table(tmp_path):
         p256 = tmp_path / "p256.pem"
         openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(p256))
         load_key(DOMAIN, "x", p256)
+
+
+def test_key_table_from_configuration(tmp_path):
+    import tomllib
+
+    (tmp_path / "dkim").mkdir()
+    assert openssl("genpkey", "-algorithm", "ed25519", "-out", str(tmp_path / "dkim" / "ed.pem")).returncode == 0
+    config = tomllib.loads('''
+[dkim."hopital-test.mssante.fr"]
+selector = "ed2026"
+key_file = "dkim/ed.pem"
+''')
+    table = load_key_table(config["dkim"], tmp_path)
+    key = table.key_for(DOMAIN)
+    assert key is not None and (key.selector, key.algorithm) == ("ed2026", DkimAlgorithm.ED25519_SHA256)
+    for bad, message in (
+        ({DOMAIN: {"selector": "s"}}, "give exactly selector and key_file"),
+        ({DOMAIN: {"selector": 1, "key_file": "dkim/ed.pem"}}, "are strings"),
+        ({DOMAIN: {"selector": "s", "key_file": "dkim/missing.pem"}}, "cannot read"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            load_key_table(bad, tmp_path)
 
 
 def test_unsignable_message(rsa_key):
