@@ -259,7 +259,7 @@ def direct_subject(email: str, common_name: str) -> x509.Name:
 
 def make_crl(
     issuer: Issued,
-    revoked_serials: Iterable[int | tuple[int, dt.datetime]] = (),
+    revoked_serials: Iterable[int | tuple[int, dt.datetime] | x509.RevokedCertificate] = (),
     *,
     this_update: dt.datetime = DEFAULT_NOT_BEFORE,
     next_update: dt.datetime = DEFAULT_NOT_AFTER,
@@ -271,8 +271,8 @@ def make_crl(
 ) -> x509.CertificateRevocationList:
     """A CRL for issuer's certificates; signer overrides who signs it (for bad-signature tests).
 
-    revoked_serials: serial numbers, or (serial, revocation date) pairs when
-    entries need their own dates; extensions: extra (extension, critical)
+    revoked_serials: serial numbers, (serial, revocation date) pairs when
+    entries need their own dates, or ready-made entries (with extensions); extensions: extra (extension, critical)
     pairs (delta indicator, issuing distribution point, unknown critical...).
     """
     b = (
@@ -285,10 +285,10 @@ def make_crl(
     )
     b = _add_all(b, extensions)
     for item in revoked_serials:
-        serial, when = item if isinstance(item, tuple) else (item, revocation_date or this_update)
-        b = b.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
-        )
+        if not isinstance(item, x509.RevokedCertificate):
+            serial, when = item if isinstance(item, tuple) else (item, revocation_date or this_update)
+            item = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
+        b = b.add_revoked_certificate(item)
     key = (signer or issuer).key
     return b.sign(key, _sign_hash(hash_name))
 

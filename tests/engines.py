@@ -130,7 +130,7 @@ def _boundary(seed: bytes) -> str:
     return "----=_Part_" + hashlib.sha256(seed).hexdigest()[:24]
 
 
-def _base64_lines(der: bytes, eol: bytes = CRLF) -> bytes:
+def base64_lines(der: bytes, eol: bytes = CRLF) -> bytes:
     encoded = base64.b64encode(der)
     return b"".join(encoded[i : i + 76] + eol for i in range(0, len(encoded), 76))
 
@@ -157,7 +157,7 @@ def wrap_detached(outer: bytes, entity: bytes, signature_der: bytes, micalg: str
             b'Content-Disposition: attachment; filename="smime.p7s"\r\n',
             b"Content-Description: S/MIME Cryptographic Signature\r\n",
             CRLF,
-            _base64_lines(signature_der),
+            base64_lines(signature_der),
             CRLF,
             f"--{boundary}--\r\n".encode(),
         ]
@@ -174,7 +174,7 @@ def wrap_opaque(outer: bytes, signature_der: bytes) -> bytes:
             b"Content-Transfer-Encoding: base64\r\n",
             b'Content-Disposition: attachment; filename="smime.p7m"\r\n',
             CRLF,
-            _base64_lines(signature_der),
+            base64_lines(signature_der),
         ]
     )
 
@@ -230,14 +230,22 @@ def sign_openssl(
     pss_saltlen: int | None = None,
     keyid: bool = False,
     nocerts: bool = False,
+    as_written: bool = False,
 ) -> bytes:
-    """`openssl cms -sign`: its own S/MIME output (multipart/signed or, opaque, pkcs7-mime)."""
+    """`openssl cms -sign`: its own S/MIME output (multipart/signed or, opaque, pkcs7-mime).
+
+    By default the output is CRLF throughout, as a mail client submits it.
+    `as_written` keeps the file exactly as `openssl cms -sign` (text mode)
+    writes it: LF headers and base64 lines around a CRLF-canonical signed
+    part, under outer header lines ending in LF.
+    """
     outer, entity = split_message(message)
     with _workdir() as where:
         cert, key, chain = _write_signer(where, signer)
         (where / "entity").write_bytes(entity)
-        argv = ["openssl", "cms", "-sign", "-binary", "-crlfeol", "-in", str(where / "entity")]
-        argv += ["-signer", str(cert), "-inkey", str(key), "-md", md, "-outform", "SMIME"]
+        argv = ["openssl", "cms", "-sign", "-in", str(where / "entity"), "-outform", "SMIME"]
+        argv += [] if as_written else ["-binary", "-crlfeol"]
+        argv += ["-signer", str(cert), "-inkey", str(key), "-md", md]
         if chain and not nocerts:
             argv += ["-certfile", str(chain)]
         if opaque:
@@ -249,6 +257,8 @@ def sign_openssl(
         if nocerts:
             argv.append("-nocerts")
         produced = _run(argv)
+    if as_written:
+        return outer.replace(CRLF, b"\n") + produced
     return _prepend_outer(outer, _crlf(produced))
 
 
@@ -258,39 +268,65 @@ def _crlf(text: bytes) -> bytes:
     return text.replace(CRLF, b"\n").replace(b"\n", CRLF)
 
 
-def sign_openssl_der(entity: bytes, signer: SigningKey, *, md: str = "sha256", detached: bool = True) -> bytes:
-    """The bare DER SignedData openssl makes over exact bytes (for building odd layouts)."""
+def sign_openssl_der(
+    entity: bytes, *signers: SigningKey, md: str = "sha256", detached: bool = True, keyid: bool = False
+) -> bytes:
+    """The bare DER SignedData openssl makes over exact bytes, one SignerInfo per
+    signer (for building layouts no client would send)."""
     with _workdir() as where:
-        cert, key, chain = _write_signer(where, signer)
         (where / "entity").write_bytes(entity)
-        argv = ["openssl", "cms", "-sign", "-binary", "-in", str(where / "entity"), "-outform", "DER"]
-        argv += ["-signer", str(cert), "-inkey", str(key), "-md", md]
-        if chain:
-            argv += ["-certfile", str(chain)]
+        argv = ["openssl", "cms", "-sign", "-binary", "-in", str(where / "entity"), "-outform", "DER", "-md", md]
+        for number, signer in enumerate(signers):
+            place = where / str(number)
+            place.mkdir()
+            cert, key, chain = _write_signer(place, signer)
+            argv += ["-signer", str(cert), "-inkey", str(key)]
+            if chain:
+                argv += ["-certfile", str(chain)]
         if not detached:
             argv.append("-nodetach")
+        if keyid:
+            argv.append("-keyid")
         return _run(argv)
 
 
-def sign_gpgsm(message: bytes, signer: SigningKey, *, armor: bool = False) -> bytes:
+def sign_gpgsm(message: bytes, signer: SigningKey, *, armor: bool = False, md: str = "sha256") -> bytes:
     """`gpgsm --sign --detach` in a throw-away GnuPG home, wrapped as KMail/Mutt do."""
-    return sign_gpgsm_many([message], signer, armor=armor)[0]
+    with GpgsmHome(signer) as home:
+        return home.sign(message, armor=armor, md=md)
 
 
-def sign_gpgsm_many(messages: Sequence[bytes], signer: SigningKey, *, armor: bool = False) -> list[bytes]:
-    """Several messages signed in one GnuPG home (starting gpg-agent is the slow part).
+class GpgsmHome:
+    """A GnuPG home holding one signer, for signing several messages: importing
+    the key and starting gpg-agent are the slow part, so keep it while needed.
 
     The CA certificates are imported as certificates and the key through a
     PKCS#12 (RSA keys only: gpgsm 2.2 cannot import an EC key from PKCS#12).
-    `armor` asks gpgsm for PEM output, which the client strips to base64.
     """
-    with _workdir() as home:
-        env = {**os.environ, "GNUPGHOME": str(home)}
+
+    def __init__(self, signer: SigningKey) -> None:
+        self.signer = signer
+        self.home = Path(tempfile.mkdtemp(prefix="eng", dir="/tmp"))  # short: the agent socket lives here
+        self.env = {**os.environ, "GNUPGHOME": str(self.home)}
         try:
-            _gpgsm_home(home, env, signer)
-            return [_gpgsm_sign(home, env, message, signer, armor) for message in messages]
-        finally:
-            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
+            _gpgsm_home(self.home, self.env, signer)
+        except BaseException:
+            self.close()
+            raise
+
+    def sign(self, message: bytes, *, armor: bool = False, md: str = "sha256") -> bytes:
+        """`armor` asks gpgsm for PEM output, which the client strips to base64."""
+        return _gpgsm_sign(self.home, self.env, message, self.signer, armor, md)
+
+    def close(self) -> None:
+        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "all"], capture_output=True, check=False)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def __enter__(self) -> GpgsmHome:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 # The PKCS#12 password, which the agent then also protects the key with.
@@ -325,15 +361,18 @@ def _gpgsm_import_key(home: Path, env: dict[str, str], signer: SigningKey, attem
                 raise
 
 
-def _gpgsm_sign(home: Path, env: dict[str, str], message: bytes, signer: SigningKey, armor: bool) -> bytes:
+def _gpgsm_sign(
+    home: Path, env: dict[str, str], message: bytes, signer: SigningKey, armor: bool, md: str
+) -> bytes:
     outer, entity = split_message(message)
     (home / "entity").write_bytes(entity)
     fingerprint = signer.issued.cert.fingerprint(hashes.SHA1()).hex().upper()
-    argv = [*_GPGSM, "--sign", "--detach", "--local-user", fingerprint, *(["--armor"] if armor else [])]
+    argv = [*_GPGSM, "--sign", "--detach", "--local-user", fingerprint, "--digest-algo", md.upper()]
+    argv += ["--armor"] if armor else []
     produced = _run([*argv, str(home / "entity")], stdin=_GPGSM_PASSWORD + b"\n", env=env)
     if armor:
         produced = base64.b64decode(b"".join(l for l in produced.splitlines() if not l.startswith(b"-----")))
-    return wrap_detached(outer, entity, produced, "sha-256")
+    return wrap_detached(outer, entity, produced, _MICALG[md])
 
 
 def _legacy_pkcs12(signer: SigningKey, password: bytes) -> bytes:
@@ -385,8 +424,15 @@ def sign_cryptography(
     md: str = "sha256",
     opaque: bool = False,
     pss: bool = False,
+    embedded_in_multipart: bool = False,
 ) -> bytes:
-    """python `cryptography` PKCS7SignatureBuilder with S/MIME encoding."""
+    """python `cryptography` PKCS7SignatureBuilder.
+
+    Detached: its own S/MIME encoding (multipart/signed). Opaque: its DER,
+    wrapped as application/pkcs7-mime, because its S/MIME encoding of a
+    non-detached signature is a multipart/signed whose signature carries the
+    content a second time (`embedded_in_multipart` produces that layout).
+    """
     outer, entity = split_message(message)
     builder = pkcs7.PKCS7SignatureBuilder().set_data(entity)
     rsa_padding = padding.PSS(padding.MGF1(_HASHES[md]()), padding.PSS.DIGEST_LENGTH) if pss else None
@@ -394,7 +440,9 @@ def sign_cryptography(
     for ca in signer.chain:
         builder = builder.add_certificate(ca)
     options = [pkcs7.PKCS7Options.Binary]
-    if not opaque:
+    if opaque:
+        return wrap_opaque(outer, builder.sign(serialization.Encoding.DER, options))
+    if not embedded_in_multipart:
         options.append(pkcs7.PKCS7Options.DetachedSignature)
     produced = builder.sign(serialization.Encoding.SMIME, options)
     return _prepend_outer(outer, _crlf(produced))
@@ -422,6 +470,8 @@ def openssl_verifies(signed: bytes, trusted: Sequence[x509.Certificate], *, at: 
 # A test PKI in the IGC-Santé layout: root -> intermediate -> signers.
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+DEFAULT_START = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+ONE_DAY = dt.timedelta(days=1)
 DOCTOR = "jean.dupont@medecin.mssante.fr"
 DOCTOR_ID = "810001234567"
 

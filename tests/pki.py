@@ -41,6 +41,7 @@ Weak material that `cryptography` refuses to produce:
 
     pki.sha1_ca(tmp_path, issuer)   a CA certificate signed with SHA-1 (by issuer, or
                                     self_signed=True) by the openssl CLI under faketime
+    pki.with_duplicate_extension(cert, issuer)  cert re-signed with an extension repeated
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.x509.oid import NameOID
 
 from relay import devpki
@@ -147,7 +150,9 @@ class HealthPki:
 
     # Revocation and bundles
 
-    def crl(self, issuer: Issued, revoked: Iterable[int | tuple[int, dt.datetime]] = (), **options: Any) -> x509.CertificateRevocationList:
+    def crl(
+        self, issuer: Issued, revoked: Iterable[int | tuple[int, dt.datetime] | x509.RevokedCertificate] = (), **options: Any
+    ) -> x509.CertificateRevocationList:
         options.setdefault("this_update", CRL_THIS_UPDATE)
         options.setdefault("next_update", CRL_NEXT_UPDATE)
         return devpki.make_crl(issuer, revoked, **options)
@@ -207,6 +212,24 @@ class HealthPki:
                        "-set_serial", "4242", "-extfile", "ca.cnf", "-extensions", "ca", *common]
         self._openssl(tmp_path, command)
         return Issued(x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes()), key)
+
+    @staticmethod
+    def with_duplicate_extension(cert: x509.Certificate, issuer: Issued, extension: str = "subject_alt_name") -> x509.Certificate:
+        """`cert` re-signed by `issuer` with one extension repeated: a malformed certificate
+        that `cryptography` only notices when its extensions are read."""
+        original = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+        tbs = original["tbs_certificate"]
+        extensions = list(tbs["extensions"])
+        repeated = next(e for e in extensions if e["extn_id"].native == extension)
+        tbs["extensions"] = asn1_x509.Extensions([*extensions, asn1_x509.Extension.load(repeated.dump())])
+        tbs_der = tbs.dump(force=True)
+        signature = issuer.key.sign(tbs_der, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg, union-attr]
+        rebuilt = asn1_x509.Certificate({
+            "tbs_certificate": asn1_x509.TbsCertificate.load(tbs_der),
+            "signature_algorithm": original["signature_algorithm"],
+            "signature_value": signature,
+        })
+        return x509.load_der_x509_certificate(rebuilt.dump())
 
     @staticmethod
     def _openssl(cwd: Path, arguments: list[str]) -> None:

@@ -176,8 +176,10 @@ def _display_name(tokens: list[Token]) -> str:
             else:
                 parts.append(decoded if previous_encoded else " " + decoded)
             previous_encoded = decoded is not None
-        else:
+        elif kind is Kind.SPECIAL:
             raise Rejection(Reason.MALFORMED, f"display name is not a phrase (unquoted {text!r})")
+        else:
+            raise Rejection(Reason.MALFORMED, "display name is not a phrase (a domain literal)")
     return "".join(parts)[1:]
 
 

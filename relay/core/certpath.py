@@ -1,15 +1,20 @@
 """Signer certificate path, validity, revocation, usage and policies.
 
 Path building and signature, name and CA-constraint checks are done by
-`cryptography.x509.verification` (the client verifier), with extension
-policies that suit S/MIME rather than TLS:
-  - end entity: any extension set (no SAN or clientAuth EKU required); the
-    S/MIME usage rules are checked here afterwards so that they rank below
-    validity and revocation;
-  - CA: basicConstraints with cA asserted (pathLenConstraint enforced by the
-    verifier), keyUsage with keyCertSign; an EKU on a CA is tolerated.
-The verifier already refuses SHA-1/MD5 signatures and RSA issuer keys below
-2048 bits, and checks validity of every certificate including the anchor.
+`cryptography.x509.verification` (the client verifier). Its default policies
+are the Web PKI's: the leaf must carry EKU clientAuth, a CA must carry
+keyUsage and may not carry an EKU without clientAuth. For S/MIME the
+extension policies are replaced:
+  - end entity: any extension set (no SAN or EKU demanded; unknown critical
+    extensions are still refused); the S/MIME usage rules are checked here
+    afterwards so that they rank below validity and revocation;
+  - CA: basicConstraints required (the verifier itself demands cA asserted
+    and enforces pathLenConstraint and name constraints, rfc822Name ones
+    included), keyUsage required with keyCertSign; any EKU tolerated.
+The verifier keeps refusing SHA-1/MD5 signatures, Ed25519 and RSA issuer keys
+below 2048 bits (the leaf's own key is checked here), and checks the validity
+of every certificate, the anchor's included; it never checks the anchor's
+self-signature.
 
 The verifier only says "no" without saying why, so a refusal at `now` is
 explained afterwards (never decided: acceptance only ever comes from the
@@ -48,8 +53,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from . import revocation
 from .bundle import Bundle
 from .errors import Rejection
+from .names import display_name
 from .reasons import Reason
 from .timewindow import TimeWindow, as_utc
+from .x509read import UNREADABLE, authority_key_identifier, extension_value, key_identifier
 
 Chain = tuple[x509.Certificate, ...]
 
@@ -57,7 +64,7 @@ MIN_RSA_BITS = 2048
 _MAX_DEPTH = 8  # certificates between leaf and anchor, as the verifier's default
 _MAX_CANDIDATES = 16  # explanation effort bounds, against crafted certificate sets
 _MAX_LINKS = 512
-_MAX_CACHED_PATHS = 50_000
+_MAX_CACHED_PATHS = 10_000  # about 10 KB each (the certificates they hold)
 _PATHS_KEY = ("certpath", "paths")
 _VERIFY_KEY = ("certpath", "store")
 _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
@@ -109,8 +116,9 @@ def validate_signer(
     if cached is not None and now in cached.window:
         return cached.replay()
     outcome = _evaluate(signer, presented, bundle, now)
+    paths.pop(key, None)
     if len(paths) >= _MAX_CACHED_PATHS:
-        paths.clear()
+        del paths[next(iter(paths))]  # the oldest entry: dicts keep insertion order
     paths[key] = outcome
     return outcome.replay()
 
@@ -142,7 +150,7 @@ def _build_path(signer: x509.Certificate, presented: Sequence[x509.Certificate],
         refusal = str(error)
     try:
         explanation = _explain(signer, pool, bundle, now, refusal)
-    except ValueError as error:  # a certificate too odd to even follow by name
+    except UNREADABLE as error:  # a certificate too odd to even follow by name
         explanation = Rejection(Reason.UNTRUSTED_ISSUER, f"unusable certificate in the path ({error})")
     raise explanation
 
@@ -182,7 +190,7 @@ def _explain(
     if not candidates:
         return Rejection(
             Reason.UNTRUSTED_ISSUER,
-            f"no path from issuer {signer.issuer.rfc4514_string()} to an anchor of bundle {bundle.name}",
+            f"no path from issuer {display_name(signer.issuer)} to an anchor of bundle {bundle.name}",
         )
     weak = [_path_weakness(path) for path in candidates]
     if all(weak):
@@ -237,7 +245,7 @@ def _explain_validity(
     except verification.VerificationError:
         return None
     for position, cert in enumerate(chain):
-        role = "signer certificate" if position == 0 else f"CA certificate {cert.subject.rfc4514_string()}"
+        role = "signer certificate" if position == 0 else f"CA certificate {display_name(cert.subject)}"
         if now > cert.not_valid_after_utc:
             return Rejection(Reason.CERTIFICATE_EXPIRED, f"{role} expired on {cert.not_valid_after_utc.isoformat()}")
         if now < cert.not_valid_before_utc:
@@ -257,7 +265,7 @@ def _path_weakness(path: Chain) -> str | None:
     for position, cert in enumerate(path):
         weakness = _weakness(cert, is_anchor=position == len(path) - 1)
         if weakness:
-            return f"certificate {cert.subject.rfc4514_string()} {weakness}"
+            return f"certificate {display_name(cert.subject)} {weakness}"
     return None
 
 
@@ -280,14 +288,8 @@ def _weakness(cert: x509.Certificate, *, is_anchor: bool) -> str | None:
 
 
 def _key_ids_agree(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        aki = _extension(cert, x509.AuthorityKeyIdentifier)
-        ski = _extension(issuer, x509.SubjectKeyIdentifier)
-    except ValueError:
-        return False
-    if aki is None or aki.key_identifier is None or ski is None:
-        return True
-    return aki.key_identifier == ski.digest
+    aki, ski = authority_key_identifier(cert), key_identifier(issuer)
+    return aki is None or ski is None or aki == ski
 
 
 # Usage and policies of the signer certificate
@@ -296,9 +298,9 @@ def _key_ids_agree(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 def check_usage(leaf: x509.Certificate) -> None:
     """keyUsage must allow signing (digitalSignature or nonRepudiation); an EKU must allow e-mail."""
     try:
-        usage = _extension(leaf, x509.KeyUsage)
-        purposes = _extension(leaf, x509.ExtendedKeyUsage)
-    except ValueError as error:
+        usage = extension_value(leaf, x509.KeyUsage)
+        purposes = extension_value(leaf, x509.ExtendedKeyUsage)
+    except UNREADABLE as error:
         raise Rejection(Reason.KEY_USAGE, f"unreadable usage extensions ({error})") from None
     if usage is None:
         raise Rejection(Reason.KEY_USAGE, "signer certificate has no keyUsage extension")
@@ -314,8 +316,8 @@ def check_policies(leaf: x509.Certificate, bundle: Bundle) -> None:
     if not bundle.required_policies:
         return
     try:
-        policies = _extension(leaf, x509.CertificatePolicies)
-    except ValueError as error:
+        policies = extension_value(leaf, x509.CertificatePolicies)
+    except UNREADABLE as error:
         raise Rejection(Reason.POLICY_MISMATCH, f"unreadable certificatePolicies ({error})") from None
     asserted = {info.policy_identifier.dotted_string for info in policies or ()}
     if not asserted & bundle.required_policies:
@@ -325,9 +327,3 @@ def check_policies(leaf: x509.Certificate, bundle: Bundle) -> None:
             f"bundle {bundle.name} requires one of {', '.join(sorted(bundle.required_policies))}",
         )
 
-
-def _extension(cert: x509.Certificate, kind: type) -> object | None:
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None

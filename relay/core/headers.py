@@ -88,9 +88,11 @@ def _find_end(data: bytes, start: int, end: int, limits: MessageLimits) -> tuple
     if data.startswith(b"\n", start, end):
         return start, start + 1
     window = min(end, start + limits.max_header_bytes)
-    lf_lf = data.find(b"\n\n", start, window)
+    # Look for the CRLF form first, then for the LF form only before it, so
+    # that finding the end of a header block costs the size of the block.
     lf_crlf = data.find(b"\n\r\n", start, window)
-    if lf_lf >= 0 and (lf_crlf < 0 or lf_lf < lf_crlf):
+    lf_lf = data.find(b"\n\n", start, lf_crlf + 2 if lf_crlf >= 0 else window)
+    if lf_lf >= 0:
         return lf_lf + 1, lf_lf + 2
     if lf_crlf >= 0:
         return lf_crlf + 1, lf_crlf + 3

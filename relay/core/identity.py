@@ -25,8 +25,10 @@ from cryptography.x509.oid import NameOID
 
 from .bundle import Bundle
 from .errors import Rejection
+from .names import display_name
 from .reasons import Reason
 from .verdict import SignerIdentity
+from .x509read import UNREADABLE, extension_value
 
 # "8" + 11-digit RPPS, or "0" + 9-character ADELI (département, which may be 2A/2B in Corsica, then 7 digits).
 _NATIONAL_ID = re.compile(r"8\d{11}|0(?:\d{2}|2[AB])\d{7}")
@@ -91,14 +93,14 @@ def check_professional(who: SignerIdentity, bundle: Bundle) -> None:
 def _rdns(cert: x509.Certificate) -> tuple[x509.RelativeDistinguishedName, ...]:
     try:
         return tuple(cert.subject.rdns)
-    except ValueError:
+    except UNREADABLE:
         return ()
 
 
 def _subject_text(cert: x509.Certificate) -> str:
     try:
-        return cert.subject.rfc4514_string()
-    except ValueError:
+        return display_name(cert.subject)
+    except UNREADABLE:
         return ""
 
 
@@ -131,10 +133,11 @@ def _organisation_id(rdns: tuple[x509.RelativeDistinguishedName, ...]) -> str | 
 
 def _san_values(cert: x509.Certificate, kind: type[x509.GeneralName]) -> list[str]:
     try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        return [value for value in names.get_values_for_type(kind) if isinstance(value, str)]  # type: ignore[arg-type]
-    except (x509.ExtensionNotFound, ValueError):
+        names = extension_value(cert, x509.SubjectAlternativeName)
+    except UNREADABLE:
         return []
+    values = names.get_values_for_type(kind) if names is not None else []  # type: ignore[arg-type]
+    return [value for value in values if isinstance(value, str)]
 
 
 def _same_address(bound: str, sender: str) -> bool:

@@ -20,25 +20,32 @@ and gpgsm 2.2.40 on LF-only and CRLF inputs:
 - ``gpgsm --sign`` writes no MIME at all, only base64 lines with LF (its
   signed content is the input byte for byte); a mail client wraps it.
 
-So the rule is per region, where a region is one header block (with the
-blank line ending it), the delimiter lines of one multipart, a preamble or
-epilogue, or one non-base64 leaf body: inside a region every line ends the
-same way. The regions are exactly where a parser that only knows CRLF and
-one that also knows LF would split a message differently (a hidden header
-field, a delimiter one of them does not see), so refusing a mixture there
-removes the ambiguity while base64 bodies, where a line break carries no
-meaning, may differ from the headers above them. A bare CR is refused
-everywhere: no engine writes one and some readers take it for a line break.
+So a mixture is allowed only where the engines put one, and nowhere a
+reader could split the message differently because of it:
+- every region (one header block with the blank line ending it, the
+  delimiter lines of one multipart, a preamble or epilogue, one non-base64
+  body) ends all its lines the same way; that is where a reader that only
+  knows CRLF and one that also knows LF would disagree (a hidden header
+  field, a delimiter one of them does not see);
+- in a signed message, the structure around the signed content (root
+  header block, preamble, delimiter lines, signature part header, epilogue)
+  uses one convention throughout, and the signed content one throughout,
+  possibly the other (mime.py checks these two);
+- base64 bodies, where a line break carries no meaning, may use either.
+A bare CR is refused everywhere: no engine writes one and some readers take
+it for a line break.
 """
 
 from __future__ import annotations
+
+import re
 
 from .errors import Rejection
 from .limits import MessageLimits
 from .reasons import Reason
 
 CR, LF = 13, 10
-_CHUNK = 1 << 16  # splitting in chunks bounds the memory of a file made of empty lines
+_BARE_CR = re.compile(rb"\r(?!\n)")  # a scan for CR, cheaper than counting CRLF pairs
 
 
 def prepare(raw: bytes, limits: MessageLimits) -> bytes:
@@ -47,10 +54,9 @@ def prepare(raw: bytes, limits: MessageLimits) -> bytes:
         raise Rejection(Reason.MALFORMED, f"message larger than {limits.max_message_bytes} bytes (max_message_bytes)")
     if b"\x00" in raw:
         raise Rejection(Reason.MALFORMED, "NUL byte in message")
-    carriage_returns = raw.count(b"\r")
-    if carriage_returns == 0:
+    if b"\r" not in raw:
         data = raw.replace(b"\n", b"\r\n")
-    elif carriage_returns != raw.count(b"\r\n"):
+    elif _BARE_CR.search(raw):
         raise Rejection(Reason.MALFORMED, "bare CR in message")
     else:
         data = raw
@@ -59,16 +65,37 @@ def prepare(raw: bytes, limits: MessageLimits) -> bytes:
 
 
 def _check_line_lengths(data: bytes, max_line_bytes: int) -> None:
-    longest = max_line_bytes - 1  # the LF is not part of a split line, its CR is
-    chunk = max(_CHUNK, 2 * max_line_bytes)
-    start, end = 0, len(data)
-    while start < end:
-        stop = min(end, start + chunk)
-        if stop < end:
-            stop = data.rfind(b"\n", start, stop)
-        if stop < 0 or max(map(len, data[start:stop].split(b"\n"))) > longest:
+    """Refuse a line longer than max_line_bytes, its line break included.
+
+    Looking for an LF in consecutive windows of half the longest allowed run
+    is enough: a longer run covers a whole window, and only a window without
+    an LF calls for measuring the line around it. Ordinary mail costs one
+    memchr per window, and a file of empty lines no per-line object.
+    """
+    longest = max_line_bytes - 1  # bytes before the LF, its CR included
+    window = max(1, (longest + 1) // 2)
+    pos, end = 0, len(data)
+    while pos < end:
+        stop = pos + window  # find() clamps a bound past the end
+        if data.find(b"\n", pos, stop) >= 0:
+            pos = stop
+            continue
+        line_start = data.rfind(b"\n", 0, pos) + 1
+        line_end = data.find(b"\n", stop)
+        if line_end < 0:
+            line_end = end
+        if line_end - line_start > longest:
             raise Rejection(Reason.MALFORMED, f"line longer than {max_line_bytes} bytes (max_line_bytes)")
-        start = stop + 1
+        pos = line_end + 1
+
+
+def mixes_conventions(data: bytes) -> bool:
+    """Whether some lines of a prepared message end with CRLF and others with a bare LF.
+
+    Most messages do not, and then no body needs checking region by region.
+    """
+    carriage_returns = data.count(b"\r")
+    return carriage_returns != 0 and carriage_returns != data.count(b"\n")
 
 
 def check_uniform(data: bytes, start: int, end: int, region: str) -> None:

@@ -24,9 +24,10 @@ from .address import Mailbox, parse_address_list, parse_mailbox
 from .errors import Rejection
 from .headers import HeaderBlock, read_header_block
 from .limits import DEFAULT_LIMITS, MessageLimits
-from .linebreaks import prepare
-from .mimetree import Entity, read_entity, split_multipart, walk
+from .linebreaks import check_uniform, mixes_conventions, prepare
+from .mimetree import Entity, check_body_line_breaks, read_entity, walk
 from .reasons import Reason
+from .tokens import MIME, Kind, lex
 
 __all__ = [
     "HeaderBlock",
@@ -66,12 +67,14 @@ def locate_signature(raw: bytes, limits: MessageLimits) -> SignedMessage:
     root = read_entity(data, 0, len(data), 0, limits)
     sender = _sender(root.headers)
     mime_type = root.content_type.mime_type
+    mixed = mixes_conventions(data)
     if mime_type not in _SIGNED_STRUCTURES:
-        raise _unsigned(data, root, limits)
+        raise _unsigned(data, root, limits, mixed)
     _check_mime_version(root.headers)
     if mime_type == "multipart/signed":
-        signature, content = _detached(data, root, limits)
+        signature, content = _detached(data, root, limits, mixed)
         return SignedMessage(sender, signature, content)
+    # The only body is base64, so a mixture needs no further check here.
     return SignedMessage(sender, _opaque(data, root), None)
 
 
@@ -83,6 +86,8 @@ def check_signed_content(content: bytes, sender: Mailbox, limits: MessageLimits)
     are forwarded attachments whose author is someone else.
     """
     data = prepare(content, limits)
+    if mixes_conventions(data):
+        raise Rejection(Reason.MALFORMED, "signed content mixes CRLF and bare LF line breaks")
     root = read_entity(data, 0, len(data), 1, limits)  # inside the signed structure
     wrapped = root.content_type.mime_type == "message/rfc822"
     for entity in walk(data, root, limits):
@@ -103,11 +108,11 @@ def _check_mime_version(headers: HeaderBlock) -> None:
     value = headers.get("MIME-Version")
     if value is None:
         raise Rejection(Reason.MALFORMED, "signed message without MIME-Version")
-    if value.split("(", 1)[0].strip() != "1.0":
+    if lex(value, MIME) != [(Kind.WORD, "1.0")]:  # comments allowed around it (RFC 2045 §4)
         raise Rejection(Reason.MALFORMED, "MIME-Version is not 1.0")
 
 
-def _detached(data: bytes, root: Entity, limits: MessageLimits) -> tuple[bytes, bytes]:
+def _detached(data: bytes, root: Entity, limits: MessageLimits, mixed: bool) -> tuple[bytes, bytes]:
     content_type = root.content_type
     protocol = content_type.param("protocol")
     if protocol is None:
@@ -116,15 +121,30 @@ def _detached(data: bytes, root: Entity, limits: MessageLimits) -> tuple[bytes, 
         raise Rejection(Reason.UNSIGNED, "multipart/signed whose protocol is not S/MIME")
     if content_type.param("micalg") is None:
         raise Rejection(Reason.MALFORMED, "multipart/signed without a micalg parameter")
-    regions = split_multipart(data, root, limits)
-    if len(regions) != 2:
-        raise Rejection(Reason.MALFORMED, f"multipart/signed with {len(regions)} parts instead of 2")
-    signature_part = read_entity(data, *regions[1], 1, limits)
+    # The whole tree is read now, signed content included, so that a malformed
+    # message is called malformed before any signature is checked.
+    parts = [entity for entity in walk(data, root, limits) if entity.depth == 1]
+    if len(parts) != 2:
+        raise Rejection(Reason.MALFORMED, f"multipart/signed with {len(parts)} parts instead of 2")
+    content, signature_part = parts
     # RFC 1847 §2.1: the second part's type is the protocol parameter.
     if signature_part.content_type.mime_type != protocol.lower():
         raise Rejection(Reason.MALFORMED, "signature part type differs from the multipart/signed protocol")
-    content_start, content_end = regions[0]
-    return _base64_body(data, signature_part, "signature part"), data[content_start:content_end]
+    if mixed:
+        _check_line_breaks(data, content, signature_part)
+    return _base64_body(data, signature_part, "signature part"), data[content.start : content.end]
+
+
+def _check_line_breaks(data: bytes, content: Entity, signature_part: Entity) -> None:
+    """One convention for the structure around the signed content, one inside it (see linebreaks).
+
+    The content as a whole covers its leaf bodies; the other body is base64.
+    """
+    structure = bytearray()
+    for start, end in ((0, content.start), (content.end, signature_part.body_start), (signature_part.end, len(data))):
+        structure += data[start:end]
+    check_uniform(bytes(structure), 0, len(structure), "multipart/signed structure")
+    check_uniform(data, content.start, content.end, "signed content")
 
 
 def _opaque(data: bytes, root: Entity) -> bytes:
@@ -169,10 +189,12 @@ def _base64_body(data: bytes, entity: Entity, what: str) -> bytes:
     return decoded
 
 
-def _unsigned(data: bytes, root: Entity, limits: MessageLimits) -> Rejection:
+def _unsigned(data: bytes, root: Entity, limits: MessageLimits, mixed: bool) -> Rejection:
     """Why a message whose root is not a signature is unsigned (after reading it all strictly)."""
-    types = [entity.content_type.mime_type for entity in walk(data, root, limits)]
-    if any(mime_type in _SIGNED_STRUCTURES for mime_type in types[1:]):
+    entities = list(walk(data, root, limits))
+    if mixed:
+        check_body_line_breaks(data, entities)
+    if any(entity.content_type.mime_type in _SIGNED_STRUCTURES for entity in entities[1:]):
         return Rejection(Reason.UNSIGNED, "only a nested part is signed, not the message root")
     return Rejection(Reason.UNSIGNED, f"the root entity is {root.content_type.mime_type}, not an S/MIME signature")
 

@@ -17,7 +17,7 @@ from .headers import HeaderBlock, read_header_block
 from .limits import MessageLimits
 from .linebreaks import break_before, check_uniform
 from .reasons import Reason
-from .tokens import MIME, Kind, Token, lex
+from .tokens import MIME, MIME_TOKEN, QUOTED_TEXT, Kind, Token, lex, unquote
 
 _TEXT_PLAIN_DEFAULT = "text/plain"  # RFC 2045 §5.2
 _DIGEST_DEFAULT = "message/rfc822"  # RFC 2046 §5.1.5
@@ -25,6 +25,10 @@ _ENCODINGS = frozenset({"7bit", "8bit", "binary", "quoted-printable", "base64"})
 _IDENTITY_ENCODINGS = frozenset({"7bit", "8bit", "binary"})  # the only ones a composite may have (RFC 2045 §6.4)
 _BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]\Z")
 _PADDING = re.compile(rb"[ \t]*(\r?\n|\Z)")  # transport padding, then the line break (or the end)
+
+_PARAMETER_SYNTAX = rf'[ \t]*;[ \t]*({MIME_TOKEN})[ \t]*=[ \t]*(?:({MIME_TOKEN})|"({QUOTED_TEXT})")'
+_PARAMETER = re.compile(_PARAMETER_SYNTAX)
+_PLAIN_CONTENT_TYPE = re.compile(rf"[ \t]*({MIME_TOKEN})[ \t]*/[ \t]*({MIME_TOKEN})((?:{_PARAMETER_SYNTAX})*)[ \t]*\Z")
 
 _SLASH: Token = (Kind.SPECIAL, "/")
 _SEMICOLON: Token = (Kind.SPECIAL, ";")
@@ -46,29 +50,57 @@ class ContentType:
     def is_multipart(self) -> bool:
         return self.mime_type.startswith("multipart/")
 
+    @property
+    def is_composite(self) -> bool:
+        """Whether the body is made of entities (RFC 2046 §5)."""
+        return self.is_multipart or self.mime_type == "message/rfc822"
+
 
 def parse_content_type(value: str) -> ContentType:
-    """type "/" subtype *(";" attribute "=" value), comments allowed, nothing else."""
-    tokens = lex(value, MIME)
+    """type "/" subtype *(";" attribute "=" value), comments allowed, nothing else.
+
+    Almost every Content-Type is written without comments; one regular
+    expression of that same grammar reads those, and only the rest goes
+    through the lexer, which knows comments and names what is wrong.
+    """
+    plain = _PLAIN_CONTENT_TYPE.match(value)
+    if plain is None:
+        mime_type, params = read_tokens(lex(value, MIME))
+    else:
+        mime_type = f"{plain.group(1)}/{plain.group(2)}"
+        # A token is never empty, so an empty token group means the quoted form matched.
+        params = [(name, token or unquote(quoted)) for name, token, quoted in _PARAMETER.findall(plain.group(3))]
+    return content_type_of(mime_type, params)
+
+
+def content_type_of(mime_type: str, params: list[tuple[str, str]]) -> ContentType:
+    mime_type = mime_type.lower()
+    attributes = [name.lower() for name, _ in params]
+    if len(set(attributes)) != len(attributes):
+        raise Rejection(Reason.MALFORMED, f"a parameter is repeated in Content-Type {mime_type}")
+    return ContentType(mime_type, tuple(zip(attributes, (text for _, text in params))))
+
+
+def read_tokens(tokens: list[Token]) -> tuple[str, list[tuple[str, str]]]:
+    """(type/subtype, parameters) from the lexer's tokens: the reading that also knows comments."""
     if len(tokens) < 3 or tokens[0][0] is not Kind.WORD or tokens[1] != _SLASH or tokens[2][0] is not Kind.WORD:
         raise Rejection(Reason.MALFORMED, "Content-Type is not type/subtype")
-    mime_type = f"{tokens[0][1]}/{tokens[2][1]}".lower()
+    mime_type = f"{tokens[0][1]}/{tokens[2][1]}"
     params: list[tuple[str, str]] = []
-    rest = tokens[3:]
-    while rest:
-        if len(rest) < 4 or rest[0] != _SEMICOLON or rest[1][0] is not Kind.WORD or rest[2] != _EQUALS:
-            raise Rejection(Reason.MALFORMED, f"invalid parameter in Content-Type {mime_type}")
-        if rest[3][0] not in (Kind.WORD, Kind.QUOTED):
-            raise Rejection(Reason.MALFORMED, f"invalid parameter value in Content-Type {mime_type}")
-        attribute = rest[1][1].lower()
-        if any(attribute == seen for seen, _ in params):
-            raise Rejection(Reason.MALFORMED, f"parameter {attribute} repeated in Content-Type {mime_type}")
-        params.append((attribute, rest[3][1]))
-        rest = rest[4:]
-    return ContentType(mime_type, tuple(params))
+    for at in range(3, len(tokens), 4):
+        semicolon, name, equals, value = (tokens[at : at + 4] + [(Kind.SPECIAL, "")] * 3)[:4]
+        if semicolon != _SEMICOLON or name[0] is not Kind.WORD or equals != _EQUALS:
+            raise Rejection(Reason.MALFORMED, f"invalid parameter in Content-Type {mime_type.lower()}")
+        if value[0] not in (Kind.WORD, Kind.QUOTED):
+            raise Rejection(Reason.MALFORMED, f"invalid parameter value in Content-Type {mime_type.lower()}")
+        params.append((name[1], value[1]))
+    return mime_type, params
 
 
 def parse_transfer_encoding(value: str) -> str:
+    encoding = value.lower()
+    if encoding in _ENCODINGS:  # the usual spelling, without comments or odd spacing
+        return encoding
     tokens = lex(value, MIME)
     if len(tokens) != 1 or tokens[0][0] is not Kind.WORD or tokens[0][1].lower() not in _ENCODINGS:
         raise Rejection(Reason.MALFORMED, "unknown or invalid Content-Transfer-Encoding")
@@ -87,7 +119,11 @@ class Entity:
 
 
 def read_entity(data: bytes, start: int, end: int, depth: int, limits: MessageLimits, default_type: str = _TEXT_PLAIN_DEFAULT) -> Entity:
-    """One entity's header block, content type and encoding, with the checks that need no descent."""
+    """One entity's header block, content type and encoding, with the checks that need no descent.
+
+    The body's own line breaks are checked by check_body_line_breaks, only
+    when the message mixes conventions at all.
+    """
     if depth > limits.max_mime_depth:
         raise Rejection(Reason.MALFORMED, f"MIME nesting deeper than {limits.max_mime_depth} (max_mime_depth)")
     headers, body_start = read_header_block(data, start, end, limits)
@@ -95,19 +131,23 @@ def read_entity(data: bytes, start: int, end: int, depth: int, limits: MessageLi
     content_type = parse_content_type(declared) if declared is not None else ContentType(default_type)
     declared = headers.get("Content-Transfer-Encoding")
     encoding = parse_transfer_encoding(declared) if declared is not None else "7bit"
-    composite = content_type.is_multipart or content_type.mime_type == "message/rfc822"
-    if composite and encoding not in _IDENTITY_ENCODINGS:
+    if content_type.is_composite and encoding not in _IDENTITY_ENCODINGS:
         raise Rejection(Reason.MALFORMED, f"{content_type.mime_type} with Content-Transfer-Encoding {encoding}")
-    if not composite and encoding != "base64":
-        check_uniform(data, body_start, end, "body")
     return Entity(headers, content_type, encoding, start, body_start, end, depth)
+
+
+def check_body_line_breaks(data: bytes, entities: list[Entity]) -> None:
+    """One convention inside each leaf body but base64 ones (see linebreaks); needed only in a mixed message."""
+    for entity in entities:
+        if not entity.content_type.is_composite and entity.encoding != "base64":
+            check_uniform(data, entity.body_start, entity.end, "body")
 
 
 def boundary_of(entity: Entity) -> bytes:
     boundary = entity.content_type.param("boundary")
     if boundary is None:
         raise Rejection(Reason.MALFORMED, f"{entity.content_type.mime_type} without a boundary")
-    encoded = boundary.encode("ascii", "replace")
+    encoded = boundary.encode("utf-8")  # a non-ASCII byte then fails the bchars match
     if not _BOUNDARY.match(encoded):
         raise Rejection(Reason.MALFORMED, "invalid multipart boundary")
     return encoded
@@ -123,33 +163,22 @@ def split_multipart(data: bytes, entity: Entity, limits: MessageLimits, parts_be
     start, end = entity.body_start, entity.end
     parts: list[tuple[int, int]] = []
     breaks: set[bytes] = set()
-    part_start = -1  # no part open yet: we are in the preamble
-    for line in _boundary_lines(data, start, end, dash_boundary):
-        after = line + len(dash_boundary)
-        closing = data.startswith(b"--", after, end)
-        padding = _PADDING.match(data, after + 2 if closing else after, end)
-        if padding is None:
-            raise Rejection(Reason.MALFORMED, "a line starts with the multipart boundary but is not a delimiter")
-        if line > start:
-            breaks.add(break_before(data, line))
-        if padding.group(1):
-            breaks.add(padding.group(1))
-        content_end = line - len(break_before(data, line)) if line > start else start
-        if part_start < 0:
-            check_uniform(data, start, content_end, "preamble")
+    opened = -1  # where the current part starts; -1 while in the preamble
+    for delimiter in _delimiters(data, start, end, dash_boundary):
+        breaks |= delimiter.breaks
+        if opened < 0:
+            check_uniform(data, start, delimiter.before, "preamble")
+        elif delimiter.before < opened:
+            # "--b CRLF --b": one CRLF cannot end a delimiter line and begin the next one.
+            raise Rejection(Reason.MALFORMED, "multipart delimiter lines without a body part between them")
         else:
-            if content_end < part_start:
-                # "--b CRLF --b": one CRLF cannot end a delimiter line and begin the next one.
-                raise Rejection(Reason.MALFORMED, "multipart delimiter lines without a body part between them")
-            parts.append((part_start, content_end))
+            parts.append((opened, delimiter.before))
             if len(parts) > room:
                 raise Rejection(Reason.MALFORMED, f"more than {limits.max_parts} MIME parts (max_parts)")
-        if closing:
-            _check_epilogue(data, padding.end(), end, dash_boundary)
+        if delimiter.closing:
+            _check_epilogue(data, delimiter.after, end, dash_boundary)
             break
-        if not padding.group(1):
-            raise Rejection(Reason.MALFORMED, "multipart delimiter at the end of the body")
-        part_start = padding.end()
+        opened = delimiter.after
     else:
         raise Rejection(Reason.MALFORMED, f"{entity.content_type.mime_type} without its close delimiter")
     if len(breaks) > 1:
@@ -157,6 +186,32 @@ def split_multipart(data: bytes, entity: Entity, limits: MessageLimits, parts_be
     if not parts:
         raise Rejection(Reason.MALFORMED, f"{entity.content_type.mime_type} without any body part")
     return parts
+
+
+@dataclass(frozen=True, slots=True)
+class _Delimiter:
+    before: int  # end of the text before it: the line break ahead of "--boundary" is the delimiter's
+    after: int  # start of the text after its line
+    closing: bool
+    breaks: frozenset[bytes]  # the line breaks around it, to check that they agree
+
+
+def _delimiters(data: bytes, start: int, end: int, dash_boundary: bytes) -> Iterator[_Delimiter]:
+    for line in _boundary_lines(data, start, end, dash_boundary):
+        after = line + len(dash_boundary)
+        closing = data.startswith(b"--", after, end)
+        padding = _PADDING.match(data, after + 2 if closing else after, end)
+        if padding is None:
+            raise Rejection(Reason.MALFORMED, "a line starts with the multipart boundary but is not a delimiter")
+        line_break = padding.group(1)
+        if not line_break and not closing:
+            raise Rejection(Reason.MALFORMED, "multipart delimiter at the end of the body")
+        breaks = {line_break} if line_break else set()
+        before = start
+        if line > start:
+            breaks.add(break_before(data, line))
+            before = line - len(break_before(data, line))
+        yield _Delimiter(before, padding.end(), closing, frozenset(breaks))
 
 
 def _boundary_lines(data: bytes, start: int, end: int, dash_boundary: bytes) -> Iterator[int]:
@@ -190,5 +245,5 @@ def walk(data: bytes, root: Entity, limits: MessageLimits) -> Iterator[Entity]:
             default = _DIGEST_DEFAULT if entity.content_type.mime_type == "multipart/digest" else _TEXT_PLAIN_DEFAULT
             children = [read_entity(data, s, e, entity.depth + 1, limits, default) for s, e in regions]
             stack.extend(reversed(children))
-        elif entity.content_type.mime_type == "message/rfc822":
+        elif entity.content_type.is_composite:
             stack.append(read_entity(data, entity.body_start, entity.end, entity.depth + 1, limits))

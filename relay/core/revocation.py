@@ -23,7 +23,9 @@ validated path can be cached for exactly that long.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -31,11 +33,14 @@ from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 
 from .bundle import Bundle, RevocationMode
 from .errors import Rejection
+from .names import display_name
 from .reasons import Reason
 from .timewindow import ALWAYS, TICK, TimeWindow
+from .x509read import UNREADABLE, authority_key_identifier, extension_value, key_identifier
 
 _INDEX_KEY = ("revocation", "crls-by-issuer")
 _STATIC_KEY = "revocation.static"
+_ENTRIES_KEY = "revocation.entries"
 
 # Critical CRL extensions we process; any other critical one makes the CRL unusable.
 _UNDERSTOOD_CRL_EXTENSIONS = frozenset(
@@ -71,8 +76,8 @@ def crls_for(issuer: x509.Certificate, bundle: Bundle) -> tuple[x509.Certificate
     by_name = _index(bundle).get(issuer.subject, ())
     if not by_name:
         return ()
-    ski = _subject_key_id(issuer)
-    return tuple(crl for crl in by_name if _authority_key_id(crl) in (None, ski))
+    ski = key_identifier(issuer)
+    return tuple(crl for crl in by_name if authority_key_identifier(crl) in (None, ski))
 
 
 def _check_one(
@@ -102,10 +107,9 @@ def _check_one(
             raise Rejection(Reason.REVOCATION_UNKNOWN, f"no usable CRL for {who} from {_name(issuer)} ({found})")
         return window
     crl = max(usable, key=_recency)
-    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-    if entry is None:
+    revoked_at = _entries(crl, bundle).revoked.get(cert.serial_number)
+    if revoked_at is None:
         return window
-    revoked_at = entry.revocation_date_utc
     if revoked_at > now:  # listed ahead of time: still good until that date
         return window & TimeWindow.until(revoked_at - TICK)
     raise Rejection(Reason.CERTIFICATE_REVOKED, f"{who} revoked on {revoked_at.isoformat()} per CRL of {_name(issuer)}")
@@ -116,7 +120,10 @@ def _index(bundle: Bundle) -> dict[x509.Name, tuple[x509.CertificateRevocationLi
     if index is None:
         grouped: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
         for crl in bundle.crls:
-            grouped.setdefault(crl.issuer, []).append(crl)
+            try:
+                grouped.setdefault(crl.issuer, []).append(crl)
+            except UNREADABLE:  # an issuer name we cannot read matches no certificate
+                continue
         index = {name: tuple(crls) for name, crls in grouped.items()}
         bundle.cache[_INDEX_KEY] = index
     return index
@@ -130,24 +137,24 @@ def _static_problem(crl: x509.CertificateRevocationList, issuer: x509.Certificat
     """
     key = (_STATIC_KEY, id(crl), issuer)
     if key not in bundle.cache:
-        bundle.cache[key] = _inspect(crl, issuer)
+        bundle.cache[key] = _inspect(crl, issuer, bundle)
     return bundle.cache[key]
 
 
-def _inspect(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> str | None:
+def _inspect(crl: x509.CertificateRevocationList, issuer: x509.Certificate, bundle: Bundle) -> str | None:
     try:
         extensions = crl.extensions
-    except ValueError as error:
+    except UNREADABLE as error:
         return f"unreadable CRL extensions ({error})"
     if any(e.oid == ExtensionOID.DELTA_CRL_INDICATOR for e in extensions):
         return "delta CRL (unsupported)"
     unknown = [e.oid.dotted_string for e in extensions if e.critical and e.oid not in _UNDERSTOOD_CRL_EXTENSIONS]
     if unknown:
         return f"unknown critical CRL extension {', '.join(unknown)}"
-    idp = _issuing_distribution_point(extensions)
+    idp = _issuing_distribution_point(crl)
     if idp is not None and (idp.indirect_crl or idp.only_some_reasons or idp.only_contains_attribute_certs):
         return "indirect or partitioned CRL (unsupported)"
-    entry_problem = _entries_problem(crl)
+    entry_problem = _entries(crl, bundle).problem
     if entry_problem:
         return entry_problem
     if isinstance(_signature_hash(crl), _WEAK_HASHES):
@@ -159,22 +166,46 @@ def _inspect(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> s
     return None if valid else "CRL signature does not verify with the issuer's key"
 
 
-def _entries_problem(crl: x509.CertificateRevocationList) -> str | None:
+@dataclass(frozen=True)
+class _Entries:
+    problem: str | None  # why the entries make the CRL unusable, if they do
+    revoked: Mapping[int, dt.datetime]  # serial number -> revocation date
+
+
+def _entries(crl: x509.CertificateRevocationList, bundle: Bundle) -> _Entries:
+    """The CRL's entries read once per bundle, indexed by serial (the CRL's own lookup is linear)."""
+    key = (_ENTRIES_KEY, id(crl))
+    entries = bundle.cache.get(key)
+    if entries is None:
+        entries = _read_entries(crl)
+        bundle.cache[key] = entries
+    return entries
+
+
+def _read_entries(crl: x509.CertificateRevocationList) -> _Entries:
+    revoked: dict[int, dt.datetime] = {}
+    problem: str | None = None
     try:
         for entry in crl:
-            for extension in entry.extensions:
-                if extension.oid == CRLEntryExtensionOID.CERTIFICATE_ISSUER:
-                    return "indirect CRL entries (unsupported)"
-                if extension.critical and extension.oid not in _UNDERSTOOD_ENTRY_EXTENSIONS:
-                    return f"unknown critical CRL entry extension {extension.oid.dotted_string}"
-    except ValueError as error:
-        return f"unreadable CRL entry ({error})"
+            revoked[entry.serial_number] = entry.revocation_date_utc
+            problem = problem or _entry_problem(entry)
+    except UNREADABLE as error:
+        problem = f"unreadable CRL entry ({error})"
+    return _Entries(problem, MappingProxyType(revoked))
+
+
+def _entry_problem(entry: x509.RevokedCertificate) -> str | None:
+    for extension in entry.extensions:
+        if extension.oid == CRLEntryExtensionOID.CERTIFICATE_ISSUER:
+            return "indirect CRL entries (unsupported)"
+        if extension.critical and extension.oid not in _UNDERSTOOD_ENTRY_EXTENSIONS:
+            return f"unknown critical CRL entry extension {extension.oid.dotted_string}"
     return None
 
 
 def _scope_problem(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> str | None:
     """A CRL limited to user or CA certificates says nothing about the other kind."""
-    idp = _issuing_distribution_point(crl.extensions)
+    idp = _issuing_distribution_point(crl)
     if idp is None:
         return None
     is_ca = _is_ca(cert)
@@ -206,40 +237,17 @@ def _staleness(crl: x509.CertificateRevocationList, now: dt.datetime) -> str:
 
 
 def _recency(crl: x509.CertificateRevocationList) -> tuple[dt.datetime, int]:
-    number = _extension_value(crl.extensions, x509.CRLNumber)
+    number = extension_value(crl, x509.CRLNumber)
     return crl.last_update_utc, number.crl_number if number is not None else -1
 
 
-def _issuing_distribution_point(extensions: x509.Extensions) -> x509.IssuingDistributionPoint | None:
-    return _extension_value(extensions, x509.IssuingDistributionPoint)
-
-
-def _extension_value(extensions: x509.Extensions, kind: type) -> object | None:
-    try:
-        return extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _authority_key_id(crl: x509.CertificateRevocationList) -> bytes | None:
-    try:
-        aki = _extension_value(crl.extensions, x509.AuthorityKeyIdentifier)
-    except ValueError:
-        return None
-    return aki.key_identifier if isinstance(aki, x509.AuthorityKeyIdentifier) else None
-
-
-def _subject_key_id(cert: x509.Certificate) -> bytes | None:
-    try:
-        ski = _extension_value(cert.extensions, x509.SubjectKeyIdentifier)
-    except ValueError:
-        return None
-    return ski.digest if isinstance(ski, x509.SubjectKeyIdentifier) else None
+def _issuing_distribution_point(crl: x509.CertificateRevocationList) -> x509.IssuingDistributionPoint | None:
+    return extension_value(crl, x509.IssuingDistributionPoint)
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
-    constraints = _extension_value(cert.extensions, x509.BasicConstraints)
-    return isinstance(constraints, x509.BasicConstraints) and constraints.ca
+    constraints = extension_value(cert, x509.BasicConstraints)
+    return constraints is not None and constraints.ca
 
 
 def _signature_hash(crl: x509.CertificateRevocationList) -> hashes.HashAlgorithm | None:
@@ -256,4 +264,4 @@ def _describe(cert: x509.Certificate, position: int) -> str:
 
 
 def _name(cert: x509.Certificate) -> str:
-    return cert.subject.rfc4514_string()
+    return display_name(cert.subject)

@@ -10,7 +10,7 @@ parsers come to disagree about one header.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from .errors import Rejection
@@ -26,80 +26,69 @@ class Kind(Enum):
 
 Token = tuple[Kind, str]
 
+# The inside of a quoted-string: qtext, white space and quoted-pairs.
+QUOTED_TEXT = r'(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\t\x20-\x7e\u0080-\U0010ffff])*'
+# RFC 2045 token: printable US-ASCII except SPACE and tspecials.
+MIME_TOKEN = r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+"
+
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
     name: str
-    word: re.Pattern[str]
-    specials: frozenset[str]
-    literals: bool
+    word: str  # regular expression of one word
+    specials: str  # the special characters, one token each
+    literals: bool  # whether [domain-literal] is a token
+    scanner: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # One match per token, leading white space included: the lexer's
+        # inner loop stays in C for everything but comments.
+        literal = r"|\[([\t !-Z^-~]*)\]" if self.literals else ""  # dtext (%d33-90 / %d94-126) and FWS
+        quoted = f'"({QUOTED_TEXT})"'
+        pattern = rf"[ \t]*(?:({self.word})|{quoted}|([{re.escape(self.specials)}]){literal}|(?=\()|\Z)"
+        object.__setattr__(self, "scanner", re.compile(pattern))
 
 
 # atext (RFC 5322 §3.2.3) plus "." so that a dot-atom is one token; words with
 # other dots (obs-phrase, a "."-leading atom) are sorted out by the parser.
 # Non-ASCII is UTF-8 text (RFC 6532); the address parser confines it to
 # display names.
-ADDRESS = Dialect(
-    "address",
-    re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\U0010ffff]+"),
-    frozenset("<>:;@,"),
-    literals=True,
-)
+ADDRESS = Dialect("address", r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\U0010ffff]+", "<>:;@,", literals=True)
 
-# RFC 2045 token: printable US-ASCII except SPACE and tspecials.
-MIME = Dialect(
-    "MIME",
-    re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+"),
-    frozenset("/;="),
-    literals=False,
-)
+MIME = Dialect("MIME", MIME_TOKEN, "/;=", literals=False)
 
-_QUOTED = re.compile(r'"((?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\t\x20-\x7e\u0080-\U0010ffff])*)"')
-_LITERAL = re.compile(r"\[([\t !-Z^-~]*)\]")  # dtext (%d33-90 / %d94-126) and FWS
 _PAIR = re.compile(r"\\(.)", re.S)
-_WSP = frozenset(" \t")
+_KINDS = (Kind.WORD, Kind.QUOTED, Kind.SPECIAL, Kind.LITERAL)
 
 
 def lex(value: str, dialect: Dialect) -> list[Token]:
     """The tokens of one unfolded field body, comments and white space dropped."""
     tokens: list[Token] = []
+    scan = dialect.scanner.match
     pos, end = 0, len(value)
     while pos < end:
-        char = value[pos]
-        if char in _WSP:
-            pos += 1
-        elif char == "(":
-            pos = _skip_comment(value, pos, dialect)
-        elif char == '"':
-            pos = _quoted(value, pos, dialect, tokens)
-        elif char == "[" and dialect.literals:
-            pos = _literal(value, pos, dialect, tokens)
-        elif char in dialect.specials:
-            tokens.append((Kind.SPECIAL, char))
-            pos += 1
-        else:
-            match = dialect.word.match(value, pos)
-            if match is None:
-                raise Rejection(Reason.MALFORMED, f"character {char!r} not allowed in {dialect.name} syntax")
-            tokens.append((Kind.WORD, match.group()))
+        match = scan(value, pos)
+        if match is None:
+            raise Rejection(Reason.MALFORMED, f"character {value[pos:].lstrip()[:1]!r} not allowed in {dialect.name} syntax")
+        group = match.lastindex
+        if group is None:  # a comment starts here, or only white space was left
             pos = match.end()
+            if pos < end:
+                pos = _skip_comment(value, pos, dialect)
+            continue
+        text = match.group(group)
+        if group == 2:
+            text = unquote(text)
+        elif group == 4:
+            text = "[" + "".join(text.split()) + "]"
+        tokens.append((_KINDS[group - 1], text))
+        pos = match.end()
     return tokens
 
 
-def _quoted(value: str, pos: int, dialect: Dialect, tokens: list[Token]) -> int:
-    match = _QUOTED.match(value, pos)
-    if match is None:
-        raise Rejection(Reason.MALFORMED, f"unterminated or invalid quoted-string in {dialect.name} syntax")
-    tokens.append((Kind.QUOTED, _PAIR.sub(r"\1", match.group(1))))
-    return match.end()
-
-
-def _literal(value: str, pos: int, dialect: Dialect, tokens: list[Token]) -> int:
-    match = _LITERAL.match(value, pos)
-    if match is None:
-        raise Rejection(Reason.MALFORMED, f"invalid domain-literal in {dialect.name} syntax")
-    tokens.append((Kind.LITERAL, "[" + "".join(match.group(1).split()) + "]"))
-    return match.end()
+def unquote(text: str) -> str:
+    """The value of a quoted-string's inside: quoted-pairs resolved."""
+    return _PAIR.sub(r"\1", text) if "\\" in text else text
 
 
 def _skip_comment(value: str, pos: int, dialect: Dialect) -> int:

@@ -246,3 +246,21 @@ def test_rsa_1024_ca_key_in_the_path_is_weak(pki, weak_one):
     refused = refusal(leaf, pki.bundle(anchors=(root.cert,), crls=()), [inter.cert])
     assert refused.reason is Reason.WEAK_ALGORITHM
     assert "1024-bit RSA key" in refused.detail
+
+
+def test_rfc822_name_constraints_of_a_ca_are_enforced(pki):
+    constraints = x509.NameConstraints([x509.RFC822Name(".mssante.fr")], None)
+    ca = devpki.make_ca("AC CONTRAINTE", pki.root, not_before=CA_NOT_BEFORE, extensions=[(constraints, True)])
+    bundle = pki.bundle(crls=(pki.crl(pki.root), pki.crl(ca)))
+    inside = pki.leaf(ca, devpki.direct_subject("a", "A"), emails=["a@hopital.mssante.fr"])
+    outside = pki.leaf(ca, devpki.direct_subject("a", "A"), emails=["a@ailleurs.example"])
+    assert certpath.validate_signer(inside.cert, [ca.cert], bundle, NOW)[1] == ca.cert
+    refused = refusal(outside, bundle, [ca.cert])
+    assert refused.reason is Reason.UNTRUSTED_ISSUER and "name constraint" in refused.detail
+
+
+def test_duplicated_extension_in_the_leaf_is_refused_not_raised(pki):
+    malformed = pki.with_duplicate_extension(pki.practitioner().cert, pki.personnes)
+    refused = refusal(malformed, pki.bundle())
+    assert refused.reason is Reason.UNTRUSTED_ISSUER
+    assert "duplicate extension" in refused.detail

@@ -94,3 +94,14 @@ def test_warm_lookups_take_microseconds(pki, presented):
     per_call = (time.perf_counter() - started) / rounds
     # Typically ~5-15 µs; the bound leaves room for a loaded CI machine.
     assert per_call < 200e-6
+
+
+def test_the_cache_is_bounded_and_drops_its_oldest_entry(pki, monkeypatch):
+    monkeypatch.setattr(certpath, "_MAX_CACHED_PATHS", 2)
+    bundle = pki.bundle()
+    leaves = [pki.practitioner() for _ in range(3)]
+    chains = [certpath.validate_signer(leaf.cert, [], bundle, NOW) for leaf in leaves]
+    assert certpath.validate_signer(leaves[2].cert, [], bundle, NOW) is chains[2]
+    assert certpath.validate_signer(leaves[1].cert, [], bundle, NOW) is chains[1]
+    refreshed = certpath.validate_signer(leaves[0].cert, [], bundle, NOW)
+    assert refreshed == chains[0] and refreshed is not chains[0]

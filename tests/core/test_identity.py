@@ -30,7 +30,7 @@ def test_practitioner_identity(pki):
     leaf = pki.practitioner(title="Pharmacien")
     who = identity.read_identity(leaf.cert)
     assert who == SignerIdentity(
-        subject=leaf.cert.subject.rfc4514_string(),
+        subject=f"GN=JEAN+SN=DUPONT+CN={RPPS_ID},T=Pharmacien,C=FR",
         fingerprint_sha256=leaf.cert.fingerprint(hashes.SHA256()).hex(),
         email=SENDER,
         national_id=RPPS_ID,
@@ -178,3 +178,11 @@ def test_direct_signer_passes_when_no_identifier_is_required(pki):
     assert refused(identity.check_professional, who, pki.bundle()).reason is Reason.NOT_PROFESSIONAL
     identity.check_professional(who, pki.direct_bundle())
     identity.check_professional(who, pki.bundle(require_professional=False))
+
+
+def test_duplicated_extension_reads_as_no_alternative_name(pki):
+    malformed = pki.with_duplicate_extension(pki.practitioner().cert, pki.personnes)
+    who = identity.read_identity(malformed)
+    assert (who.national_id, who.email) == (RPPS_ID, None)
+    refusal = refused(identity.check_address_binding, malformed, SENDER, pki.bundle())
+    assert refusal.reason is Reason.ADDRESS_MISMATCH

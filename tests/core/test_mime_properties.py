@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,7 +11,10 @@ from hypothesis import strategies as st
 from relay.core.errors import Rejection
 from relay.core.limits import DEFAULT_LIMITS, MessageLimits
 from relay.core.mime import Mailbox, check_signed_content, locate_signature, parse_address_list, parse_mailbox, read_headers
-from relay.core.mimetree import parse_content_type
+from relay.core.mimetree import content_type_of, parse_content_type, read_tokens
+from relay.core.linebreaks import prepare
+from relay.core.reasons import Reason
+from relay.core.tokens import MIME, lex
 
 SENDER = Mailbox("jd", "x.fr")
 SMALL = MessageLimits(max_mime_depth=8, max_parts=50, max_header_count=50, max_header_bytes=4096)
@@ -132,3 +136,36 @@ def test_samples_are_valid_before_mutation() -> None:
     assert locate_signature(OPAQUE, SMALL).detached_content is None
     check_signed_content(CONTENT, SENDER, SMALL)
     assert [m.address for m in parse_address_list(read_headers(DETACHED).get("To") or "")] == ["a@b.fr", "c@d.fr"]
+
+
+CONTENT_TYPE_SOUP = st.text(alphabet=st.sampled_from(list('tx/;= \t"\\()-.*\'é')), max_size=40)
+MIME_WORD = st.text(alphabet="tX-.*'", min_size=1, max_size=4)
+QUOTED_VALUE = st.text(alphabet='tx ;=\\"é()', max_size=5).map(lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"')
+GAP = st.sampled_from(["", " ", "\t", " (c) ", "(a(b)\\)) "])
+PARAMETER = st.tuples(GAP, MIME_WORD, GAP, GAP, st.one_of(MIME_WORD, QUOTED_VALUE)).map(lambda t: f";{t[0]}{t[1]}{t[2]}={t[3]}{t[4]}")
+CONTENT_TYPE = st.tuples(GAP, MIME_WORD, GAP, MIME_WORD, st.lists(PARAMETER, max_size=3), GAP).map(
+    lambda t: f"{t[0]}{t[1]}/{t[2]}{t[3]}{''.join(t[4])}{t[5]}"
+)
+
+
+def outcome(parse: Callable[[], object]) -> object:
+    try:
+        return parse()
+    except Rejection as refusal:
+        return refusal.reason
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(CONTENT_TYPE, CONTENT_TYPE_SOUP, st.tuples(CONTENT_TYPE, CONTENT_TYPE_SOUP).map("".join)))
+def test_content_type_fast_reading_agrees_with_the_lexer(value: str) -> None:
+    slow = outcome(lambda: content_type_of(*read_tokens(lex(value, MIME))))
+    assert outcome(lambda: parse_content_type(value)) == slow
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b"\n", b"\r\n", b"x", b"xxxxxxx", b"x" * 30]), max_size=20), st.integers(2, 40))
+def test_line_length_limit_matches_a_plain_split(pieces: list[bytes], limit: int) -> None:
+    raw = b"".join(pieces)
+    canonical = raw if b"\r" in raw else raw.replace(b"\n", b"\r\n")
+    too_long = max(map(len, canonical.split(b"\n"))) > limit - 1
+    assert outcome(lambda: prepare(raw, MessageLimits(max_line_bytes=limit))) == (Reason.MALFORMED if too_long else canonical)

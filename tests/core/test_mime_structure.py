@@ -247,9 +247,12 @@ def test_signature_part_type_must_match_protocol() -> None:
     assert rejected(raw).reason is Reason.MALFORMED
 
 
-def test_signed_message_needs_mime_version() -> None:
+def test_signed_message_needs_mime_version_1_0() -> None:
     raw = detached().replace(b"MIME-Version: 1.0\r\n", b"")
     assert "MIME-Version" in rejected(raw).detail
+    assert "MIME-Version" in rejected(raw.replace(b"To:", b"MIME-Version: 2.0\r\nTo:")).detail
+    with_comment = raw.replace(b"To:", b"MIME-Version: (produced by x) 1.0 (y)\r\nTo:")
+    assert locate_signature(with_comment, DEFAULT_LIMITS).detached_content == CONTENT
 
 
 def test_unknown_smime_type_is_malformed() -> None:
@@ -267,14 +270,16 @@ def test_boundary_after_close_delimiter_is_malformed() -> None:
     assert rejected(raw).reason is Reason.MALFORMED
 
 
-def test_invalid_boundary_parameter_is_malformed() -> None:
-    content_type = b'multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary="a\\"b"'
+@pytest.mark.parametrize("boundary", [b'"a\\"b"', '"é"'.encode(), b'"ends with space "', b'""', b'"' + b"x" * 71 + b'"'])
+def test_invalid_boundary_parameter_is_malformed(boundary: bytes) -> None:
+    content_type = b'multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary=' + boundary
     assert "boundary" in rejected(detached(content_type=content_type)).detail
 
 
 def test_repeated_parameter_is_malformed() -> None:
     content_type = b'multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary=b1; boundary=b2'
     assert "repeated" in rejected(detached(boundary=b"b1", content_type=content_type)).detail
+    assert rejected(detached(boundary=b"b1", content_type=content_type.replace(b"; boundary=b2", b"; BOUNDARY=\"b2\""))).reason is Reason.MALFORMED
 
 
 def test_base64_encoded_multipart_is_malformed() -> None:
@@ -360,9 +365,36 @@ def test_lf_structure_with_crlf_signed_part_is_accepted() -> None:
     assert locate_signature(raw, DEFAULT_LIMITS).detached_content == CONTENT
 
 
+def test_lf_root_header_block_over_a_crlf_structure_is_malformed() -> None:
+    # Each region is uniform, but a CRLF-only reader would take the whole LF
+    # header block for one line and find other fields further down.
+    head, rest = detached().split(b"\r\n\r\n", 1)
+    raw = head.replace(b"\r\n", b"\n") + b"\n\n" + rest
+    refusal = rejected(raw)
+    assert refusal.reason is Reason.MALFORMED
+    assert "structure" in refusal.detail
+
+
+def test_signed_content_mixing_conventions_between_its_entities_is_malformed() -> None:
+    content = (
+        b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n'
+        b"--m\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        b"--m\r\nContent-Type: text/plain\n\nheader block in LF, every region uniform\r\n"
+        b"--m--\r\n"
+    )
+    assert "signed content" in rejected(detached(content)).detail
+    assert "signed content" in content_rejected(content).detail
+
+
+def test_unsigned_message_with_a_mixed_body_is_malformed() -> None:
+    assert "body" in rejected(b"From: a@b.fr\r\nSubject: x\r\n\r\nline one\r\nline two\n").detail
+    assert rejected(b"From: a@b.fr\r\nSubject: x\r\n\r\nline one\r\nline two\r\n").reason is Reason.UNSIGNED
+
+
 def test_mixed_text_body_is_malformed() -> None:
     content = b"Content-Type: text/plain\r\n\r\nline one\r\nline two\n"
     assert content_rejected(content).reason is Reason.MALFORMED
+    assert rejected(detached(content)).reason is Reason.MALFORMED
 
 
 # --- limits ------------------------------------------------------------------------
@@ -449,6 +481,23 @@ def test_duplicate_content_type_in_a_nested_entity_is_malformed() -> None:
     refusal = content_rejected(content)
     assert refusal.reason is Reason.MALFORMED
     assert "duplicate Content-Type" in refusal.detail
+
+
+def test_malformed_signed_content_is_refused_before_any_signature_check() -> None:
+    content = (
+        b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n'
+        b"--m\r\nContent-Type: text/plain\r\nContent-Disposition: inline\r\nContent-Disposition: attachment\r\n\r\nx\r\n"
+        b"--m--\r\n"
+    )
+    refusal = rejected(detached(content))
+    assert refusal.reason is Reason.MALFORMED
+    assert "duplicate Content-Disposition" in refusal.detail
+
+
+def test_unterminated_multipart_inside_signed_content_is_malformed() -> None:
+    content = b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\nx\r\n'
+    assert "close delimiter" in rejected(detached(content)).detail
+    assert "close delimiter" in content_rejected(content).detail
 
 
 def direct_wrapper(inner_from: bytes) -> bytes:

@@ -162,3 +162,33 @@ def test_crls_are_indexed_once_per_bundle(pki):
     index = bundle.cache[("revocation", "crls-by-issuer")]
     assert set(index) == {pki.root.cert.subject, pki.personnes.cert.subject, pki.structures.cert.subject}
     assert revocation.crls_for(pki.direct_ca.cert, bundle) == ()
+
+
+def _entry(serial: int, extension: x509.ExtensionType, critical: bool) -> x509.RevokedCertificate:
+    return (
+        x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(CRL_THIS_UPDATE)
+        .add_extension(extension, critical=critical).build()
+    )
+
+
+@pytest.mark.parametrize(
+    "extension, critical, expected",
+    [
+        (x509.CRLReason(x509.ReasonFlags.key_compromise), False, Reason.CERTIFICATE_REVOKED),
+        (x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.2"), b"\x05\x00"), False, Reason.CERTIFICATE_REVOKED),
+        (x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.2"), b"\x05\x00"), True, Reason.REVOCATION_UNKNOWN),
+        (x509.CertificateIssuer([x509.DirectoryName(x509.Name([]))]), True, Reason.REVOCATION_UNKNOWN),
+    ],
+    ids=["reason-code", "unknown-non-critical", "unknown-critical", "certificate-issuer"],
+)
+def test_entry_extensions(pki, leaf, extension, critical, expected):
+    # The odd entry is another certificate's: it decides whether the whole CRL can be trusted.
+    entries = [leaf.cert.serial_number, _entry(77, extension, critical)]
+    assert verdict(pki, leaf, (pki.crl(pki.root), pki.crl(pki.personnes, entries))) is expected
+
+
+def test_large_crl_is_looked_up_by_serial(pki, leaf):
+    many = [*range(1, 20_000), (leaf.cert.serial_number, CRL_THIS_UPDATE)]
+    crls = (pki.crl(pki.root), pki.crl(pki.personnes, many))
+    assert verdict(pki, leaf, crls) is Reason.CERTIFICATE_REVOKED
+    assert verdict(pki, pki.practitioner(serial=20_000), crls) is Reason.OK

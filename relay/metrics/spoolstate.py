@@ -1,0 +1,25 @@
+"""Queue size and oldest message age, read from the spool directory when scraped.
+
+Only names and file times are read, never an envelope or a message: a
+message's .eml is written once and never changed, so its modification time
+is when the relay accepted it (the .json beside it is rewritten by every
+delivery attempt).
+"""
+
+from __future__ import annotations
+
+from ..queue.spool import Spool
+from .registry import QueueState
+
+
+def queue_state(spool: Spool) -> QueueState:
+    oldest: float | None = None
+    count = 0
+    for queue_id in spool.ids():
+        try:
+            accepted = (spool.queue / f"{queue_id}.eml").stat().st_mtime
+        except FileNotFoundError:
+            continue  # delivered between the listing and the stat
+        count += 1
+        oldest = accepted if oldest is None else min(oldest, accepted)
+    return QueueState(count, oldest)

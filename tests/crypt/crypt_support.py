@@ -1,0 +1,69 @@
+"""Shared material for the encryption, DKIM and MDN tests: a small PKI at fixed dates, keys, runners."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from relay import devpki
+from relay.core.smime_decrypt import DecryptionKey
+from relay.keys import decrypt as keys_decrypt
+
+NOW = dt.datetime(2026, 6, 1, 9, 30, tzinfo=dt.timezone.utc)
+SENDER = "secretariat.cardio@hopital-test.mssante.fr"
+RECIPIENT = "martin@medecin.mssante.fr"
+
+MESSAGE = (
+    b"From: Secretariat Cardiologie <" + SENDER.encode() + b">\r\n"
+    b"To: Dr Martin <" + RECIPIENT.encode() + b">\r\n"
+    b"Subject: Compte rendu de consultation\r\n"
+    b"Date: Mon, 01 Jun 2026 09:30:00 +0000\r\n"
+    b"Message-ID: <cr-0001@hopital-test.mssante.fr>\r\n"
+    b"X-MSS-CODECDA: 11490-0\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: 8bit\r\n"
+    b"\r\n"
+    b"Bonjour,\r\nVeuillez trouver le compte rendu. R\xc3\xa9sultats normaux.\r\n"
+)
+
+
+@dataclass(frozen=True)
+class CryptPki:
+    root: devpki.Issued
+    ca: devpki.Issued
+    sender: devpki.Issued  # signs
+    recipient: devpki.Issued  # decrypts (keyEncipherment)
+    other: devpki.Issued  # a second recipient
+    files: Path  # PEM files of the above, for openssl
+
+
+def software_decryption_key(issued: devpki.Issued) -> DecryptionKey:
+    assert isinstance(issued.key, rsa.RSAPrivateKey)
+    return keys_decrypt.software_decryption_key(issued.key, issued.cert)
+
+
+@pytest.fixture(scope="session")
+def crypt_pki(tmp_path_factory: pytest.TempPathFactory) -> CryptPki:
+    root = devpki.make_ca("IGC-SANTE TEST ROOT")
+    ca = devpki.make_ca("IGC-SANTE TEST ORGANISATIONS", root)
+    org = devpki.organisation_subject("hopital-test.mssante.fr", "1750000001", "CH DE TEST")
+    sender = devpki.make_leaf(ca, org, emails=[SENDER])
+    doctor = devpki.practitioner_subject("899700367917", "MARTIN", "PAUL")
+    recipient = devpki.make_leaf(ca, doctor, emails=[RECIPIENT], key_usage="encrypt")
+    other = devpki.make_leaf(ca, doctor, emails=["autre@medecin.mssante.fr"], key_usage="encrypt")
+    files = tmp_path_factory.mktemp("crypt-pki")
+    for name, issued in (("sender", sender), ("recipient", recipient), ("other", other)):
+        (files / f"{name}.pem").write_bytes(issued.cert_pem)
+        (files / f"{name}.key").write_bytes(issued.key_pem)
+    (files / "ca.pem").write_bytes(devpki.pem_bundle([root.cert, ca.cert]))
+    return CryptPki(root, ca, sender, recipient, other, files)
+
+
+def openssl(*args: str, data: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run(["openssl", *args], input=data, capture_output=True, timeout=60)
