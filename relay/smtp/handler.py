@@ -16,7 +16,9 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session
 
 from ..audit.log import audit
+from ..core.reasons import Reason
 from ..core.snapshot import Snapshot
+from ..metrics.registry import Metrics
 from ..core.verdict import Verdict
 from ..queue.spool import Envelope, RecipientState, Spool, SpoolError, new_queue_id
 from . import decide
@@ -37,6 +39,7 @@ class Services:
     verifier: Verifier
     spool: Spool
     queued: Callable[[str], None]  # tells delivery a message is waiting
+    metrics: Metrics
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
 
 
@@ -134,6 +137,11 @@ class RelayHandler:
             fields = {"refused": str(Refusal.INTERNAL_ERROR), "error": type(error).__name__}
         finally:
             server.busy = False
+        refused = fields.get("refused")
+        if refused:
+            self.services.metrics.message_refused(_code(refused))
+        else:
+            self.services.metrics.message_accepted()
         audit(
             "done",
             listener=self.listener.name,
@@ -156,9 +164,12 @@ class RelayHandler:
             recipients=tuple(envelope.rcpt_tos),
             user=str(session.auth_data) if session.authenticated else None,
         )
+        started = time.perf_counter()
         judgement = await self.services.verifier.judge(
             data, tx, self.services.snapshot(), self.services.clock(), self.limits.message, self.limits.max_received
         )
+        if judgement.verdict is not None:
+            self.services.metrics.verification_time(time.perf_counter() - started)
         fields: dict[str, Any] = {"message_id": judgement.message_id}
         if judgement.verdict is not None:
             fields.update(_verdict_fields(judgement.verdict))
@@ -200,6 +211,13 @@ class RelayHandler:
             protocol += "A"  # RFC 3848
         received = decide.received_field(session.host_name, server.peer_ip, hostname, protocol, queue_id, self.services.clock())
         return received + decide.authentication_results(hostname, accepted)
+
+
+def _code(value: str) -> Reason | Refusal:
+    try:
+        return Reason(value)
+    except ValueError:
+        return Refusal(value)
 
 
 def reverse_path(mail_from: str | None) -> str:

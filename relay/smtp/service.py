@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..audit.log import audit, configure
+from ..metrics.observe import start_observability
+from ..metrics.registry import Metrics
+from ..metrics.spoolstate import queue_state
 from ..queue.delivery import Delivery
 from ..queue.spool import Spool
 from ..trust.holder import SnapshotHolder
@@ -51,6 +54,14 @@ class Service:
         removed = self.spool.prepare()
         audit("spool-recovered", removed=removed, queued=len(self.spool.ids()))
         self.credentials: Credentials = load_credentials(self.config.users)
+        self.observability = None
+        if self.config.metrics:
+            host, port = self.config.metrics
+            self.observability = await start_observability(self.spool, lambda: self.snapshot, host, port)
+            self.metrics = self.observability.metrics
+            self.bound["metrics"] = self.observability.address
+        else:
+            self.metrics = Metrics(lambda: self.snapshot, lambda: queue_state(self.spool))
         self.verifier = Verifier(self.loader, self.config.verify_workers)
         self.delivery = Delivery(
             self.spool,
@@ -58,8 +69,9 @@ class Service:
             self.config.delivery,
             self.config.hostname,
             self.config.queue.scan_interval,
+            self.metrics,
         )
-        services = Services(self.config, lambda: self.snapshot, self.verifier, self.spool, self.delivery.queued)
+        services = Services(self.config, lambda: self.snapshot, self.verifier, self.spool, self.delivery.queued, self.metrics)
         self.limiter = ConnectionLimiter(self.config.limits.max_connections, self.config.limits.max_connections_per_ip)
         for listener in self.config.listeners:
             await self._listen(listener, RelayHandler(listener, services))
@@ -107,6 +119,7 @@ class Service:
         starttls = listener.tls is ListenerTls.STARTTLS
         return RelaySMTP(
             handler,
+            metrics=self.metrics,
             limiter=self.limiter,
             credentials=self.credentials if submission else None,
             session_timeout=limits.session_timeout,
@@ -157,6 +170,8 @@ class Service:
         with contextlib.suppress(asyncio.CancelledError):
             await self.delivery_task
         self.verifier.close()
+        if self.observability is not None:
+            await self.observability.close()
         audit("stopped")
 
 

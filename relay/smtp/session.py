@@ -17,6 +17,7 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
 from ..audit.log import audit
+from ..metrics.registry import Metrics
 from .credentials import Credentials
 from .replies import Refusal, reply
 
@@ -48,6 +49,7 @@ class RelaySMTP(SMTP):
         self,
         handler: Any,
         *,
+        metrics: Metrics,
         limiter: ConnectionLimiter,
         credentials: Credentials | None,
         session_timeout: float,
@@ -59,6 +61,7 @@ class RelaySMTP(SMTP):
         self.line_length_limit = line_length_limit
         super().__init__(handler, **kwargs)
         self.limiter = limiter
+        self.metrics = metrics
         self.credentials = credentials
         self.session_timeout = session_timeout
         self.sessions = sessions
@@ -99,6 +102,7 @@ class RelaySMTP(SMTP):
     def audit_tls(self) -> None:
         tls = self.tls_object()
         if tls is not None:
+            self.metrics.tls_handshake(self.listener_name, tls.version())
             cipher = tls.cipher()
             audit("tls", listener=self.listener_name, peer=self.peer_ip, version=tls.version(), cipher=cipher[0] if cipher else None,
                   client_certificate=tls.getpeercert(binary_form=True) is not None)
