@@ -2,8 +2,9 @@
 
 SIGTERM/SIGINT: stop listening, close idle sessions with 421, let messages
 being judged finish (bounded by a grace period), stop delivery; the spool is
-consistent at every instant anyway. SIGHUP: reload the trust snapshot and
-swap it atomically; on error the previous one stays and the error is audited.
+consistent at every instant anyway. SIGHUP: reload the users file and the
+trust snapshot and swap them atomically; on error the previous ones stay and
+the error is audited.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..queue.delivery import Delivery
 from ..queue.spool import Spool
 from ..trust.holder import SnapshotHolder
 from .config import ListenerConfig, ListenerKind, ListenerTls, ServiceConfig
-from .credentials import Credentials, load_credentials
+from .credentials import Credentials, CredentialsError, load_credentials
 from .handler import RelayHandler, Services
 from .peer import tls_anchors
 from .session import ConnectionLimiter, RelaySMTP
@@ -141,6 +142,10 @@ class Service:
 
     async def reload(self) -> None:
         assert self.holder is not None
+        try:
+            self.credentials = await asyncio.to_thread(load_credentials, self.config.users)
+        except CredentialsError as error:  # keep the users in force
+            audit("reload-failed", error="CredentialsError", detail=str(error)[:500])
         try:
             result = await self.holder.reload_async()
         except Exception as error:  # keep serving with the trust in force

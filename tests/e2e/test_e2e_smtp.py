@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 import smtplib
 import socket
 import ssl
@@ -299,3 +301,18 @@ def test_metrics_endpoint_counts_decisions_attempts_and_handshakes(env):
     assert value("relay_verification_seconds_count") >= 2
     with urllib.request.urlopen(f"http://127.0.0.1:{env.relay.ports['metrics']}/readyz", timeout=10) as response:
         assert response.status == 200
+
+
+def test_sighup_reloads_the_users_file(env):
+    add_user(env.dir / "relay.toml", "late@hospital.test", PASSWORD)
+    with _tls_client(env) as client:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            client.login("late@hospital.test", PASSWORD)
+    reloads = len(env.relay.events("reloaded") + env.relay.events("reload-unchanged"))
+    env.relay.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while len(env.relay.events("reloaded") + env.relay.events("reload-unchanged")) == reloads:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)  # polling the audit file with a deadline
+    with _tls_client(env) as client:
+        assert client.login("late@hospital.test", PASSWORD)[0] == 235
