@@ -212,3 +212,17 @@ def test_delivery_over_verified_starttls(tmp_path, tls_pki, pinned_dn, delivered
     finally:
         relay.stop()
         sink.stop()
+
+
+def test_delivery_over_implicit_tls(tmp_path, tls_pki):
+    sink = Sink(tmp_path / "sink", 0).start("implicit", tls=tls_pki.directory)
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port, sink_tls="tls"))
+    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    try:
+        _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-implicit-hop")
+        sink.wait_for_marker("marker-implicit-hop")
+        # The sink speaks only TLS, so delivery proves it; and no STARTTLS was needed (aiosmtpd notes only that).
+        assert "tls=False" in (sink.directory / "sessions.log").read_text()
+    finally:
+        relay.stop()
+        sink.stop()
