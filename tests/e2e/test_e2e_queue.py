@@ -226,3 +226,21 @@ def test_delivery_over_implicit_tls(tmp_path, tls_pki):
     finally:
         relay.stop()
         sink.stop()
+
+
+def test_sessions_per_next_hop_are_capped(tmp_path, tls_pki):
+    sink = Sink(tmp_path / "sink", free_port())  # down while the queue fills
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
+    config = service_toml(tmp_path, tls_pki, listeners=("loopback",), delivery={"max_per_destination": 2, "first_retry": 3600})
+    relay = Relay(config, tmp_path / "spec.json").start()
+    try:
+        ids = [_submit(relay, "alice@hospital.test", ["bob@hospital.test"], f"marker-cap-{n}") for n in range(8)]
+        for queue_id in ids:
+            relay.wait_event("deferred", queue_id=queue_id)
+        sink.start()
+        assert _queue_cli(config, "retry").returncode == 0  # all due at once
+        sink.wait_for(8)
+        assert len((sink.directory / "sessions.log").read_text().splitlines()) <= 2
+    finally:
+        relay.stop()
+        sink.stop()
