@@ -17,11 +17,11 @@ import os
 import signal
 import ssl
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..audit.log import audit, configure
-from ..metrics.observe import start_observability
+from ..core.snapshot import Snapshot
+from ..metrics.observe import Observability, start_observability
 from ..metrics.registry import Metrics
 from ..metrics.spoolstate import queue_state
 from ..queue.delivery import Delivery
@@ -39,15 +39,17 @@ from .verifier import Verifier
 SHUTDOWN_GRACE = 30.0  # seconds left to messages being judged when stopping
 
 
-@dataclass
 class Service:
-    config: ServiceConfig
-    loader: SnapshotLoader
-    holder: SnapshotHolder | None = None
-    servers: list[asyncio.base_events.Server] = field(default_factory=list)
-    sessions: set[RelaySMTP] = field(default_factory=set)
-    bound: dict[str, tuple[str, int]] = field(default_factory=dict)
-    _contexts: dict[tuple[str, str], ssl.SSLContext] = field(default_factory=dict)
+    """The parts of a running relay, wired at start() and taken down by stop()."""
+
+    def __init__(self, config: ServiceConfig, loader: SnapshotLoader) -> None:
+        self.config = config
+        self.loader = loader
+        self.servers: list[asyncio.Server] = []
+        self.sessions: set[RelaySMTP] = set()  # open SMTP sessions, for shutdown
+        self.bound: dict[str, tuple[str, int]] = {}  # listener (and metrics) name -> address
+        self._contexts: dict[tuple[str, str], ssl.SSLContext] = {}  # per listener and snapshot version
+        self.observability: Observability | None = None
 
     async def start(self) -> None:
         self.holder = SnapshotHolder(self.loader)
@@ -55,7 +57,7 @@ class Service:
         removed = self.spool.prepare()
         audit("spool-recovered", removed=removed, queued=len(self.spool.ids()))
         self.credentials: Credentials = load_credentials(self.config.users)
-        self.observability = None
+        self.metrics: Metrics
         if self.config.metrics:
             host, port = self.config.metrics
             self.observability = await start_observability(self.spool, lambda: self.snapshot, host, port)
@@ -80,8 +82,7 @@ class Service:
         audit("started", listeners={k: f"{h}:{p}" for k, (h, p) in self.bound.items()}, snapshot=self.snapshot.version)
 
     @property
-    def snapshot(self):  # type: ignore[no-untyped-def]
-        assert self.holder is not None
+    def snapshot(self) -> Snapshot:
         return self.holder.current
 
     # -- listeners -------------------------------------------------------
@@ -141,7 +142,6 @@ class Service:
     # -- signals ---------------------------------------------------------
 
     async def reload(self) -> None:
-        assert self.holder is not None
         try:
             self.credentials = await asyncio.to_thread(load_credentials, self.config.users)
         except CredentialsError as error:  # keep the users in force
