@@ -19,7 +19,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 from ..audit.log import audit
 from ..metrics.registry import Metrics
 from .credentials import Credentials
-from .replies import Refusal, reply
+from .replies import Refusal, protocol_reply, reply
 
 
 class ConnectionLimiter:
@@ -68,6 +68,9 @@ class RelaySMTP(SMTP):
         self.busy = False  # inside end-of-DATA processing: let it finish on shutdown
         self._admitted_ip: str | None = None
         self._deadline: asyncio.TimerHandle | None = None
+
+    async def push(self, status: Any) -> None:
+        await super().push(protocol_reply(status) if isinstance(status, str) else status)
 
     # -- connection life ----------------------------------------------------
 

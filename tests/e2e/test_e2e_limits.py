@@ -56,10 +56,11 @@ def _ok(client: smtplib.SMTP) -> None:
 def test_size_is_advertised_and_enforced(env):
     with _client(env) as client:
         assert client.esmtp_features["size"] == "5000"
-        assert client.docmd("MAIL", "FROM:<alice@hospital.test> SIZE=6000")[0] == 552
+        code, text = client.docmd("MAIL", "FROM:<alice@hospital.test> SIZE=6000")
+        assert (code, text.split(b":")[0]) == (552, b"5.3.4 message-too-big")
         client.rset()
-        code, _ = _send(client, message("alice@hospital.test", ["bob@hospital.test"], body=("y" * 70 + "\r\n") * 80))
-        assert code == 552
+        code, text = _send(client, message("alice@hospital.test", ["bob@hospital.test"], body=("y" * 70 + "\r\n") * 80))
+        assert (code, text.split(b":")[0]) == (552, b"5.3.4 message-too-big")
         _ok(client)
 
 
@@ -74,8 +75,8 @@ def test_recipients_per_message(env):
 
 def test_long_line_header_count_and_loop(env):
     with _client(env) as client:
-        code, _ = _send(client, message("alice@hospital.test", ["bob@hospital.test"], body="z" * 1200 + "\r\n"))
-        assert code == 500
+        code, text = _send(client, message("alice@hospital.test", ["bob@hospital.test"], body="z" * 1200 + "\r\n"))
+        assert (code, text.split(b":")[0]) == (500, b"5.5.2 line-too-long")
         many = "".join(f"X-H{n}: v\r\n" for n in range(25))
         code, text = _send(client, message("alice@hospital.test", ["bob@hospital.test"], extra=many))
         assert (code, text.split(b":")[0]) == (552, b"5.6.0 header-too-big")
