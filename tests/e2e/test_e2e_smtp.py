@@ -9,7 +9,6 @@ import smtplib
 import socket
 import ssl
 import subprocess
-from pathlib import Path
 
 import pytest
 
