@@ -241,15 +241,17 @@ def received_field(
     return f"Received: from {helo_text} ([{peer_ip}])\r\n\tby {hostname} with {protocol} id {queue_id};\r\n\t{date}\r\n".encode()
 
 
-def authentication_results(hostname: str, accepted: Accepted) -> bytes:
-    """RFC 8601 field with the RFC 7281 smime method."""
+def authentication_results(hostname: str, accepted: Accepted, user: str | None = None) -> bytes:
+    """RFC 8601 field: the RFC 7281 smime method, and the submitter's SMTP AUTH identity."""
     signer = accepted.verdict.signer
     if accepted.signed and signer is not None:
-        who = signer.email or signer.subject
-        result = f"smime=pass smime.signer={_quoted(who)}"
+        results = [f"smime=pass smime.signer={_quoted(signer.email or signer.subject)}"]
     else:
-        result = "smime=none"
-    return f"Authentication-Results: {hostname};\r\n\t{result}\r\n".encode()
+        results = ["smime=none"]
+    if user is not None:
+        results.append(f"auth=pass smtp.auth={_quoted(user)}")
+    body = ";\r\n\t".join(results)
+    return f"Authentication-Results: {hostname};\r\n\t{body}\r\n".encode()
 
 
 def _token(text: str) -> str:

@@ -210,7 +210,8 @@ class RelayHandler:
         if session.authenticated:
             protocol += "A"  # RFC 3848
         received = decide.received_field(session.host_name, server.peer_ip, hostname, protocol, queue_id, self.services.clock())
-        return received + decide.authentication_results(hostname, accepted)
+        user = str(session.auth_data) if session.authenticated else None
+        return received + decide.authentication_results(hostname, accepted, user)
 
 
 def _code(value: str) -> Reason | Refusal:

@@ -60,7 +60,7 @@ def test_starttls_submission_with_auth_is_queued_traced_and_delivered(env):
     assert json.loads(head) == {"from": "alice@hospital.test", "to": ["bob@hospital.test"]}
     assert body.startswith(b"Received: from ")
     assert b"with ESMTPSA id " in body
-    assert b"Authentication-Results: relay.test;\r\n\tsmime=none\r\n" in body
+    assert b"Authentication-Results: relay.test;\r\n\tsmime=none;\r\n\tauth=pass smtp.auth=alice@hospital.test\r\n" in body
 
 
 def test_implicit_tls_submission_with_msmtp(env, tmp_path):

@@ -128,7 +128,11 @@ def test_trace_fields():
     assert received.count(b"\r\n") == 3
     good = Verdict.accept(SignerIdentity("CN=x", "ab", "alice@hospital.test"), "s")
     assert b"smime=pass smime.signer=alice@hospital.test" in decide.authentication_results("relay.test", Accepted(True, good))
-    assert b"smime=none" in decide.authentication_results("relay.test", Accepted(False, Verdict.reject(Reason.UNSIGNED, "")))
+    unsigned = Accepted(False, Verdict.reject(Reason.UNSIGNED, ""))
+    assert decide.authentication_results("relay.test", unsigned) == b"Authentication-Results: relay.test;\r\n\tsmime=none\r\n"
+    assert decide.authentication_results("relay.test", unsigned, "robot@hospital.test") == (
+        b"Authentication-Results: relay.test;\r\n\tsmime=none;\r\n\tauth=pass smtp.auth=robot@hospital.test\r\n"
+    )
 
 
 def test_judge_runs_the_checks_in_order():
