@@ -158,3 +158,29 @@ def test_mime_limits_apply_to_unsigned_mail_too(env):
         assert (code, text.split(b":")[0]) == (554, b"5.6.0 malformed"), text
         code, text = _send(client, _nested(2))
         assert code == 250, text
+
+
+JUNK = [
+    b"\x00\xff\xfe garbage\r\n",
+    b"EHLO \xc3\xa9t\xc3\xa9\r\nMAIL FROM:<\xff@x>\r\n",
+    b"EHLO c\r\nMAIL FROM:<a@b> BODY=9BIT\r\nMAIL FROM:<<<>>>\r\nRCPT TO:<>\r\nDATA\r\n",
+    b"EHLO c\r\nAUTH PLAIN !!!notbase64\r\nAUTH LOGIN\r\n*\r\nAUTH CRAM-MD5\r\n",
+    b"EHLO c\r\nMAIL FROM:<alice@hospital.test>\r\nRCPT TO:<bob@hospital.test>\r\nDATA\r\n\r\n.\r\n",
+    b"EHLO c\r\nMAIL FROM:<alice@hospital.test>\r\nRCPT TO:<bob@hospital.test>\r\nDATA\r\nFrom: <\r\n\r\n.\r\n",
+    b"HELO " + b"h" * 5000 + b"\r\n",
+    b"EHLO c\r\nVRFY bob\r\nEXPN list\r\nHELP\r\nNOOP\r\nRSET\r\nSTARTTLS\r\n",
+]
+
+
+@pytest.mark.parametrize("junk", JUNK)
+def test_bad_input_gets_answers_and_the_service_goes_on(env, junk):
+    with socket.create_connection(("127.0.0.1", env.relay.ports["loopback"]), timeout=10) as s:
+        reader = s.makefile("rb")
+        assert reader.readline().startswith(b"220")
+        s.sendall(junk + b"QUIT\r\n")
+        replies = reader.read()  # until the server closes after QUIT
+    codes = {line[:1] for line in replies.splitlines()}
+    assert codes <= {b"2", b"3", b"4", b"5"}, replies  # every line is an SMTP reply
+    assert replies.rstrip().endswith(b"221 Bye"), replies
+    with _client(env) as client:
+        _ok(client)
