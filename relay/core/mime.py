@@ -72,12 +72,13 @@ def locate_signature(raw: bytes, limits: MessageLimits) -> SignedMessage:
     root = read_entity(data, 0, len(data), 0, limits)
     sender = _sender(root.headers)
     mime_type = root.content_type.mime_type
-    mixed = mixes_conventions(data)
+    # Whether the message mixes line-break conventions is a scan of it all,
+    # asked only where bodies other than base64 are to be checked.
     if mime_type not in _SIGNED_STRUCTURES:
-        raise _unsigned(data, root, limits, mixed)
+        raise _unsigned(data, root, limits, mixes_conventions(data))
     _check_mime_version(root.headers)
     if mime_type == "multipart/signed":
-        return _detached(data, root, sender, limits, mixed)
+        return _detached(data, root, sender, limits, mixes_conventions(data))
     # The only body is base64, so a mixture needs no further check here.
     return SignedMessage(sender, _opaque(data, root), None)
 
