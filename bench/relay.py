@@ -125,6 +125,7 @@ def _source(message: Path, port: int, messages: int, sessions: int) -> None:
     subprocess.run(
         ["smtp-source", "-F", str(message), "-m", str(messages), "-s", str(sessions), "-f", SENDER, "-t", RECIPIENT, f"127.0.0.1:{port}"],
         check=True,
+        timeout=900,
     )
 
 
@@ -182,23 +183,25 @@ def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
         f'[service]\nhostname = "relay.bench"\nverify_workers = {args.workers}\n'
         f'[queue]\ndirectory = "{directory / "spool"}"\nscan_interval = 1\n'
         f'[audit]\nfile = "{directory / "audit.log"}"\n'
-        f"[limits]\nmax_connections_per_ip = {args.sessions + 10}\n"
+        f"[limits]\nmax_connections_per_ip = {args.sessions + 10}\n[delivery]\nmax_per_destination = {args.destination_sessions}\n"
         '[[listeners]]\nname = "bench"\nkind = "loopback"\naddress = "127.0.0.1"\nport = 0\n'
     )
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(config), str(spec)], stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None
-        port = json.loads(proc.stdout.readline())["ready"]["bench"][1]
-        _source(message, port, 20, 4)  # warm-up: workers started, snapshot loaded
-        sink.wait(20, 60)
-        start = time.monotonic()
-        _source(message, port, args.messages, args.sessions)
-        accepted = time.monotonic()
-        delivered = sink.wait(20 + args.messages, 600)
-        rss = _peak_rss_kib(proc.pid)
+        proc = subprocess.Popen([sys.executable, __file__, "--serve", str(config), str(spec)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            port = json.loads(proc.stdout.readline())["ready"]["bench"][1]
+            _source(message, port, 20, 4)  # warm-up: workers started, snapshot loaded
+            sink.wait(20, 60)
+            start = time.monotonic()
+            _source(message, port, args.messages, args.sessions)
+            accepted = time.monotonic()
+            delivered = sink.wait(20 + args.messages, 600)
+            rss = _peak_rss_kib(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
         sink.stop()
     done = [json.loads(line) for line in (directory / "audit.log").read_text().splitlines()]
     latencies = sorted(e["ms"] for e in done if e.get("event") == "done" and e.get("queue_id"))[20:]
@@ -240,8 +243,8 @@ def run_postfix(directory: Path, message: Path, args: argparse.Namespace) -> dic
     (d / "conf" / "main.cf").write_text(_POSTFIX_MAIN.format(d=d, sink=sink.port))
     master = Path("/etc/postfix/master.cf").read_text()
     (d / "conf" / "master.cf").write_text(re.sub(r"(?m)^smtp\s+inet.*$", f"127.0.0.1:{port} inet n - n - - smtpd", master))
-    subprocess.run(["postfix", "-c", str(d / "conf"), "start"], check=True)
     try:
+        subprocess.run(["postfix", "-c", str(d / "conf"), "start"], check=True)
         _wait_port(port)
         _source(message, port, 20, 4)
         sink.wait(20, 60)
@@ -263,6 +266,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--destination-sessions", type=int, default=20, help="[delivery] max_per_destination")
     parser.add_argument("--unsigned", action="store_true", help="send unsigned mail (no verification)")
     parser.add_argument("--no-postfix", action="store_true")
     args = parser.parse_args()

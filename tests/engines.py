@@ -130,7 +130,7 @@ def _boundary(seed: bytes) -> str:
     return "----=_Part_" + hashlib.sha256(seed).hexdigest()[:24]
 
 
-def _base64_lines(der: bytes, eol: bytes = CRLF) -> bytes:
+def base64_lines(der: bytes, eol: bytes = CRLF) -> bytes:
     encoded = base64.b64encode(der)
     return b"".join(encoded[i : i + 76] + eol for i in range(0, len(encoded), 76))
 
@@ -157,7 +157,7 @@ def wrap_detached(outer: bytes, entity: bytes, signature_der: bytes, micalg: str
             b'Content-Disposition: attachment; filename="smime.p7s"\r\n',
             b"Content-Description: S/MIME Cryptographic Signature\r\n",
             CRLF,
-            _base64_lines(signature_der),
+            base64_lines(signature_der),
             CRLF,
             f"--{boundary}--\r\n".encode(),
         ]
@@ -174,7 +174,7 @@ def wrap_opaque(outer: bytes, signature_der: bytes) -> bytes:
             b"Content-Transfer-Encoding: base64\r\n",
             b'Content-Disposition: attachment; filename="smime.p7m"\r\n',
             CRLF,
-            _base64_lines(signature_der),
+            base64_lines(signature_der),
         ]
     )
 
@@ -290,25 +290,43 @@ def sign_openssl_der(
         return _run(argv)
 
 
-def sign_gpgsm(message: bytes, signer: SigningKey, *, armor: bool = False) -> bytes:
+def sign_gpgsm(message: bytes, signer: SigningKey, *, armor: bool = False, md: str = "sha256") -> bytes:
     """`gpgsm --sign --detach` in a throw-away GnuPG home, wrapped as KMail/Mutt do."""
-    return sign_gpgsm_many([message], signer, armor=armor)[0]
+    with GpgsmHome(signer) as home:
+        return home.sign(message, armor=armor, md=md)
 
 
-def sign_gpgsm_many(messages: Sequence[bytes], signer: SigningKey, *, armor: bool = False) -> list[bytes]:
-    """Several messages signed in one GnuPG home (starting gpg-agent is the slow part).
+class GpgsmHome:
+    """A GnuPG home holding one signer, for signing several messages: importing
+    the key and starting gpg-agent are the slow part, so keep it while needed.
 
     The CA certificates are imported as certificates and the key through a
     PKCS#12 (RSA keys only: gpgsm 2.2 cannot import an EC key from PKCS#12).
-    `armor` asks gpgsm for PEM output, which the client strips to base64.
     """
-    with _workdir() as home:
-        env = {**os.environ, "GNUPGHOME": str(home)}
+
+    def __init__(self, signer: SigningKey) -> None:
+        self.signer = signer
+        self.home = Path(tempfile.mkdtemp(prefix="eng", dir="/tmp"))  # short: the agent socket lives here
+        self.env = {**os.environ, "GNUPGHOME": str(self.home)}
         try:
-            _gpgsm_home(home, env, signer)
-            return [_gpgsm_sign(home, env, message, signer, armor) for message in messages]
-        finally:
-            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
+            _gpgsm_home(self.home, self.env, signer)
+        except BaseException:
+            self.close()
+            raise
+
+    def sign(self, message: bytes, *, armor: bool = False, md: str = "sha256") -> bytes:
+        """`armor` asks gpgsm for PEM output, which the client strips to base64."""
+        return _gpgsm_sign(self.home, self.env, message, self.signer, armor, md)
+
+    def close(self) -> None:
+        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "all"], capture_output=True, check=False)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def __enter__(self) -> GpgsmHome:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 # The PKCS#12 password, which the agent then also protects the key with.
@@ -343,15 +361,18 @@ def _gpgsm_import_key(home: Path, env: dict[str, str], signer: SigningKey, attem
                 raise
 
 
-def _gpgsm_sign(home: Path, env: dict[str, str], message: bytes, signer: SigningKey, armor: bool) -> bytes:
+def _gpgsm_sign(
+    home: Path, env: dict[str, str], message: bytes, signer: SigningKey, armor: bool, md: str
+) -> bytes:
     outer, entity = split_message(message)
     (home / "entity").write_bytes(entity)
     fingerprint = signer.issued.cert.fingerprint(hashes.SHA1()).hex().upper()
-    argv = [*_GPGSM, "--sign", "--detach", "--local-user", fingerprint, *(["--armor"] if armor else [])]
+    argv = [*_GPGSM, "--sign", "--detach", "--local-user", fingerprint, "--digest-algo", md.upper()]
+    argv += ["--armor"] if armor else []
     produced = _run([*argv, str(home / "entity")], stdin=_GPGSM_PASSWORD + b"\n", env=env)
     if armor:
         produced = base64.b64decode(b"".join(l for l in produced.splitlines() if not l.startswith(b"-----")))
-    return wrap_detached(outer, entity, produced, "sha-256")
+    return wrap_detached(outer, entity, produced, _MICALG[md])
 
 
 def _legacy_pkcs12(signer: SigningKey, password: bytes) -> bytes:

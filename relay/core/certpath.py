@@ -53,6 +53,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from . import revocation
 from .bundle import Bundle
 from .errors import Rejection
+from .names import display_name
 from .reasons import Reason
 from .timewindow import TimeWindow, as_utc
 from .x509read import UNREADABLE, authority_key_identifier, extension_value, key_identifier
@@ -189,7 +190,7 @@ def _explain(
     if not candidates:
         return Rejection(
             Reason.UNTRUSTED_ISSUER,
-            f"no path from issuer {signer.issuer.rfc4514_string()} to an anchor of bundle {bundle.name}",
+            f"no path from issuer {display_name(signer.issuer)} to an anchor of bundle {bundle.name}",
         )
     weak = [_path_weakness(path) for path in candidates]
     if all(weak):
@@ -244,7 +245,7 @@ def _explain_validity(
     except verification.VerificationError:
         return None
     for position, cert in enumerate(chain):
-        role = "signer certificate" if position == 0 else f"CA certificate {cert.subject.rfc4514_string()}"
+        role = "signer certificate" if position == 0 else f"CA certificate {display_name(cert.subject)}"
         if now > cert.not_valid_after_utc:
             return Rejection(Reason.CERTIFICATE_EXPIRED, f"{role} expired on {cert.not_valid_after_utc.isoformat()}")
         if now < cert.not_valid_before_utc:
@@ -264,7 +265,7 @@ def _path_weakness(path: Chain) -> str | None:
     for position, cert in enumerate(path):
         weakness = _weakness(cert, is_anchor=position == len(path) - 1)
         if weakness:
-            return f"certificate {cert.subject.rfc4514_string()} {weakness}"
+            return f"certificate {display_name(cert.subject)} {weakness}"
     return None
 
 

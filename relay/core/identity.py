@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from .bundle import Bundle
 from .errors import Rejection
+from .names import display_name
 from .reasons import Reason
 from .verdict import SignerIdentity
 from .x509read import UNREADABLE, extension_value
@@ -98,7 +99,7 @@ def _rdns(cert: x509.Certificate) -> tuple[x509.RelativeDistinguishedName, ...]:
 
 def _subject_text(cert: x509.Certificate) -> str:
     try:
-        return cert.subject.rfc4514_string()
+        return display_name(cert.subject)
     except UNREADABLE:
         return ""
 

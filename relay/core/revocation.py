@@ -33,6 +33,7 @@ from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 
 from .bundle import Bundle, RevocationMode
 from .errors import Rejection
+from .names import display_name
 from .reasons import Reason
 from .timewindow import ALWAYS, TICK, TimeWindow
 from .x509read import UNREADABLE, authority_key_identifier, extension_value, key_identifier
@@ -263,4 +264,4 @@ def _describe(cert: x509.Certificate, position: int) -> str:
 
 
 def _name(cert: x509.Certificate) -> str:
-    return cert.subject.rfc4514_string()
+    return display_name(cert.subject)

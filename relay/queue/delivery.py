@@ -123,24 +123,27 @@ class Delivery:
 
     async def run(self) -> None:
         while not self._stopping:
-            self._scan()
+            # Reading every state file is I/O: done in a thread, started here.
+            for queue_id in await asyncio.to_thread(self._due, self.clock()):
+                if not self._start(queue_id):
+                    break
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.scan_interval)
             self._wake.clear()
 
-    def _scan(self) -> None:
-        now = self.clock()
+    def _due(self, now: float) -> list[str]:
+        due = []
         for queue_id in self.spool.ids():
-            if len(self.inflight) >= self.config.max_concurrent:
-                return
             if queue_id in self.inflight:
                 continue
             try:
-                due = self.spool.envelope(queue_id).next_attempt <= now
+                if self.spool.envelope(queue_id).next_attempt <= now:
+                    due.append(queue_id)
             except SpoolError:
                 continue  # removed meanwhile, or being rewritten
-            if due:
-                self._start(queue_id)
+            if len(due) >= self.config.max_concurrent:
+                break
+        return due
 
     def _start(self, queue_id: str) -> bool:
         if self._stopping or queue_id in self.inflight or len(self.inflight) >= self.config.max_concurrent:
@@ -176,7 +179,8 @@ class Delivery:
 
     async def deliver(self, queue_id: str) -> None:
         dsn_id = None
-        with self.spool.locked(queue_id):
+        lock = self.spool.acquire(queue_id)
+        try:
             envelope = self.spool.envelope(queue_id)
             if not envelope.pending:  # settled by a run that stopped before removing it
                 dsn_id = await asyncio.to_thread(finish, self.spool, envelope, self.hostname, self.clock())
@@ -186,8 +190,10 @@ class Delivery:
                 for hop, recipients in _by_hop(self.snapshot(), envelope.pending).items():
                     results.update(await self._send(hop, envelope, recipients, message))
                 envelope = replace(envelope.with_results(results), attempts=envelope.attempts + 1)
-                # fsyncs: off the event loop, which serves the SMTP sessions.
+                # fsyncs and file removal: off the event loop, which serves the SMTP sessions.
                 dsn_id = await asyncio.to_thread(self._settle, envelope, message)
+        finally:
+            await asyncio.shield(asyncio.to_thread(lock.release))
         if dsn_id:
             self.queued(dsn_id)
 

@@ -211,8 +211,7 @@ class Spool:
         except FileNotFoundError:
             raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
 
-    @contextlib.contextmanager
-    def locked(self, queue_id: str) -> Iterator[None]:
+    def acquire(self, queue_id: str) -> MessageLock:
         """Hold the message exclusively, or raise MessageBusy / UnknownMessage at once."""
         if not valid_queue_id(queue_id):
             raise UnknownMessage(errno.EINVAL, f"not a queue id: {queue_id!r}")
@@ -220,6 +219,7 @@ class Spool:
             fd = os.open(self.queue / f"{queue_id}.eml", os.O_RDONLY)
         except FileNotFoundError:
             raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
+        lock = MessageLock(fd)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -227,9 +227,18 @@ class Spool:
                 raise MessageBusy(errno.EBUSY, f"message {queue_id} is being delivered") from None
             if not (self.queue / f"{queue_id}.json").exists():
                 raise UnknownMessage(errno.ENOENT, f"no message {queue_id}")
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    @contextlib.contextmanager
+    def locked(self, queue_id: str) -> Iterator[None]:
+        lock = self.acquire(queue_id)
+        try:
             yield
         finally:
-            os.close(fd)
+            lock.release()
 
     def update(self, envelope: Envelope) -> None:
         """Replace the state of a message (caller holds its lock)."""
@@ -247,6 +256,22 @@ class Spool:
         """
         (self.queue / f"{queue_id}.json").unlink(missing_ok=True)
         (self.queue / f"{queue_id}.eml").unlink(missing_ok=True)
+
+
+class MessageLock:
+    """The open .eml holding the flock.
+
+    Releasing it closes the last reference to a removed message, which is
+    when the file system frees it: slow enough to keep off the event loop.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 def _write_synced(path: Path, data: bytes) -> None:

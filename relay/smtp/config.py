@@ -69,7 +69,7 @@ class DeliveryConfig:
     give_up_after: float = 5 * 86400.0
     connect_timeout: float = 30.0
     command_timeout: float = 120.0
-    max_per_destination: int = 4
+    max_per_destination: int = 20  # as Postfix's default_destination_concurrency_limit
     max_concurrent: int = 32
 
 

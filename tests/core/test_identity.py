@@ -30,7 +30,7 @@ def test_practitioner_identity(pki):
     leaf = pki.practitioner(title="Pharmacien")
     who = identity.read_identity(leaf.cert)
     assert who == SignerIdentity(
-        subject=leaf.cert.subject.rfc4514_string(),
+        subject=f"GN=JEAN+SN=DUPONT+CN={RPPS_ID},T=Pharmacien,C=FR",
         fingerprint_sha256=leaf.cert.fingerprint(hashes.SHA256()).hex(),
         email=SENDER,
         national_id=RPPS_ID,

@@ -141,3 +141,22 @@ def test_flow_names_modules_and_functions_that_exist():
         for part in name.split("."):
             assert hasattr(target, part), f"{path}: no {name}"
             target = getattr(target, part)
+
+
+def test_flow_short_names_exist():
+    """`module.function` written without the package: resolved in the packages on the path."""
+    checked = 0
+    for module_name, name in re.findall(r"`([a-z][a-z0-9_]*)\.([A-Za-z_][\w.]*)`", _page("flow.md")):
+        if name == "py":
+            continue  # a file name, e.g. `cms_asn1.py`
+        for package in ("relay.core", "relay.smtp", "relay.queue", "relay.trust"):
+            try:
+                target: object = importlib.import_module(f"{package}.{module_name}")
+            except ModuleNotFoundError:
+                continue
+            for part in name.split("."):
+                assert hasattr(target, part), f"{package}.{module_name}: no {name}"
+                target = getattr(target, part)
+            checked += 1
+            break
+    assert checked > 20

@@ -120,6 +120,8 @@ def test_configmap_relay_toml_is_accepted_by_the_service_reader(pod):
     assert {listener.kind for listener in config.listeners} == {ListenerKind.MX, ListenerKind.SUBMISSION}
     assert str(config.queue.directory) == "/var/spool/relay"
     assert config.listeners[0].certificate == Path("/etc/relay/tls/tls.crt")
+    writable = {m["mountPath"] for m in _relay(pod)["volumeMounts"] if not m.get("readOnly")}
+    assert config.pid_file is not None and str(config.pid_file.parent) in writable
 
 
 def test_kustomize_renders_the_set():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -29,7 +29,6 @@ _SIGN: dict[str, Callable[..., bytes]] = {
     "openssl": engines.sign_openssl,
     "nss": engines.sign_nss,
     "cryptography": engines.sign_cryptography,
-    "gpgsm": engines.sign_gpgsm,
 }
 
 # Every engine with every algorithm it can produce and the relay supports.
@@ -47,6 +46,8 @@ SUPPORTED: tuple[EngineCase, ...] = (
     EngineCase("openssl", "p256", {"opaque": True, "keyid": True}, "ecdsa-p256-opaque-keyid"),
     EngineCase("gpgsm", "rsa", {}, "rsa-sha256"),
     EngineCase("gpgsm", "rsa", {"armor": True}, "rsa-sha256-armor"),
+    EngineCase("gpgsm", "rsa", {"md": "sha384"}, "rsa-sha384"),
+    EngineCase("gpgsm", "rsa", {"md": "sha512"}, "rsa-sha512"),
     EngineCase("nss", "rsa", {"md": "SHA256"}, "rsa-sha256"),
     EngineCase("nss", "rsa", {"md": "SHA384"}, "rsa-sha384"),
     EngineCase("nss", "rsa", {"md": "SHA512"}, "rsa-sha512"),
@@ -71,19 +72,34 @@ def doctor_message(sender: str = f"Dr Jean Dupont <{DOCTOR}>", **fields: Any) ->
 
 
 class Signatory:
-    """Signs on demand and remembers: gpgsm and NSS cost a process start or more per call."""
+    """Signs on demand and remembers: gpgsm and NSS cost a process start or more
+    per call, so each signed message is made once, and each gpgsm signer's
+    GnuPG home (with its running agent) serves every gpgsm case."""
 
     def __init__(self, pki: Pki) -> None:
         self.pki = pki
         self._memo: dict[tuple[str, str, str, bytes], bytes] = {}
+        self._gpgsm: dict[str, engines.GpgsmHome] = {}
 
     def sign(self, case: EngineCase, message: bytes | None = None, signer: str | None = None) -> bytes:
         message = message if message is not None else doctor_message()
-        key = (case.id, signer or case.signer, repr(sorted(case.options.items())), message)
+        name = signer or case.signer
+        key = (case.engine, name, repr(sorted(case.options.items())), message)
         if key not in self._memo:
-            signing_key: SigningKey = self.pki.signers[signer or case.signer]
-            self._memo[key] = _SIGN[case.engine](message, signing_key, **case.options)
+            self._memo[key] = self._sign(case, message, name)
         return self._memo[key]
+
+    def _sign(self, case: EngineCase, message: bytes, name: str) -> bytes:
+        signing_key: SigningKey = self.pki.signers[name]
+        if case.engine == "gpgsm":
+            if name not in self._gpgsm:
+                self._gpgsm[name] = engines.GpgsmHome(signing_key)
+            return self._gpgsm[name].sign(message, **case.options)
+        return _SIGN[case.engine](message, signing_key, **case.options)
+
+    def close(self) -> None:
+        for home in self._gpgsm.values():
+            home.close()
 
 
 @pytest.fixture(scope="session")
@@ -92,5 +108,7 @@ def pki() -> Pki:
 
 
 @pytest.fixture(scope="session")
-def signatory(pki: Pki) -> Signatory:
-    return Signatory(pki)
+def signatory(pki: Pki) -> Iterator[Signatory]:
+    signing = Signatory(pki)
+    yield signing
+    signing.close()

@@ -8,15 +8,17 @@ engine really produced.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from relay.core.reasons import Reason
 from relay.core.trustview import StaticTrust
 from relay.core.verdict import Decision, Verdict
 from relay.core.verify import verify_message
-from relay.devpki import IGC_SANTE_TEST_POLICY
+from relay.devpki import IGC_SANTE_TEST_POLICY, make_crl
 from tests import engines
 from tests.engines import DOCTOR, DOCTOR_ID, NOW, Pki, bundle_for
 
@@ -43,7 +45,7 @@ def test_every_engine_and_algorithm_is_accepted(case: EngineCase, signatory: Sig
     assert verdict.signer.national_id == DOCTOR_ID
     assert verdict.signer.email == DOCTOR
     assert _fingerprint(verdict.signer.fingerprint_sha256) == hashlib.sha256(
-        signer_cert.public_bytes(engines.serialization.Encoding.DER)
+        signer_cert.public_bytes(serialization.Encoding.DER)
     ).hexdigest()
     assert DOCTOR_ID in verdict.signer.subject
     assert verdict.bundle == "igc-sante-test"
@@ -86,7 +88,7 @@ def test_signature_invalid_inside_an_opaque_signature(signatory: Signatory, pki:
     der = bytearray(base64.b64decode(body))
     at = bytes(der).index(b"compte rendu.")
     der[at] ^= 0x20
-    tampered = head + b"\r\n\r\n" + engines._base64_lines(bytes(der))
+    tampered = head + b"\r\n\r\n" + engines.base64_lines(bytes(der))
     assert verify(pki, tampered).code is Reason.SIGNATURE_INVALID
 
 
@@ -96,7 +98,7 @@ def test_malformed_when_the_signature_is_truncated(cut: int, signatory: Signator
     head, sep, rest = signed.partition(b'filename="smime.p7s"\r\n\r\n')
     der = base64.b64decode(rest.split(b"\r\n\r\n")[0].replace(b"\r\n", b""))
     tail = rest[rest.index(b"\r\n------") :]
-    truncated = head + sep + engines._base64_lines(der[: len(der) - cut]) + tail
+    truncated = head + sep + engines.base64_lines(der[: len(der) - cut]) + tail
     verdict = verify(pki, truncated)
     assert verdict.code is Reason.MALFORMED, verdict.detail
 
@@ -120,6 +122,7 @@ def test_signer_unknown_when_no_certificate_is_sent(signatory: Signatory, pki: P
     [
         EngineCase("openssl", "rsa", {"md": "sha1"}, "rsa-sha1"),
         EngineCase("nss", "rsa", {"md": "SHA1"}, "rsa-sha1"),
+        EngineCase("gpgsm", "rsa", {"md": "sha1"}, "rsa-sha1"),
         EngineCase("openssl", "rsa1024", {"md": "sha256"}, "rsa1024"),
     ],
     ids=lambda c: c.id,
@@ -161,9 +164,6 @@ def test_revocation_unknown_without_crls_under_hard_revocation(signatory: Signat
 
 
 def test_revocation_unknown_when_the_crl_is_stale(signatory: Signatory, pki: Pki) -> None:
-    from relay.devpki import make_crl
-    import datetime as dt
-
     stale = (
         make_crl(pki.root, next_update=dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)),
         make_crl(pki.intermediate, next_update=dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)),
