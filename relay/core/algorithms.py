@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable
 
-from asn1crypto import algos
+from asn1crypto import algos, cms
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -113,6 +114,19 @@ def digest_for(oid: str) -> Digest:
     if digest is None:
         raise Rejection(Reason.SIGNATURE_INVALID, f"unsupported digest algorithm {oid}")
     return digest
+
+
+@lru_cache(maxsize=256)
+def scheme_of(digest_algorithm: bytes, signature_algorithm: bytes) -> Scheme:
+    """resolve_scheme on a SignerInfo's two AlgorithmIdentifiers, given as DER.
+
+    The same few identifiers recur in every message, and reading them is a
+    good part of the cost of a small one; an identifier names an algorithm and
+    nothing else, so its reading is shared. Refusals and decoding errors (from
+    the digestAlgorithm first) are raised afresh each time, never kept.
+    """
+    digest_oid = cms.DigestAlgorithm.load(digest_algorithm)["algorithm"].dotted
+    return resolve_scheme(digest_oid, cms.SignedDigestAlgorithm.load(signature_algorithm))
 
 
 def resolve_scheme(digest_oid: str, signature_algorithm: algos.SignedDigestAlgorithm) -> Scheme:

@@ -156,17 +156,16 @@ def _content(econtent: Any, detached_content: bytes | None) -> bytes:
 
 
 def _read_signer_info(si: asn1.SignerInfo, content_type: str) -> _SignerInfo:
-    digest_oid = asn1.dotted(si["digest_algorithm"]["algorithm"])
     scheme: Scheme | None = None
     unsupported: Rejection | None = None
     try:
-        scheme = algorithms.resolve_scheme(digest_oid, si["signature_algorithm"])
+        scheme = algorithms.scheme_of(si["digest_algorithm"].dump(), si["signature_algorithm"].dump())
     except Rejection as refusal:
         if refusal.reason is not Reason.SIGNATURE_INVALID:
             raise
         unsupported = refusal
     return _SignerInfo(
-        sid=_sid(si["sid"]),
+        sid=_sid(si["sid"].dump()),
         scheme=scheme,
         unsupported=unsupported,
         attributes=_signed_attributes(si["signed_attrs"], content_type),
@@ -174,7 +173,12 @@ def _read_signer_info(si: asn1.SignerInfo, content_type: str) -> _SignerInfo:
     )
 
 
-def _sid(sid: asn1_cms.SignerIdentifier) -> _IssuerSerial | bytes:
+@lru_cache(maxsize=512)
+def _sid(der: bytes) -> _IssuerSerial | bytes:
+    """The SignerIdentifier read from its DER: it names a certificate, and recurs
+    in every message of that signer, so its reading is shared like the
+    certificate's (the issuer Name is only ever compared and rendered)."""
+    sid = asn1_cms.SignerIdentifier.load(der)
     if sid.name == "issuer_and_serial_number":
         issuer = sid.chosen["issuer"]
         return _IssuerSerial(issuer, issuer.dump(), sid.chosen["serial_number"].native)
@@ -196,6 +200,10 @@ def _signed_attributes(attrs: Any, content_type: str) -> _SignedAttributes | Non
         if content_type != ID_DATA:
             raise Rejection(Reason.MALFORMED, f"no signed attributes with eContentType {content_type}")
         return None
+    # RFC 5652 §5.4: the signature covers the SET OF with its universal tag,
+    # not the [0] IMPLICIT as sent; the contents stay byte for byte. Taken
+    # before the attributes are read, while asn1crypto has nothing to re-check.
+    der = asn1.with_header(0x31, attrs.contents or b"")
     found: dict[str, Any] = {}
     for attr in attrs:
         kind = asn1.dotted(attr["type"])
@@ -210,9 +218,7 @@ def _signed_attributes(attrs: Any, content_type: str) -> _SignedAttributes | Non
     if asn1.dotted(found[_ATTR_CONTENT_TYPE]) != content_type:
         raise Rejection(Reason.MALFORMED, "contentType attribute differs from eContentType")
     return _SignedAttributes(
-        # RFC 5652 §5.4: the signature covers the SET OF with its universal
-        # tag, not the [0] IMPLICIT as sent; the contents stay byte for byte.
-        der=asn1.with_header(0x31, attrs.contents or b""),
+        der=der,
         message_digest=found[_ATTR_MESSAGE_DIGEST].native,
         signing_time=_signing_time(found.get(_ATTR_SIGNING_TIME)),
     )

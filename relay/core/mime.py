@@ -16,7 +16,7 @@ structured-field lexer (tokens) and mailboxes (address).
 from __future__ import annotations
 
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from asn1crypto import cms as asn1_cms
 
@@ -33,6 +33,7 @@ __all__ = [
     "HeaderBlock",
     "Mailbox",
     "SignedMessage",
+    "check_content",
     "check_signed_content",
     "locate_signature",
     "parse_address_list",
@@ -52,6 +53,10 @@ class SignedMessage:
     sender: Mailbox  # the single mailbox of the root entity's From
     signature: bytes  # DER of the CMS ContentInfo
     detached_content: bytes | None  # exact bytes of the first part of multipart/signed, else None
+    # The header blocks of the detached content that may name its author (see
+    # check_signed_content), found while reading the whole message; None when
+    # the content must be read on its own.
+    content_authors: tuple[HeaderBlock, ...] | None = field(default=None, repr=False, compare=False)
 
 
 def read_headers(raw: bytes, limits: MessageLimits = DEFAULT_LIMITS) -> HeaderBlock:
@@ -67,13 +72,13 @@ def locate_signature(raw: bytes, limits: MessageLimits) -> SignedMessage:
     root = read_entity(data, 0, len(data), 0, limits)
     sender = _sender(root.headers)
     mime_type = root.content_type.mime_type
-    mixed = mixes_conventions(data)
+    # Whether the message mixes line-break conventions is a scan of it all,
+    # asked only where bodies other than base64 are to be checked.
     if mime_type not in _SIGNED_STRUCTURES:
-        raise _unsigned(data, root, limits, mixed)
+        raise _unsigned(data, root, limits, mixes_conventions(data))
     _check_mime_version(root.headers)
     if mime_type == "multipart/signed":
-        signature, content = _detached(data, root, limits, mixed)
-        return SignedMessage(sender, signature, content)
+        return _detached(data, root, sender, limits, mixes_conventions(data))
     # The only body is base64, so a mixture needs no further check here.
     return SignedMessage(sender, _opaque(data, root), None)
 
@@ -89,10 +94,32 @@ def check_signed_content(content: bytes, sender: Mailbox, limits: MessageLimits)
     if mixes_conventions(data):
         raise Rejection(Reason.MALFORMED, "signed content mixes CRLF and bare LF line breaks")
     root = read_entity(data, 0, len(data), 1, limits)  # inside the signed structure
-    wrapped = root.content_type.mime_type == "message/rfc822"
     for entity in walk(data, root, limits):
-        if entity is root or (wrapped and entity.depth == root.depth + 1):
+        if _names_author(entity, root):
             _check_inner_from(entity.headers, sender)
+
+
+def check_content(signed: SignedMessage, content: bytes, limits: MessageLimits) -> None:
+    """check_signed_content(content, signed.sender, limits), for the content of signed's signature.
+
+    The detached content was read with the rest of the message by
+    locate_signature, under the same rules and limits, so only its authors
+    are left to check; other content (encapsulated) is read now.
+    """
+    if signed.content_authors is not None and content == signed.detached_content:
+        for headers in signed.content_authors:
+            _check_inner_from(headers, signed.sender)
+    else:
+        check_signed_content(content, signed.sender, limits)
+
+
+def _names_author(entity: Entity, content: Entity) -> bool:
+    """Whether entity's header block may name the author of the signed content whose entity is content:
+    the content's own, and for a message/rfc822 wrapper (Direct) the inner message's."""
+    if entity is content:
+        return True
+    wrapped = content.content_type.mime_type == "message/rfc822"
+    return wrapped and entity.depth == content.depth + 1 and entity.start == content.body_start
 
 
 def _sender(headers: HeaderBlock) -> Mailbox:
@@ -112,7 +139,7 @@ def _check_mime_version(headers: HeaderBlock) -> None:
         raise Rejection(Reason.MALFORMED, "MIME-Version is not 1.0")
 
 
-def _detached(data: bytes, root: Entity, limits: MessageLimits, mixed: bool) -> tuple[bytes, bytes]:
+def _detached(data: bytes, root: Entity, sender: Mailbox, limits: MessageLimits, mixed: bool) -> SignedMessage:
     content_type = root.content_type
     protocol = content_type.param("protocol")
     if protocol is None:
@@ -123,7 +150,8 @@ def _detached(data: bytes, root: Entity, limits: MessageLimits, mixed: bool) -> 
         raise Rejection(Reason.MALFORMED, "multipart/signed without a micalg parameter")
     # The whole tree is read now, signed content included, so that a malformed
     # message is called malformed before any signature is checked.
-    parts = [entity for entity in walk(data, root, limits) if entity.depth == 1]
+    entities = list(walk(data, root, limits))
+    parts = [entity for entity in entities if entity.depth == 1]
     if len(parts) != 2:
         raise Rejection(Reason.MALFORMED, f"multipart/signed with {len(parts)} parts instead of 2")
     content, signature_part = parts
@@ -132,7 +160,21 @@ def _detached(data: bytes, root: Entity, limits: MessageLimits, mixed: bool) -> 
         raise Rejection(Reason.MALFORMED, "signature part type differs from the multipart/signed protocol")
     if mixed:
         _check_line_breaks(data, content, signature_part)
-    return _base64_body(data, signature_part, "signature part"), data[content.start : content.end]
+    signature = _base64_body(data, signature_part, "signature part")
+    authors = tuple(entity.headers for entity in entities if _names_author(entity, content))
+    return SignedMessage(sender, signature, data[content.start : content.end], _read_alike(data, content, authors))
+
+
+def _read_alike(data: bytes, content: Entity, authors: tuple[HeaderBlock, ...]) -> tuple[HeaderBlock, ...] | None:
+    """authors, when reading the content on its own would read the same bytes.
+
+    On its own, content without any CR but with line breaks is canonicalised
+    first, which lengthens its lines; such content (in a message that has CR
+    elsewhere) is read again by check_signed_content.
+    """
+    if data.find(b"\r", content.start, content.end) < 0 and data.find(b"\n", content.start, content.end) >= 0:
+        return None
+    return authors
 
 
 def _check_line_breaks(data: bytes, content: Entity, signature_part: Entity) -> None:

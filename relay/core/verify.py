@@ -32,7 +32,7 @@ def verify_message(
     try:
         signed = mime.locate_signature(raw, limits)
         data = cms.verify_signed_data(signed.signature, signed.detached_content)
-        mime.check_signed_content(data.content, signed.sender, limits)
+        mime.check_content(signed, data.content, limits)
     except Rejection as refusal:
         return Verdict.reject(refusal.reason, refusal.detail)
     return _judge_signers(data, signed.sender.address, trust, now)

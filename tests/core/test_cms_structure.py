@@ -438,3 +438,24 @@ def test_attribute_certificates_in_the_set_are_skipped(alice: devpki.Issued) -> 
     other = asn1_cms.CertificateChoices({"other": {"other_cert_format": "1.2.3.4", "other_cert": core.Null()}})
     parsed["content"]["certificates"] = [other, parsed["content"]["certificates"][0]]
     assert verify_signed_data(parsed.dump(force=True), CONTENT).certificates == (alice.cert,)
+
+
+def test_readings_shared_between_messages_never_mix_them_up(alice: devpki.Issued, bob: devpki.Issued) -> None:
+    # Signer identifiers and algorithm identifiers are read once and shared;
+    # messages that alternate them must each still get their own answer.
+    unsupported = asn1_cms.ContentInfo.load(cmsbuild.sign(CONTENT, SignerSpec(alice)))
+    unsupported["content"]["signer_infos"][0]["signature_algorithm"] = {"algorithm": "1.2.643.7.1.1.3.2"}
+    cases = [
+        (cmsbuild.sign(CONTENT, SignerSpec(alice, pss_salt=32)), "rsassa_pss"),
+        (cmsbuild.sign(CONTENT, SignerSpec(alice)), "rsassa_pkcs1v15"),
+        (unsupported.dump(force=True), Reason.SIGNATURE_INVALID),
+        (cmsbuild.sign(CONTENT, SignerSpec(bob, sid="ski")), "ecdsa"),
+        (cmsbuild.sign(CONTENT, SignerSpec(alice, pss_salt=20)), "rsassa_pss"),
+    ]
+    for _ in range(2):
+        for der, expected in cases:
+            try:
+                outcome: object = verify_signed_data(der, CONTENT).signers[0].signature_algorithm
+            except Rejection as refusal:
+                outcome = refusal.reason
+            assert outcome == expected

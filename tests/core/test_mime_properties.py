@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from relay.core.errors import Rejection
 from relay.core.limits import DEFAULT_LIMITS, MessageLimits
-from relay.core.mime import Mailbox, check_signed_content, locate_signature, parse_address_list, parse_mailbox, read_headers
+from relay.core.mime import Mailbox, check_content, check_signed_content, locate_signature, parse_address_list, parse_mailbox, read_headers
 from relay.core.mimetree import content_type_of, parse_content_type, read_tokens
-from relay.core.linebreaks import prepare
+from relay.core.linebreaks import mixes_conventions, prepare
 from relay.core.reasons import Reason
 from relay.core.tokens import MIME, lex
 
@@ -42,6 +42,17 @@ OPAQUE = (
 SAMPLES = [DETACHED, OPAQUE, CONTENT]
 
 
+def detached(content: bytes) -> bytes:
+    return DETACHED.replace(CONTENT, content)
+
+
+# Signed contents whose authors are checked: its own From, a Direct wrapper's
+# inner From, and content with LF line breaks inside a CRLF message.
+DIRECT = detached(b"Content-Type: message/rfc822\r\n\r\nFrom: Jean <jd@x.fr>\r\nSubject: s\r\n\r\nbody " + b"x" * 140 + b"\r\n")
+AUTHORED = detached(b"From: jd@x.fr\r\n" + CONTENT)
+LF_CONTENT = detached(b"From: jd@x.fr\n" + CONTENT.replace(b"\r\n", b"\n").replace(b"hello", b"z" * 140))
+
+
 def read_everything(raw: bytes, limits: MessageLimits = SMALL) -> None:
     for attempt in (
         lambda: locate_signature(raw, limits),
@@ -61,8 +72,8 @@ def test_random_bytes_only_ever_raise_rejection(raw: bytes) -> None:
 
 
 @st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(SAMPLES)))
+def mutated(draw: st.DrawFn, samples: list[bytes] = SAMPLES) -> bytes:
+    data = bytearray(draw(st.sampled_from(samples)))
     for _ in range(draw(st.integers(1, 4))):
         position = draw(st.integers(0, len(data)))
         action = draw(st.sampled_from(["insert", "delete", "replace", "duplicate-line", "lf", "cr"]))
@@ -90,6 +101,51 @@ def mutated(draw: st.DrawFn) -> bytes:
 def test_mutated_messages_only_ever_raise_rejection(raw: bytes) -> None:
     read_everything(raw)
     read_everything(raw, DEFAULT_LIMITS)
+
+
+@st.composite
+def authored_contents(draw: st.DrawFn) -> bytes:
+    """Signed contents whose own From, or a Direct wrapper's inner From, may disagree with the sender."""
+    author = draw(st.sampled_from([b"jd@x.fr", b"Jean <jd@X.FR>", b"JD@x.fr", b"eve@x.fr", b"a@b.fr, c@d.fr", b"<jd@x.fr", b""]))
+    inner = b"From: " + author + b"\r\nSubject: s\r\n\r\n" + b"z" * draw(st.integers(100, 150)) + b"\r\n"
+    content = draw(st.sampled_from([
+        inner,
+        b"Content-Type: message/rfc822\r\n\r\n" + inner,
+        b"Content-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n" + inner,
+        b"From: jd@x.fr\r\n" + CONTENT.replace(b"From: a@b.fr", b"From: " + author),
+    ]))
+    return detached(content.replace(b"\r\n", b"\n") if draw(st.booleans()) else content)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(authored_contents(), mutated([DETACHED, DIRECT, AUTHORED, LF_CONTENT])), st.integers(120, 160))
+def test_content_read_with_the_message_is_judged_as_when_read_alone(raw: bytes, line_limit: int) -> None:
+    limits = MessageLimits(max_mime_depth=8, max_parts=50, max_header_count=50, max_header_bytes=4096, max_line_bytes=line_limit)
+    try:
+        signed = locate_signature(raw, limits)
+    except Rejection:
+        return
+    assert signed.detached_content is not None
+    alone = outcome(lambda: check_signed_content(signed.detached_content or b"", signed.sender, limits))
+    assert outcome(lambda: check_content(signed, signed.detached_content or b"", limits)) == alone
+
+
+def test_lf_content_in_a_crlf_message_is_measured_after_canonicalisation() -> None:
+    # 199 bytes and LF fit 200 bytes, but 199 bytes and CRLF, as read alone, do not.
+    limits = MessageLimits(max_line_bytes=200)
+    signed = locate_signature(detached(b"Content-Type: text/plain\n\n" + b"y" * 199 + b"\n"), limits)
+    assert outcome(lambda: check_content(signed, signed.detached_content or b"", limits)) is Reason.MALFORMED
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"\n", b"\r\n", b"x", b"\r", b"xxxxxxx"]), max_size=20))
+def test_mixed_line_breaks_are_counted_ones(pieces: list[bytes]) -> None:
+    try:
+        data = prepare(b"".join(pieces), DEFAULT_LIMITS)
+    except Rejection:
+        return
+    carriage_returns, line_feeds = data.count(b"\r"), data.count(b"\n")
+    assert mixes_conventions(data) == (carriage_returns != 0 and carriage_returns != line_feeds)
 
 
 @settings(max_examples=300, deadline=None)
@@ -135,6 +191,9 @@ def test_samples_are_valid_before_mutation() -> None:
     assert locate_signature(DETACHED, SMALL).detached_content == CONTENT
     assert locate_signature(OPAQUE, SMALL).detached_content is None
     check_signed_content(CONTENT, SENDER, SMALL)
+    for sample in (DIRECT, AUTHORED, LF_CONTENT):
+        signed = locate_signature(sample, SMALL)
+        check_content(signed, signed.detached_content or b"", SMALL)
     assert [m.address for m in parse_address_list(read_headers(DETACHED).get("To") or "")] == ["a@b.fr", "c@d.fr"]
 
 
