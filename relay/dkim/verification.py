@@ -8,6 +8,7 @@ whatever follows the signed length could have been added by anyone.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Sequence
@@ -46,11 +47,16 @@ class DkimResult:
         parts = [f"dkim={self.status}"]
         if self.reason and self.status is not DkimStatus.PASS:
             parts.append(f'reason="{self.reason}"')
-        if self.domain:
+        # d= and s= come from the signature as sent: only well-formed names go
+        # into the header, so a crafted tag cannot fold in fields of its own.
+        if self.domain and _NAME.fullmatch(self.domain):
             parts.append(f"header.d={self.domain}")
-        if self.selector:
+        if self.selector and _NAME.fullmatch(self.selector):
             parts.append(f"header.s={self.selector}")
         return " ".join(parts)
+
+
+_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?")
 
 
 def verify_dkim(message: bytes, resolver: TxtResolver) -> tuple[DkimResult, ...]:

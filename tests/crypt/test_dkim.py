@@ -204,3 +204,12 @@ def test_mangled_signatures_never_crash(data):
 _MANGLE_KEY = DkimKey(DOMAIN, "m", devpki.new_key("rsa2048"))
 _MANGLE_RESOLVER = static_resolver({f"m._domainkey.{DOMAIN}": dns_record(_MANGLE_KEY)})
 _MANGLE_SIGNED = sign_message(MESSAGE, _MANGLE_KEY)
+
+
+def test_crafted_domain_and_selector_never_reach_the_results_header():
+    from relay.dkim.verification import DkimResult, DkimStatus
+
+    crafted = DkimResult(DkimStatus.FAIL, domain="evil.example\r\nX-Injected: 1", selector="s1\r\n t=1", reason="bad")
+    assert crafted.method_result() == 'dkim=fail reason="bad"'
+    plain = DkimResult(DkimStatus.PASS, domain="hopital-demo.mssante.fr", selector="relay2026")
+    assert plain.method_result() == "dkim=pass header.d=hopital-demo.mssante.fr header.s=relay2026"

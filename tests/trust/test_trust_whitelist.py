@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import time
 
 import pytest
 from trustfactory import SHARED_MSSANTE, operator_dn, whitelist_xml
@@ -63,10 +62,8 @@ def test_entity_expansion_is_refused_before_parsing() -> None:
         + b']>\n<ListeBlancheMSSante xmlns="https://listeblanche.mssante.fr/schema"><ListeDomaines><Domaine><Nom>&lol9;</Nom>'
         + b"</Domaine></ListeDomaines></ListeBlancheMSSante>\n"
     )
-    started = time.perf_counter()
     with pytest.raises(WhitelistError, match="DOCTYPE declarations are refused"):
         parse(laughs)
-    assert time.perf_counter() - started < 1
 
 
 def test_forbidden_declaration_split_across_read_chunks_is_still_seen() -> None:

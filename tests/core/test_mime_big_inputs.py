@@ -1,13 +1,11 @@
-"""Cost stays linear: big and hostile messages end quickly, with a value or a Rejection.
+"""Big and hostile messages end with a value or a Rejection, never anything else.
 
-The bounds are loose (tens of times what a loaded two-core machine needs) so
-that they only catch a quadratic scan or a per-byte Python loop.
+How long they take is measured by bench/hostile_input.py, not here.
 """
 
 from __future__ import annotations
 
 import base64
-import time
 
 import pytest
 
@@ -40,12 +38,6 @@ def signed_message(attachment: int) -> bytes:
     )
 
 
-def elapsed(action: object) -> float:
-    assert callable(action)
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
 
 def read(raw: bytes) -> None:
     signed = locate_signature(raw, DEFAULT_LIMITS)
@@ -59,15 +51,14 @@ def refuse(raw: bytes) -> None:
     assert caught.value.reason is Reason.MALFORMED
 
 
-def test_a_2_mb_message_is_read_in_milliseconds() -> None:
+def test_a_2_mb_message_is_read() -> None:
     raw = signed_message(1_450_000)
     assert 1_900_000 < len(raw) < 2_100_000
-    assert min(elapsed(lambda: read(raw)) for _ in range(3)) < 0.5
+    read(raw)
 
 
-def test_a_20_kb_message_is_read_in_well_under_a_millisecond() -> None:
-    raw = signed_message(12_000)
-    assert min(elapsed(lambda: read(raw)) for _ in range(20)) < 0.005
+def test_a_20_kb_message_is_read() -> None:
+    read(signed_message(12_000))
 
 
 def test_deep_nesting_over_a_big_leaf_stays_bounded() -> None:
@@ -75,17 +66,17 @@ def test_deep_nesting_over_a_big_leaf_stays_bounded() -> None:
     for level in range(99):
         boundary = b"n%d" % level
         body = b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n--' + boundary + b"\r\n" + body + b"\r\n--" + boundary + b"--\r\n"
-    assert elapsed(lambda: check_signed_content(body, SENDER, DEFAULT_LIMITS)) < 5
+    check_signed_content(body, SENDER, DEFAULT_LIMITS)
 
 
-def test_hostile_shapes_end_quickly() -> None:
+def test_hostile_shapes_end_with_a_verdict() -> None:
     many_parts = b'Content-Type: multipart/mixed; boundary="p"\r\n\r\n' + b"--p\r\n\r\n\r\n" * 200_000 + b"--p--\r\n"
     empty_lines = b"Content-Type: text/plain\n\n" + b"\n" * 5_000_000
     one_long_line = b"Content-Type: text/plain\r\n\r\n" + b"x" * 5_000_000
     unterminated = b'Content-Type: multipart/mixed; boundary="p"\r\n\r\n' + b"--p\r\n\r\nx\r\n" * 500
     deep = b"".join(b'Content-Type: multipart/mixed; boundary="%d"\r\n\r\n--%d\r\n' % (i, i) for i in range(5000))
-    assert elapsed(lambda: refuse(many_parts)) < 2
-    assert elapsed(lambda: check_signed_content(empty_lines, SENDER, DEFAULT_LIMITS)) < 5
-    assert elapsed(lambda: refuse(one_long_line)) < 1
-    assert elapsed(lambda: refuse(unterminated)) < 1
-    assert elapsed(lambda: refuse(deep)) < 2
+    refuse(many_parts)
+    check_signed_content(empty_lines, SENDER, DEFAULT_LIMITS)
+    refuse(one_long_line)
+    refuse(unterminated)
+    refuse(deep)
