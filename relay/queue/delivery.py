@@ -24,6 +24,7 @@ from cryptography import x509
 
 from ..audit.log import audit
 from ..core.snapshot import NextHop, Snapshot, TlsMode
+from ..metrics.registry import Metrics
 from ..smtp.config import DeliveryConfig
 from ..smtp.decide import canonical_dn, header_block
 from ..smtp.tls import client_context
@@ -100,8 +101,10 @@ class Delivery:
         config: DeliveryConfig,
         hostname: str,
         scan_interval: float,
+        metrics: Metrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.metrics = metrics
         self.spool = spool
         self.snapshot = snapshot
         self.config = config
@@ -263,6 +266,7 @@ class Delivery:
 
     def _audit_attempt(self, envelope: Envelope, hop: NextHop, results: dict[str, tuple[str, str]]) -> None:
         for address, (status, why) in results.items():
+            self.metrics.delivery_attempt(status)
             audit("attempt", queue_id=envelope.queue_id, message_id=envelope.message_id, rcpt=address, hop=str(hop), status=status, reply=why)
 
 

@@ -85,6 +85,7 @@ class ServiceConfig:
     hostname: str
     users: Path | None
     verify_workers: int  # 0: verify in threads of the service process
+    metrics: tuple[str, int] | None  # Prometheus and health endpoint; None: not served
     listeners: tuple[ListenerConfig, ...]
     limits: ServiceLimits
     queue: QueueConfig
@@ -122,6 +123,7 @@ def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConf
         hostname=service.string("hostname", "localhost"),
         users=service.path("users", base, None),
         verify_workers=service.integer("verify_workers", 2, minimum=0),
+        metrics=_host_port(service, "metrics"),
         listeners=listeners,
         limits=_limits(_Section(document.get("limits", {}), "limits", path)),
         queue=QueueConfig(
@@ -134,6 +136,24 @@ def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConf
     for section in (service, queue, audit):
         section.finish()
     return config
+
+
+def _host_port(section: _Section, key: str) -> tuple[str, int] | None:
+    text = section._get(key, None)
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        section.fail(key, 'must be "address:port"')
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not sep or not 0 <= number <= 65535:
+        section.fail(key, f'{text!r} is not "address:port" (an IP address, a port 0-65535)')
+    return host, number
 
 
 def _listener(section: _Section, base: Path) -> ListenerConfig:

@@ -18,6 +18,7 @@ from ..core.limits import MessageLimits
 from ..core.reasons import Reason
 from ..core.snapshot import MessagePolicy, Snapshot, normalise_address
 from ..core.verdict import Verdict
+from ..core.verify import verify_message
 from ..trust.dn import DnError, normalise_dn
 from .replies import Refusal
 
@@ -93,15 +94,14 @@ def canonical_dn(dn: str) -> str:
 
 # -- DATA: raw checks --------------------------------------------------------
 
-_BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
-
-
 def check_line_endings(data: bytes) -> Refused | None:
     """SMTP smuggling: every line ends in CRLF; a bare CR or LF could hide a second message downstream."""
-    match = _BARE.search(data)
-    if match:
-        which = "CR" if match.group() == b"\r" else "LF"
-        return Refused(Refusal.BARE_LINE_ENDING, f"bare {which} at byte {match.start()}")
+    # Counting runs at memory speed, where a regular expression takes seconds on 50 MB.
+    crlf = data.count(b"\r\n")
+    if data.count(b"\r") != crlf:
+        return Refused(Refusal.BARE_LINE_ENDING, "bare CR in the data")
+    if data.count(b"\n") != crlf:
+        return Refused(Refusal.BARE_LINE_ENDING, "bare LF in the data")
     return None
 
 
@@ -147,7 +147,8 @@ def read_headers(data: bytes) -> Headers:
         sender=addresses("Sender"),
         recipients=addresses("To", "Cc"),
         received_count=len(message.get_all("Received", [])),
-        message_id=str(message_id).strip() if message_id else None,
+        # An identifier for the audit trail: printable ASCII only, bounded.
+        message_id=re.sub(r"[^!-~]", "?", str(message_id).strip())[:200] if message_id else None,
     )
 
 
@@ -192,6 +193,43 @@ def apply_policy(verdict: Verdict, policy: MessagePolicy, sender: str, user: str
     return Refused(verdict.code, verdict.detail)
 
 
+# -- The whole end-of-DATA judgement ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """What the SMTP session knows about a message, as plain values."""
+
+    sender: str  # "" for the null reverse-path
+    recipients: tuple[str, ...]
+    user: str | None  # the authenticated submitter
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    outcome: Accepted | Refused
+    message_id: str | None
+    verdict: Verdict | None  # None when refused before verification
+
+
+def judge(
+    data: bytes, tx: Transaction, snapshot: Snapshot, now: dt.datetime, limits: MessageLimits, max_received: int
+) -> Judgement:
+    """Every end-of-DATA check in order, the first refusal answering. CPU-bound: run off the event loop."""
+    refused = check_line_endings(data) or check_header_limits(data, limits, max_received)
+    if refused:
+        return Judgement(refused, None, None)
+    headers = read_headers(data)
+    policy = snapshot.route(tx.sender).policy
+    refused = (check_author(headers, tx.user) if tx.user else None) or check_envelope(
+        headers, tx.sender, list(tx.recipients), policy
+    )
+    if refused:
+        return Judgement(refused, headers.message_id, None)
+    verdict = verify_message(data, snapshot, now, limits)
+    return Judgement(apply_policy(verdict, policy, tx.sender, tx.user), headers.message_id, verdict)
+
+
 # -- Trace fields ------------------------------------------------------------
 
 
@@ -203,15 +241,17 @@ def received_field(
     return f"Received: from {helo_text} ([{peer_ip}])\r\n\tby {hostname} with {protocol} id {queue_id};\r\n\t{date}\r\n".encode()
 
 
-def authentication_results(hostname: str, accepted: Accepted) -> bytes:
-    """RFC 8601 field with the RFC 7281 smime method."""
+def authentication_results(hostname: str, accepted: Accepted, user: str | None = None) -> bytes:
+    """RFC 8601 field: the RFC 7281 smime method, and the submitter's SMTP AUTH identity."""
     signer = accepted.verdict.signer
     if accepted.signed and signer is not None:
-        who = signer.email or signer.subject
-        result = f"smime=pass smime.signer={_quoted(who)}"
+        results = [f"smime=pass smime.signer={_quoted(signer.email or signer.subject)}"]
     else:
-        result = "smime=none"
-    return f"Authentication-Results: {hostname};\r\n\t{result}\r\n".encode()
+        results = ["smime=none"]
+    if user is not None:
+        results.append(f"auth=pass smtp.auth={_quoted(user)}")
+    body = ";\r\n\t".join(results)
+    return f"Authentication-Results: {hostname};\r\n\t{body}\r\n".encode()
 
 
 def _token(text: str) -> str:

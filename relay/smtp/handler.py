@@ -16,7 +16,9 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session
 
 from ..audit.log import audit
+from ..core.reasons import Reason
 from ..core.snapshot import Snapshot
+from ..metrics.registry import Metrics
 from ..core.verdict import Verdict
 from ..queue.spool import Envelope, RecipientState, Spool, SpoolError, new_queue_id
 from . import decide
@@ -37,6 +39,7 @@ class Services:
     verifier: Verifier
     spool: Spool
     queued: Callable[[str], None]  # tells delivery a message is waiting
+    metrics: Metrics
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
 
 
@@ -134,6 +137,11 @@ class RelayHandler:
             fields = {"refused": str(Refusal.INTERNAL_ERROR), "error": type(error).__name__}
         finally:
             server.busy = False
+        refused = fields.get("refused")
+        if refused:
+            self.services.metrics.message_refused(_code(refused))
+        else:
+            self.services.metrics.message_accepted()
         audit(
             "done",
             listener=self.listener.name,
@@ -148,35 +156,39 @@ class RelayHandler:
 
     async def _judge_and_queue(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope) -> tuple[str, dict[str, Any]]:
         data: bytes = envelope.original_content or b""
-        sender = reverse_path(envelope.mail_from)
-        snapshot = self.services.snapshot()
-        refused = self._check_raw(data)
-        headers = decide.read_headers(data) if refused is None else None
-        fields: dict[str, Any] = {"message_id": headers.message_id if headers else None}
-        if refused is None and headers is not None:
-            refused = self._check_headers(headers, session, sender, envelope.rcpt_tos, snapshot)
-        outcome: Accepted | Refused | None = refused
-        if outcome is None:
-            user = str(session.auth_data) if session.authenticated else None
-            verdict = await self._verify(data, snapshot)
-            fields.update(_verdict_fields(verdict))
-            outcome = decide.apply_policy(verdict, snapshot.route(sender).policy, sender, user)
-        if isinstance(outcome, Accepted):
-            fields["smime"] = "pass" if outcome.signed else "none"
+        if len(data) > self.limits.message.max_message_bytes:  # aiosmtpd enforces SIZE already; never judge more
+            refused = Refused(Refusal.MESSAGE_TOO_BIG, f"over {self.limits.message.max_message_bytes} bytes")
+            return reply(refused.code, refused.detail), {"refused": str(refused.code)}
+        tx = decide.Transaction(
+            sender=reverse_path(envelope.mail_from),
+            recipients=tuple(envelope.rcpt_tos),
+            user=str(session.auth_data) if session.authenticated else None,
+        )
+        started = time.perf_counter()
+        judgement = await self.services.verifier.judge(
+            data, tx, self.services.snapshot(), self.services.clock(), self.limits.message, self.limits.max_received
+        )
+        if judgement.verdict is not None:
+            self.services.metrics.verification_time(time.perf_counter() - started)
+        fields: dict[str, Any] = {"message_id": judgement.message_id}
+        if judgement.verdict is not None:
+            fields.update(_verdict_fields(judgement.verdict))
+        outcome = judgement.outcome
         if isinstance(outcome, Refused):
             fields["refused"] = str(outcome.code)
             fields["detail"] = outcome.detail
             return reply(outcome.code, outcome.detail), fields
+        fields["smime"] = "pass" if outcome.signed else "none"
         queue_id = new_queue_id()
         fields["queue_id"] = queue_id
         message = self._trace_fields(server, session, queue_id, outcome) + data
         stored = Envelope(
             queue_id=queue_id,
-            mail_from=sender,
-            recipients=tuple(RecipientState(r) for r in envelope.rcpt_tos),
+            mail_from=tx.sender,
+            recipients=tuple(RecipientState(r) for r in tx.recipients),
             received_at=time.time(),
             next_attempt=0.0,
-            message_id=fields["message_id"],
+            message_id=judgement.message_id,
             listener=self.listener.name,
             extra={k: v for k, v in fields.items() if k.startswith("signer")},
         )
@@ -186,31 +198,9 @@ class RelayHandler:
             fields["refused"] = str(Refusal.STORAGE_ERROR)
             fields["error"] = error.strerror or str(error)
             return reply(Refusal.STORAGE_ERROR, "could not store the message, try again later"), fields
-        audit("queued", queue_id=queue_id, message_id=stored.message_id, mail_from=stored.mail_from, rcpts=list(envelope.rcpt_tos), bytes=len(message))
+        audit("queued", queue_id=queue_id, message_id=stored.message_id, mail_from=stored.mail_from, rcpts=list(tx.recipients), bytes=len(message))
         self.services.queued(queue_id)
         return f"250 2.0.0 OK queued as {queue_id}", fields
-
-    def _check_raw(self, data: bytes) -> Refused | None:
-        if len(data) > self.limits.message.max_message_bytes:
-            return Refused(Refusal.MESSAGE_TOO_BIG, f"over {self.limits.message.max_message_bytes} bytes")
-        return decide.check_line_endings(data) or decide.check_header_limits(
-            data, self.limits.message, self.limits.max_received
-        )
-
-    def _check_headers(
-        self, headers: decide.Headers, session: Session, sender: str, rcpts: list[str], snapshot: Snapshot
-    ) -> Refused | None:
-        if session.authenticated:
-            refused = decide.check_author(headers, str(session.auth_data))
-            if refused:
-                return refused
-        return decide.check_envelope(headers, sender, list(rcpts), snapshot.route(sender).policy)
-
-    async def _verify(self, data: bytes, snapshot: Snapshot) -> Verdict:
-        # Unsigned mail goes to the pool too: the core's strict reading (MIME
-        # limits, malformed structure) applies to every message, and its cost
-        # grows with the size, which the event loop must never pay.
-        return await self.services.verifier.verify(data, snapshot, self.services.clock(), self.limits.message)
 
     def _trace_fields(self, server: RelaySMTP, session: Session, queue_id: str, accepted: Accepted) -> bytes:
         hostname = self.services.config.hostname
@@ -220,7 +210,15 @@ class RelayHandler:
         if session.authenticated:
             protocol += "A"  # RFC 3848
         received = decide.received_field(session.host_name, server.peer_ip, hostname, protocol, queue_id, self.services.clock())
-        return received + decide.authentication_results(hostname, accepted)
+        user = str(session.auth_data) if session.authenticated else None
+        return received + decide.authentication_results(hostname, accepted, user)
+
+
+def _code(value: str) -> Reason | Refusal:
+    try:
+        return Reason(value)
+    except ValueError:
+        return Refusal(value)
 
 
 def reverse_path(mail_from: str | None) -> str:

@@ -3,7 +3,8 @@
 OpenSSL has already checked the chain during the handshake (the listener
 requests a certificate against the same anchors); this re-validates with
 `cryptography`'s verifier at an explicit time, per bundle, so that the
-decision names the bundle and uses the snapshot's own intermediates.
+decision names the bundle and uses the snapshot's own intermediates, then
+checks the path against the bundle's CRLs (relay.core.revocation).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.verification import (
+    ClientVerifier,
     Criticality,
     ExtensionPolicy,
     PolicyBuilder,
@@ -21,7 +23,9 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
+from ..core import revocation
 from ..core.bundle import Purpose
+from ..core.errors import Rejection
 from ..core.snapshot import Snapshot
 from .decide import Refused
 from .replies import Refusal
@@ -50,21 +54,25 @@ def check_peer(der: bytes | None, snapshot: Snapshot, now: dt.datetime) -> PeerC
         if bundle.purpose is not Purpose.TLS or not bundle.anchors:
             continue
         try:
-            _verifier(bundle.anchors, now).verify(cert, list(bundle.intermediates))
+            chain = _verifier(bundle.anchors, now).verify(cert, list(bundle.intermediates)).chain
         except VerificationError as error:
             why = f"client certificate does not chain to bundle {bundle.name}: {error}"
             continue
+        try:
+            revocation.check_path(chain, bundle, now)  # as the bundle's revocation mode says
+        except Rejection as refusal:
+            return Refused(refusal.reason, f"client certificate: {refusal.detail}")
         return PeerCertificate(cert.subject.rfc4514_string(), cert.fingerprint(hashes.SHA256()).hex(), bundle.name)
     return Refused(Refusal.CLIENT_CERTIFICATE_UNTRUSTED, why)
 
 
-def _verifier(anchors: tuple[x509.Certificate, ...], now: dt.datetime):  # type: ignore[no-untyped-def]
+def _verifier(anchors: tuple[x509.Certificate, ...], now: dt.datetime) -> ClientVerifier:
     # Operator certificates of health PKIs often carry no SAN: the DN is the identity.
     ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
     return (
         PolicyBuilder()
         .store(Store(list(anchors)))
-        .time(now.replace(tzinfo=None) if now.tzinfo else now)
+        .time(now.astimezone(dt.timezone.utc).replace(tzinfo=None) if now.tzinfo else now)
         .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee)
         .build_client_verifier()
     )

@@ -35,6 +35,7 @@ class Refusal(StrEnum):
     TOO_MANY_CONNECTIONS = "too-many-connections"
     SHUTTING_DOWN = "shutting-down"
     NULL_SENDER = "null-sender"
+    LINE_TOO_LONG = "line-too-long"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ REPLIES: dict[Reason | Refusal, ReplyCode] = {
     Refusal.TOO_MANY_CONNECTIONS: ReplyCode(421, "4.7.0"),
     Refusal.SHUTTING_DOWN: ReplyCode(421, "4.3.2"),
     Refusal.NULL_SENDER: _DENIED,
+    Refusal.LINE_TOO_LONG: ReplyCode(500, "5.5.2"),
 }
 
 
@@ -104,3 +106,20 @@ def is_temporary(code: Reason | Refusal) -> bool:
 def _one_line(text: str) -> str:
     # A reply is one line; a detail with CR/LF would forge further replies.
     return " ".join(text.replace("\r", " ").replace("\n", " ").split())[:400] or "refused"
+
+
+# aiosmtpd answers some limits itself, with bare texts; the session rewrites
+# them into the relay's form so that every refusal reads the same.
+_PROTOCOL_REFUSALS: dict[str, tuple[Refusal, str]] = {
+    "552 Error: message size exceeds fixed maximum message size": (Refusal.MESSAGE_TOO_BIG, "the declared SIZE is over the limit"),
+    "552 Error: Too much mail data": (Refusal.MESSAGE_TOO_BIG, "the message is over the size limit"),
+    "500 Line too long (see RFC5321 4.5.3.1.6)": (Refusal.LINE_TOO_LONG, "a line of the message is over the limit"),
+    "500 Command line too long": (Refusal.LINE_TOO_LONG, "the command line is over the limit"),
+    "530 Must issue a STARTTLS command first": (Refusal.TLS_REQUIRED, "issue STARTTLS first"),
+}
+
+
+def protocol_reply(line: str) -> str:
+    """aiosmtpd's own reply, in the relay's form when it is a refusal the table knows."""
+    known = _PROTOCOL_REFUSALS.get(line)
+    return reply(*known) if known else line

@@ -2,8 +2,9 @@
 
 SIGTERM/SIGINT: stop listening, close idle sessions with 421, let messages
 being judged finish (bounded by a grace period), stop delivery; the spool is
-consistent at every instant anyway. SIGHUP: reload the trust snapshot and
-swap it atomically; on error the previous one stays and the error is audited.
+consistent at every instant anyway. SIGHUP: reload the users file and the
+trust snapshot and swap them atomically; on error the previous ones stay and
+the error is audited.
 """
 
 from __future__ import annotations
@@ -16,15 +17,18 @@ import os
 import signal
 import ssl
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..audit.log import audit, configure
+from ..core.snapshot import Snapshot
+from ..metrics.observe import Observability, start_observability
+from ..metrics.registry import Metrics
+from ..metrics.spoolstate import queue_state
 from ..queue.delivery import Delivery
 from ..queue.spool import Spool
 from ..trust.holder import SnapshotHolder
 from .config import ListenerConfig, ListenerKind, ListenerTls, ServiceConfig
-from .credentials import Credentials, load_credentials
+from .credentials import Credentials, CredentialsError, load_credentials
 from .handler import RelayHandler, Services
 from .peer import tls_anchors
 from .session import ConnectionLimiter, RelaySMTP
@@ -35,15 +39,17 @@ from .verifier import Verifier
 SHUTDOWN_GRACE = 30.0  # seconds left to messages being judged when stopping
 
 
-@dataclass
 class Service:
-    config: ServiceConfig
-    loader: SnapshotLoader
-    holder: SnapshotHolder | None = None
-    servers: list[asyncio.base_events.Server] = field(default_factory=list)
-    sessions: set[RelaySMTP] = field(default_factory=set)
-    bound: dict[str, tuple[str, int]] = field(default_factory=dict)
-    _contexts: dict[tuple[str, str], ssl.SSLContext] = field(default_factory=dict)
+    """The parts of a running relay, wired at start() and taken down by stop()."""
+
+    def __init__(self, config: ServiceConfig, loader: SnapshotLoader) -> None:
+        self.config = config
+        self.loader = loader
+        self.servers: list[asyncio.Server] = []
+        self.sessions: set[RelaySMTP] = set()  # open SMTP sessions, for shutdown
+        self.bound: dict[str, tuple[str, int]] = {}  # listener (and metrics) name -> address
+        self._contexts: dict[tuple[str, str], ssl.SSLContext] = {}  # per listener and snapshot version
+        self.observability: Observability | None = None
 
     async def start(self) -> None:
         self.holder = SnapshotHolder(self.loader)
@@ -51,6 +57,14 @@ class Service:
         removed = self.spool.prepare()
         audit("spool-recovered", removed=removed, queued=len(self.spool.ids()))
         self.credentials: Credentials = load_credentials(self.config.users)
+        self.metrics: Metrics
+        if self.config.metrics:
+            host, port = self.config.metrics
+            self.observability = await start_observability(self.spool, lambda: self.snapshot, host, port)
+            self.metrics = self.observability.metrics
+            self.bound["metrics"] = self.observability.address
+        else:
+            self.metrics = Metrics(lambda: self.snapshot, lambda: queue_state(self.spool))
         self.verifier = Verifier(self.loader, self.config.verify_workers)
         self.delivery = Delivery(
             self.spool,
@@ -58,8 +72,9 @@ class Service:
             self.config.delivery,
             self.config.hostname,
             self.config.queue.scan_interval,
+            self.metrics,
         )
-        services = Services(self.config, lambda: self.snapshot, self.verifier, self.spool, self.delivery.queued)
+        services = Services(self.config, lambda: self.snapshot, self.verifier, self.spool, self.delivery.queued, self.metrics)
         self.limiter = ConnectionLimiter(self.config.limits.max_connections, self.config.limits.max_connections_per_ip)
         for listener in self.config.listeners:
             await self._listen(listener, RelayHandler(listener, services))
@@ -67,8 +82,7 @@ class Service:
         audit("started", listeners={k: f"{h}:{p}" for k, (h, p) in self.bound.items()}, snapshot=self.snapshot.version)
 
     @property
-    def snapshot(self):  # type: ignore[no-untyped-def]
-        assert self.holder is not None
+    def snapshot(self) -> Snapshot:
         return self.holder.current
 
     # -- listeners -------------------------------------------------------
@@ -107,6 +121,7 @@ class Service:
         starttls = listener.tls is ListenerTls.STARTTLS
         return RelaySMTP(
             handler,
+            metrics=self.metrics,
             limiter=self.limiter,
             credentials=self.credentials if submission else None,
             session_timeout=limits.session_timeout,
@@ -127,7 +142,10 @@ class Service:
     # -- signals ---------------------------------------------------------
 
     async def reload(self) -> None:
-        assert self.holder is not None
+        try:
+            self.credentials = await asyncio.to_thread(load_credentials, self.config.users)
+        except CredentialsError as error:  # keep the users in force
+            audit("reload-failed", error="CredentialsError", detail=str(error)[:500])
         try:
             result = await self.holder.reload_async()
         except Exception as error:  # keep serving with the trust in force
@@ -157,6 +175,8 @@ class Service:
         with contextlib.suppress(asyncio.CancelledError):
             await self.delivery_task
         self.verifier.close()
+        if self.observability is not None:
+            await self.observability.close()
         audit("stopped")
 
 

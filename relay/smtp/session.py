@@ -17,8 +17,9 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
 from ..audit.log import audit
+from ..metrics.registry import Metrics
 from .credentials import Credentials
-from .replies import Refusal, reply
+from .replies import Refusal, protocol_reply, reply
 
 
 class ConnectionLimiter:
@@ -48,6 +49,7 @@ class RelaySMTP(SMTP):
         self,
         handler: Any,
         *,
+        metrics: Metrics,
         limiter: ConnectionLimiter,
         credentials: Credentials | None,
         session_timeout: float,
@@ -59,12 +61,16 @@ class RelaySMTP(SMTP):
         self.line_length_limit = line_length_limit
         super().__init__(handler, **kwargs)
         self.limiter = limiter
+        self.metrics = metrics
         self.credentials = credentials
         self.session_timeout = session_timeout
         self.sessions = sessions
         self.busy = False  # inside end-of-DATA processing: let it finish on shutdown
         self._admitted_ip: str | None = None
         self._deadline: asyncio.TimerHandle | None = None
+
+    async def push(self, status: Any) -> None:
+        await super().push(protocol_reply(status) if isinstance(status, str) else status)
 
     # -- connection life ----------------------------------------------------
 
@@ -99,6 +105,7 @@ class RelaySMTP(SMTP):
     def audit_tls(self) -> None:
         tls = self.tls_object()
         if tls is not None:
+            self.metrics.tls_handshake(self.listener_name, tls.version())
             cipher = tls.cipher()
             audit("tls", listener=self.listener_name, peer=self.peer_ip, version=tls.version(), cipher=cipher[0] if cipher else None,
                   client_certificate=tls.getpeercert(binary_form=True) is not None)

@@ -1,7 +1,8 @@
 """A next hop for tests: an aiosmtpd server in its own process.
 
 usage: sink.py DIRECTORY PORT MODE [CERT KEY]
-MODE: accept (store each message as DIRECTORY/N.eml), reject (550 5.7.1 at DATA), tempfail (451 at RCPT).
+MODE: accept (store each message as DIRECTORY/N.eml), reject (550 5.7.1 at DATA), tempfail (451 at RCPT),
+implicit (accept, over implicit TLS: needs CERT and KEY; with them, other modes offer STARTTLS).
 Prints {"ready": {"sink": [host, port]}} once listening; stops on SIGTERM.
 """
 
@@ -56,8 +57,12 @@ async def main() -> None:
         context.load_cert_chain(sys.argv[4], sys.argv[5])
     handler = Sink(directory, mode)
     loop = asyncio.get_running_loop()
+    implicit = mode == "implicit"
     server = await loop.create_server(
-        lambda: SMTP(handler, tls_context=context, hostname="sink.test"), host="127.0.0.1", port=port
+        lambda: SMTP(handler, tls_context=None if implicit else context, hostname="sink.test"),
+        host="127.0.0.1",
+        port=port,
+        ssl=context if implicit else None,
     )
     print(json.dumps({"ready": {"sink": ["127.0.0.1", server.sockets[0].getsockname()[1]]}}), flush=True)
     stopped = asyncio.Event()

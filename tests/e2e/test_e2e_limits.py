@@ -56,10 +56,11 @@ def _ok(client: smtplib.SMTP) -> None:
 def test_size_is_advertised_and_enforced(env):
     with _client(env) as client:
         assert client.esmtp_features["size"] == "5000"
-        assert client.docmd("MAIL", "FROM:<alice@hospital.test> SIZE=6000")[0] == 552
+        code, text = client.docmd("MAIL", "FROM:<alice@hospital.test> SIZE=6000")
+        assert (code, text.split(b":")[0]) == (552, b"5.3.4 message-too-big")
         client.rset()
-        code, _ = _send(client, message("alice@hospital.test", ["bob@hospital.test"], body=("y" * 70 + "\r\n") * 80))
-        assert code == 552
+        code, text = _send(client, message("alice@hospital.test", ["bob@hospital.test"], body=("y" * 70 + "\r\n") * 80))
+        assert (code, text.split(b":")[0]) == (552, b"5.3.4 message-too-big")
         _ok(client)
 
 
@@ -74,8 +75,8 @@ def test_recipients_per_message(env):
 
 def test_long_line_header_count_and_loop(env):
     with _client(env) as client:
-        code, _ = _send(client, message("alice@hospital.test", ["bob@hospital.test"], body="z" * 1200 + "\r\n"))
-        assert code == 500
+        code, text = _send(client, message("alice@hospital.test", ["bob@hospital.test"], body="z" * 1200 + "\r\n"))
+        assert (code, text.split(b":")[0]) == (500, b"5.5.2 line-too-long")
         many = "".join(f"X-H{n}: v\r\n" for n in range(25))
         code, text = _send(client, message("alice@hospital.test", ["bob@hospital.test"], extra=many))
         assert (code, text.split(b":")[0]) == (552, b"5.6.0 header-too-big")
@@ -157,3 +158,29 @@ def test_mime_limits_apply_to_unsigned_mail_too(env):
         assert (code, text.split(b":")[0]) == (554, b"5.6.0 malformed"), text
         code, text = _send(client, _nested(2))
         assert code == 250, text
+
+
+JUNK = [
+    b"\x00\xff\xfe garbage\r\n",
+    b"EHLO \xc3\xa9t\xc3\xa9\r\nMAIL FROM:<\xff@x>\r\n",
+    b"EHLO c\r\nMAIL FROM:<a@b> BODY=9BIT\r\nMAIL FROM:<<<>>>\r\nRCPT TO:<>\r\nDATA\r\n",
+    b"EHLO c\r\nAUTH PLAIN !!!notbase64\r\nAUTH LOGIN\r\n*\r\nAUTH CRAM-MD5\r\n",
+    b"EHLO c\r\nMAIL FROM:<alice@hospital.test>\r\nRCPT TO:<bob@hospital.test>\r\nDATA\r\n\r\n.\r\n",
+    b"EHLO c\r\nMAIL FROM:<alice@hospital.test>\r\nRCPT TO:<bob@hospital.test>\r\nDATA\r\nFrom: <\r\n\r\n.\r\n",
+    b"HELO " + b"h" * 5000 + b"\r\n",
+    b"EHLO c\r\nVRFY bob\r\nEXPN list\r\nHELP\r\nNOOP\r\nRSET\r\nSTARTTLS\r\n",
+]
+
+
+@pytest.mark.parametrize("junk", JUNK)
+def test_bad_input_gets_answers_and_the_service_goes_on(env, junk):
+    with socket.create_connection(("127.0.0.1", env.relay.ports["loopback"]), timeout=10) as s:
+        reader = s.makefile("rb")
+        assert reader.readline().startswith(b"220")
+        s.sendall(junk + b"QUIT\r\n")
+        replies = reader.read()  # until the server closes after QUIT
+    codes = {line[:1] for line in replies.splitlines()}
+    assert codes <= {b"2", b"3", b"4", b"5"}, replies  # every line is an SMTP reply
+    assert replies.rstrip().endswith(b"221 Bye"), replies
+    with _client(env) as client:
+        _ok(client)

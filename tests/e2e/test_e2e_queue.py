@@ -212,3 +212,35 @@ def test_delivery_over_verified_starttls(tmp_path, tls_pki, pinned_dn, delivered
     finally:
         relay.stop()
         sink.stop()
+
+
+def test_delivery_over_implicit_tls(tmp_path, tls_pki):
+    sink = Sink(tmp_path / "sink", 0).start("implicit", tls=tls_pki.directory)
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port, sink_tls="tls"))
+    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    try:
+        _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-implicit-hop")
+        sink.wait_for_marker("marker-implicit-hop")
+        # The sink speaks only TLS, so delivery proves it; and no STARTTLS was needed (aiosmtpd notes only that).
+        assert "tls=False" in (sink.directory / "sessions.log").read_text()
+    finally:
+        relay.stop()
+        sink.stop()
+
+
+def test_sessions_per_next_hop_are_capped(tmp_path, tls_pki):
+    sink = Sink(tmp_path / "sink", free_port())  # down while the queue fills
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
+    config = service_toml(tmp_path, tls_pki, listeners=("loopback",), delivery={"max_per_destination": 2, "first_retry": 3600})
+    relay = Relay(config, tmp_path / "spec.json").start()
+    try:
+        ids = [_submit(relay, "alice@hospital.test", ["bob@hospital.test"], f"marker-cap-{n}") for n in range(8)]
+        for queue_id in ids:
+            relay.wait_event("deferred", queue_id=queue_id)
+        sink.start()
+        assert _queue_cli(config, "retry").returncode == 0  # all due at once
+        sink.wait_for(8)
+        assert len((sink.directory / "sessions.log").read_text().splitlines()) <= 2
+    finally:
+        relay.stop()
+        sink.stop()

@@ -35,7 +35,7 @@ def test_relay_serve_with_the_trust_directory_and_relay_reload(tmp_path):
     sink = Sink(tmp_path / "sink", 0).start()
     _trust_dir(tmp_path, pki, sink.port)
     config = service_toml(tmp_path, pki, listeners=("loopback",))
-    config.write_text(f'trust_dir = "trust"\npid_file = "relay.pid"\n' + config.read_text())
+    config.write_text('trust_dir = "trust"\npid_file = "relay.pid"\n' + config.read_text())
     proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         port = read_ready(proc)["loopback"][1]

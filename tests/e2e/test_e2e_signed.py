@@ -7,6 +7,7 @@ new version), SIGTERM stops it cleanly.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import smtplib
@@ -119,6 +120,21 @@ def test_bad_reload_keeps_the_snapshot_in_force(env, tmp_path):
         assert code == 250
     finally:
         write_spec(env.dir / "spec.json", env.spec)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
+def test_a_killed_worker_costs_at_most_a_temporary_failure(env, tmp_path):
+    leaf = env.pki.practitioner(email=SIGNER)
+    assert _send(env, _sign(env.pki, tmp_path, leaf, "marker-before-kill"))[0] == 250
+    workers = _children(env.relay.proc.pid)
+    assert workers
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    codes = [_send(env, _sign(env.pki, tmp_path, leaf, f"marker-after-kill-{n}"))[0] for n in range(3)]
+    assert codes[0] == 451 and codes[-1] == 250, codes  # the pool broke, then was replaced
 
 
 def test_sigterm_stops_cleanly(tmp_path):

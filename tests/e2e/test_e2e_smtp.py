@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 import smtplib
 import socket
 import ssl
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def env(tmp_path_factory):
         }
     )
     write_spec(d / "spec.json", spec)
-    config = service_toml(d, pki)
+    config = service_toml(d, pki, metrics=True)
     for user in ("alice@hospital.test", "carol@strict.test", "robot@strict.test"):
         add_user(config, user, PASSWORD)
     relay = Relay(config, d / "spec.json").start()
@@ -59,7 +60,7 @@ def test_starttls_submission_with_auth_is_queued_traced_and_delivered(env):
     assert json.loads(head) == {"from": "alice@hospital.test", "to": ["bob@hospital.test"]}
     assert body.startswith(b"Received: from ")
     assert b"with ESMTPSA id " in body
-    assert b"Authentication-Results: relay.test;\r\n\tsmime=none\r\n" in body
+    assert b"Authentication-Results: relay.test;\r\n\tsmime=none;\r\n\tauth=pass smtp.auth=alice@hospital.test\r\n" in body
 
 
 def test_implicit_tls_submission_with_msmtp(env, tmp_path):
@@ -279,3 +280,38 @@ def test_audit_has_steps_but_never_content(env):
     assert env.relay.events("connect", listener="submission") and env.relay.events("auth", success=True)
     done = [e for e in env.relay.events("done") if e.get("queue_id") == queue_id][0]
     assert done["code"] == "unsigned" and done["smime"] == "none" and done["message_id"]
+
+
+def test_metrics_endpoint_counts_decisions_attempts_and_handshakes(env):
+    import urllib.request
+
+    test_unsigned_refused_when_signature_required_unless_exempt(env)  # one refusal, one acceptance at least
+    env.relay.wait_event("removed")
+    with urllib.request.urlopen(f"http://127.0.0.1:{env.relay.ports['metrics']}/metrics", timeout=10) as response:
+        text = response.read().decode()
+
+    def value(prefix: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+    assert value('relay_messages_total{outcome="refused",reason="unsigned"}') >= 1
+    assert value('relay_messages_total{outcome="accepted",reason="ok"}') >= 1
+    assert value('relay_delivery_attempts_total{result="delivered"}') >= 1
+    assert value('relay_tls_handshakes_total{listener="submission"') >= 1
+    assert value("relay_verification_seconds_count") >= 2
+    with urllib.request.urlopen(f"http://127.0.0.1:{env.relay.ports['metrics']}/readyz", timeout=10) as response:
+        assert response.status == 200
+
+
+def test_sighup_reloads_the_users_file(env):
+    add_user(env.dir / "relay.toml", "late@hospital.test", PASSWORD)
+    with _tls_client(env) as client:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            client.login("late@hospital.test", PASSWORD)
+    reloads = len(env.relay.events("reloaded") + env.relay.events("reload-unchanged"))
+    env.relay.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while len(env.relay.events("reloaded") + env.relay.events("reload-unchanged")) == reloads:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)  # polling the audit file with a deadline
+    with _tls_client(env) as client:
+        assert client.login("late@hospital.test", PASSWORD)[0] == 235

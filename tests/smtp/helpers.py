@@ -167,6 +167,7 @@ def service_toml(
     delivery: dict[str, Any] | None = None,
     listeners: tuple[str, ...] = ("submission", "submissions", "mx", "mxs", "loopback"),
     workers: int = 0,
+    metrics: bool = False,
 ) -> Path:
     blocks = {
         "submission": ("submission", "starttls"),
@@ -180,6 +181,7 @@ def service_toml(
         'hostname = "relay.test"',
         f'users = "{directory / "users"}"',
         f"verify_workers = {workers}",
+        *(['metrics = "127.0.0.1:0"'] if metrics else []),
         "[queue]",
         f'directory = "{directory / "spool"}"',
         "scan_interval = 0.1",

@@ -128,4 +128,29 @@ def test_trace_fields():
     assert received.count(b"\r\n") == 3
     good = Verdict.accept(SignerIdentity("CN=x", "ab", "alice@hospital.test"), "s")
     assert b"smime=pass smime.signer=alice@hospital.test" in decide.authentication_results("relay.test", Accepted(True, good))
-    assert b"smime=none" in decide.authentication_results("relay.test", Accepted(False, Verdict.reject(Reason.UNSIGNED, "")))
+    unsigned = Accepted(False, Verdict.reject(Reason.UNSIGNED, ""))
+    assert decide.authentication_results("relay.test", unsigned) == b"Authentication-Results: relay.test;\r\n\tsmime=none\r\n"
+    assert decide.authentication_results("relay.test", unsigned, "robot@hospital.test") == (
+        b"Authentication-Results: relay.test;\r\n\tsmime=none;\r\n\tauth=pass smtp.auth=robot@hospital.test\r\n"
+    )
+
+
+def test_judge_runs_the_checks_in_order():
+    snap = Snapshot(version="v", loaded_at=NOW, domains={"hospital.test": DomainRule("hospital.test", True, (), policy=MessagePolicy(require_signature=False))})
+    good = b"From: <alice@hospital.test>\r\nTo: <bob@hospital.test>\r\nMessage-ID: <m 1@x>\r\n\r\nbody\r\n"
+    tx = decide.Transaction("alice@hospital.test", ("bob@hospital.test",), "alice@hospital.test")
+
+    def run(data: bytes, t: decide.Transaction = tx) -> decide.Judgement:
+        return decide.judge(data, t, snap, NOW, MessageLimits(), 50)
+
+    accepted = run(good)
+    assert accepted.outcome == Accepted(False, accepted.verdict) and accepted.verdict.code is Reason.UNSIGNED
+    assert accepted.message_id == "<m?1@x>"
+    # Smuggling wins over every later check, even with a forged envelope.
+    smuggled = run(good.replace(b"body\r\n", b"body\n.\n"), decide.Transaction("mallory@x.test", ("eve@x.test",), None))
+    assert smuggled.outcome.code is Refusal.BARE_LINE_ENDING and smuggled.verdict is None
+    assert run(good, decide.Transaction("bob@hospital.test", ("bob@hospital.test",), "bob@hospital.test")).outcome.code is Refusal.SENDER_NOT_OWNED
+    assert run(good, decide.Transaction("alice@hospital.test", ("carol@hospital.test",), None)).outcome.code is Refusal.ENVELOPE_MISMATCH
+    strict = Snapshot(version="v", loaded_at=NOW, domains={"hospital.test": DomainRule("hospital.test", True, ())})
+    refused = decide.judge(good, tx, strict, NOW, MessageLimits(), 50)
+    assert refused.outcome == Refused(Reason.UNSIGNED, refused.verdict.detail)

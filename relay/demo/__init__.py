@@ -1,0 +1,1 @@
+"""The demo: the example configuration run end to end on loopback."""
