@@ -200,10 +200,6 @@ def _signed_attributes(attrs: Any, content_type: str) -> _SignedAttributes | Non
         if content_type != ID_DATA:
             raise Rejection(Reason.MALFORMED, f"no signed attributes with eContentType {content_type}")
         return None
-    # RFC 5652 §5.4: the signature covers the SET OF with its universal tag,
-    # not the [0] IMPLICIT as sent; the contents stay byte for byte. Taken
-    # before the attributes are read, while asn1crypto has nothing to re-check.
-    der = asn1.with_header(0x31, attrs.contents or b"")
     found: dict[str, Any] = {}
     for attr in attrs:
         kind = asn1.dotted(attr["type"])
@@ -218,7 +214,9 @@ def _signed_attributes(attrs: Any, content_type: str) -> _SignedAttributes | Non
     if asn1.dotted(found[_ATTR_CONTENT_TYPE]) != content_type:
         raise Rejection(Reason.MALFORMED, "contentType attribute differs from eContentType")
     return _SignedAttributes(
-        der=der,
+        # RFC 5652 §5.4: the signature covers the SET OF with its universal
+        # tag, not the [0] IMPLICIT as sent; the contents stay byte for byte.
+        der=asn1.with_header(0x31, attrs.contents or b""),
         message_digest=found[_ATTR_MESSAGE_DIGEST].native,
         signing_time=_signing_time(found.get(_ATTR_SIGNING_TIME)),
     )
