@@ -65,6 +65,7 @@ class RelaySMTP(SMTP):
         super().__init__(handler, proxy_protocol_timeout=PROXY_TIMEOUT if proxy else None, **kwargs)
         self.proxy = proxy
         self._client_ip: str | None = None  # named by a PROXY header
+        self._awaiting_header = False  # a trusted proxy connected; its header has not been accepted yet
         self.limiter = limiter
         self.metrics = metrics
         self.credentials = credentials
@@ -101,6 +102,7 @@ class RelaySMTP(SMTP):
             self.transport.close()
             return
         # Behind a proxy, admission waits for the header (handle_PROXY -> accept_proxy).
+        self._awaiting_header = self.proxy is not None
         self.sessions.add(self)
         self._deadline = self.loop.call_later(self.session_timeout, self._session_expired)
         if self.tls_object() is not None:  # implicit TLS: the handshake is already done
@@ -122,8 +124,8 @@ class RelaySMTP(SMTP):
         """The handler's handle_PROXY: the header's client becomes the peer, then the limits apply."""
         client = proxied_client(data, self.socket_ip)
         if client is None:
-            audit("connect", listener=self.listener_name, peer=self.socket_ip, refused=INVALID, error=data.error or None)
-            return False
+            return False  # audited when the connection closes
+        self._awaiting_header = False
         self._client_ip = client
         return await self._admit(client, proxy=self.socket_ip)
 
@@ -154,6 +156,11 @@ class RelaySMTP(SMTP):
         return True
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self._awaiting_header:  # aiosmtpd closes on a missing, late or malformed header without asking
+            data = self.session.proxy_data if self.session else None
+            why = (data.error if data is not None else "") or "no usable PROXY header"
+            audit("connect", listener=self.listener_name, peer=self.socket_ip, refused=INVALID, error=why)
+            self._awaiting_header = False
         if self._deadline is not None:
             self._deadline.cancel()
         if self._admitted_ip is not None:
