@@ -9,6 +9,7 @@ prometheus_client's own parser.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import shutil
 import smtplib
@@ -21,6 +22,7 @@ from typing import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from relay import devpki
 from tests.e2e.test_e2e_signed import SIGNER, _sign
 from tests.smtp.helpers import Relay, Sink, basic_spec, make_pki, message, service_toml, write_spec
 
@@ -31,12 +33,16 @@ def env(tmp_path_factory, pki):
     tls = make_pki(d / "tls")
     (d / "root.pem").write_bytes(pki.root.cert_pem)
     (d / "personnes.pem").write_bytes(pki.personnes.cert_pem)
+    crl = devpki.make_crl(pki.personnes, [4242])
+    (d / "crl.pem").write_bytes(devpki.crl_pem(crl))
     sink = Sink(d / "sink", 0).start()
     spec = basic_spec(tls, sink.port, require_signature=True)
-    spec["bundles"][1] = {"name": "smime", "anchors": [str(d / "root.pem")], "intermediates": [str(d / "personnes.pem")]}
+    spec["bundles"][1] = {
+        "name": "smime", "anchors": [str(d / "root.pem")], "intermediates": [str(d / "personnes.pem")], "crls": [str(d / "crl.pem")],
+    }
     write_spec(d / "spec.json", spec)
     relay = Relay(service_toml(d, tls, listeners=("loopback", "submission"), workers=1, metrics=True), d / "spec.json").start()
-    yield type("Env", (), {"relay": relay, "sink": sink, "dir": d, "pki": pki})
+    yield type("Env", (), {"relay": relay, "sink": sink, "dir": d, "pki": pki, "crl": crl})
     relay.stop()
     sink.stop()
 
@@ -96,7 +102,17 @@ def test_counters_move_by_exactly_what_was_sent(env, tmp_path):
     verified = after[("relay_verification_seconds_count", ())] - before.get(("relay_verification_seconds_count", ()), 0.0)
     assert verified == 3
     assert after[("relay_queue_messages", ())] == 0 and after[("relay_queue_oldest_message_age_seconds", ())] == 0
-    assert after[("relay_bundle_crls", (("bundle", "smime"),))] == 0
+
+
+def test_crl_and_trust_gauges_describe_the_snapshot_in_force(env):
+    scraped = _scrape(env)
+    issuer = env.crl.issuer.rfc4514_string()
+    assert scraped[("relay_bundle_crls", (("bundle", "smime"),))] == 1
+    assert scraped[("relay_bundle_crls", (("bundle", "tls"),))] == 0
+    age = scraped[("relay_crl_age_seconds", (("bundle", "smime"), ("issuer", issuer)))]
+    expected = dt.datetime.now(dt.timezone.utc).timestamp() - env.crl.last_update_utc.timestamp()
+    assert abs(age - expected) < 60
+    assert [key for key in scraped if key[0] == "relay_trust_snapshot_info"]
 
 
 def test_tls_handshakes_are_counted_by_listener_and_version(env):
