@@ -23,10 +23,12 @@ CLIENT = "127.0.0.5"  # the client's own source address, distinct from HAProxy's
 PER_IP = 2
 
 
-def _relay(d: Path, pki, spec: Path) -> Relay:
+def _relay(d: Path, pki, spec: Path, proxied: bool = True) -> Relay:
+    d.mkdir()
     config = service_toml(d, pki, listeners=("loopback",), limits={"max_connections_per_ip": PER_IP})
-    with config.open("a") as toml:  # the loopback listener is the last table of the file
-        toml.write('proxy_protocol = true\nproxy_from = ["127.0.0.1/32"]\n')
+    if proxied:
+        with config.open("a") as toml:  # the loopback listener is the last table of the file
+            toml.write('proxy_protocol = true\nproxy_from = ["127.0.0.1/32"]\n')
     return Relay(config, spec).start()
 
 
@@ -62,20 +64,19 @@ def env(tmp_path_factory):
     pki = make_pki(d / "pki")
     sink = Sink(d / "sink", 0).start()
     write_spec(d / "spec.json", basic_spec(pki, sink.port))
-    (d / "one").mkdir()
-    (d / "two").mkdir()
     relays = [_relay(d / "one", pki, d / "spec.json"), _relay(d / "two", pki, d / "spec.json")]
+    direct = _relay(d / "direct", pki, d / "spec.json", proxied=False)
     port = free_port()
     config = _haproxy_config(d, port, [r.ports["loopback"] for r in relays])
     with open(d / "haproxy.out", "wb") as out:
         haproxy = subprocess.Popen(["haproxy", "-f", str(config), "-db"], stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(port, haproxy)
-        yield type("Env", (), {"relays": relays, "sink": sink, "port": port, "dir": d})
+        yield type("Env", (), {"relays": relays, "direct": direct, "sink": sink, "port": port, "dir": d})
     finally:
         haproxy.terminate()
         haproxy.wait(10)
-        for relay in relays:
+        for relay in (*relays, direct):
             relay.stop()
         sink.stop()
 
@@ -161,3 +162,14 @@ def test_v2_local_header_keeps_the_proxy_as_peer(env):
     with _raw(env, local) as sock:
         assert _reply(sock).startswith(b"220 ")
     assert [e for e in env.relays[0].events("connect", peer="127.0.0.1") if e.get("proxy") == "127.0.0.1" and not e.get("refused")]
+
+
+def test_a_listener_without_proxy_protocol_refuses_the_header(env):
+    with socket.create_connection(("127.0.0.1", env.direct.ports["loopback"]), timeout=10, source_address=(CLIENT, 0)) as sock:
+        assert _reply(sock).startswith(b"220 ")
+        sock.sendall(b"PROXY TCP4 192.0.2.9 127.0.0.1 40000 25\r\n")
+        assert _reply(sock).startswith(b"500 ")  # an unknown command, as any other
+        sock.sendall(b"QUIT\r\n")
+        assert _reply(sock).startswith(b"221 ")
+    assert env.direct.events("connect", peer=CLIENT)
+    assert not [e for e in env.direct.audit_lines if e.get("peer") == "192.0.2.9"]
