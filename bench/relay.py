@@ -1,6 +1,6 @@
 """Throughput and latency of `relay serve` against a stock Postfix relay.
 
-    python3 bench/relay.py [--messages 2000] [--sessions 20] [--workers 2] [--unsigned]
+    python3 bench/relay.py [--messages 2000] [--sessions 16] [--workers 2] [--size 20000] [--unsigned]
 
 smtp-source -> relay (loopback listener, S/MIME verification, spool with
 fsync, delivery) -> smtp-sink, then the same load through a Postfix relaying
@@ -36,6 +36,7 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import urllib.request  # noqa: E402
 
 from cryptography import x509  # noqa: E402
 
@@ -129,8 +130,14 @@ def _source(message: Path, port: int, messages: int, sessions: int) -> None:
     )
 
 
-def _message(directory: Path, signed: bool) -> Path:
-    body = "Content-Type: text/plain; charset=utf-8\r\n\r\n" + "Compte rendu de consultation.\r\n" * 40
+SIGNATURE_OVERHEAD = 3000  # the detached signature with its two certificates, in base64
+
+
+def _message(directory: Path, signed: bool, size: int) -> Path:
+    """A message of about `size` bytes, signed with a detached S/MIME signature unless `signed` is false."""
+    line = "Compte rendu de consultation, examen et conclusions.\r\n"
+    lines = max(size - (SIGNATURE_OVERHEAD if signed else 200), len(line)) // len(line)
+    body = "Content-Type: text/plain; charset=utf-8\r\n\r\n" + line * lines
     path = directory / "message.eml"
     # smtp-source sends the file line by line, ending each with CRLF itself: store LF lines.
     if not signed:
@@ -154,6 +161,20 @@ def _pki(directory: Path) -> None:
     for name, issued in (("root", root), ("ca", ca), ("signer", leaf)):
         (directory / f"{name}.pem").write_bytes(issued.cert_pem)
     (directory / "signer.key").write_bytes(leaf.key_pem)
+
+
+def _accepted_counter(port: int) -> float:
+    """relay_messages_total{outcome="accepted"} from the relay's own /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "relay_messages_total" and sample.labels.get("outcome") == "accepted"
+    )
 
 
 def _peak_rss_kib(pid: int) -> int:
@@ -185,12 +206,14 @@ def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
         f'[audit]\nfile = "{directory / "audit.log"}"\n'
         f"[limits]\nmax_connections_per_ip = {args.sessions + 10}\n[delivery]\nmax_per_destination = {args.destination_sessions}\n"
         '[[listeners]]\nname = "bench"\nkind = "loopback"\naddress = "127.0.0.1"\nport = 0\n'
+        "[metrics]\nport = 0\n"  # as in production: every decision and attempt is recorded
     )
     try:
         proc = subprocess.Popen([sys.executable, __file__, "--serve", str(config), str(spec)], stdout=subprocess.PIPE, text=True)
         try:
             assert proc.stdout is not None
-            port = json.loads(proc.stdout.readline())["ready"]["bench"][1]
+            ready = json.loads(proc.stdout.readline())["ready"]
+            port = ready["bench"][1]
             _source(message, port, 20, 4)  # warm-up: workers started, snapshot loaded
             sink.wait(20, 60)
             start = time.monotonic()
@@ -198,6 +221,7 @@ def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
             accepted = time.monotonic()
             delivered = sink.wait(20 + args.messages, 600)
             rss = _peak_rss_kib(proc.pid)
+            counted = _accepted_counter(ready["metrics"][1])
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
@@ -208,6 +232,8 @@ def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
     refused = [e for e in done if e.get("event") == "done" and not e.get("queue_id")]
     if refused:
         raise RuntimeError(f"{len(refused)} messages refused, first: {refused[0]}")
+    if counted != 20 + args.messages:
+        raise RuntimeError(f"relay_messages_total counted {counted} accepted messages, not {20 + args.messages}")
     return {
         "accepted_per_s": args.messages / (accepted - start),
         "delivered_per_s": args.messages / (delivered - start),
@@ -264,7 +290,8 @@ def main() -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--sessions", type=int, default=16)
+    parser.add_argument("--size", type=int, default=20000, help="message size in bytes, about")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--destination-sessions", type=int, default=20, help="[delivery] max_per_destination")
     parser.add_argument("--unsigned", action="store_true", help="send unsigned mail (no verification)")
@@ -273,11 +300,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
         directory = Path(tmp)
         _pki(directory)
-        message = _message(directory, not args.unsigned)
+        message = _message(directory, not args.unsigned, args.size)
         relay = run_relay(directory, message, args)
         print(f"relay:   {relay['accepted_per_s']:8.1f} msg/s accepted, {relay['delivered_per_s']:8.1f} msg/s delivered, "
               f"DATA->250 p50 {relay['p50_ms']:.1f} ms p99 {relay['p99_ms']:.1f} ms, peak RSS {relay['peak_rss_mib']:.0f} MiB "
-              f"({'unsigned' if args.unsigned else 'signed'}, {args.messages} messages, {args.sessions} sessions, {args.workers} workers)")
+              f"({'unsigned' if args.unsigned else 'signed'}, {message.stat().st_size} bytes, {args.messages} messages, "
+              f"{args.sessions} sessions, {args.workers} workers)")
         if not args.no_postfix:
             postfix = run_postfix(directory, message, args)
             print(f"postfix: {postfix['accepted_per_s']:8.1f} msg/s accepted, {postfix['delivered_per_s']:8.1f} msg/s delivered")

@@ -1,4 +1,4 @@
-"""The service's own sections of relay.toml: [service], [[listeners]], [limits], [queue], [delivery], [audit].
+"""The service's own sections of relay.toml: [service], [[listeners]], [limits], [queue], [delivery], [audit], [metrics].
 
 Strict: an unknown key, a wrong type or an impossible value is a ConfigError
 naming the section and the key. Other top-level sections belong to the trust
@@ -43,6 +43,13 @@ class ListenerConfig:
     tls: ListenerTls
     certificate: Path | None = None
     key: Path | None = None
+    # PROXY protocol (HAProxy v1/v2): each connection must open with a header
+    # from one of these networks, and the client it names is the peer.
+    proxy_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @property
+    def proxy_protocol(self) -> bool:
+        return bool(self.proxy_from)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +92,7 @@ class ServiceConfig:
     hostname: str
     users: Path | None
     verify_workers: int  # 0: verify in threads of the service process
-    metrics: tuple[str, int] | None  # Prometheus and health endpoint; None: not served
+    metrics: tuple[str, int] | None  # [metrics]: Prometheus and health endpoint; None: not served
     listeners: tuple[ListenerConfig, ...]
     limits: ServiceLimits
     queue: QueueConfig
@@ -114,6 +121,7 @@ def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConf
     _unique_names(listeners, path)
     queue = _Section(document.get("queue", {}), "queue", path)
     audit = _Section(document.get("audit", {}), "audit", path)
+    metrics = _Section(document.get("metrics", {}), "metrics", path)
     pid_file = document.get("pid_file")
     if pid_file is not None and (not isinstance(pid_file, str) or not pid_file):
         raise ConfigError(f"{path}: pid_file: must be a path")
@@ -123,7 +131,7 @@ def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConf
         hostname=service.string("hostname", "localhost"),
         users=service.path("users", base, None),
         verify_workers=service.integer("verify_workers", 2, minimum=0),
-        metrics=_host_port(service, "metrics"),
+        metrics=_metrics(metrics, "metrics" in document),
         listeners=listeners,
         limits=_limits(_Section(document.get("limits", {}), "limits", path)),
         queue=QueueConfig(
@@ -133,27 +141,23 @@ def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConf
         delivery=_delivery(_Section(document.get("delivery", {}), "delivery", path)),
         audit=AuditConfig(file=audit.path("file", base, None)),
     )
-    for section in (service, queue, audit):
+    for section in (service, queue, audit, metrics):
         section.finish()
     return config
 
 
-def _host_port(section: _Section, key: str) -> tuple[str, int] | None:
-    text = section._get(key, None)
-    if text is None:
-        return None
-    if not isinstance(text, str):
-        section.fail(key, 'must be "address:port"')
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
+METRICS_PORT = 9325
+
+
+def _metrics(section: _Section, present: bool) -> tuple[str, int] | None:
+    """The endpoint's address; the section's presence turns it on."""
+    address = section.string("address", "127.0.0.1")
+    port = section.integer("port", METRICS_PORT, minimum=0, maximum=65535)
     try:
-        ipaddress.ip_address(host)
-        number = int(port)
+        ipaddress.ip_address(address)
     except ValueError:
-        number = -1
-    if not sep or not 0 <= number <= 65535:
-        section.fail(key, f'{text!r} is not "address:port" (an IP address, a port 0-65535)')
-    return host, number
+        section.fail("address", f"{address!r} is not an IP address")
+    return (address, port) if present else None
 
 
 def _listener(section: _Section, base: Path) -> ListenerConfig:
@@ -167,10 +171,32 @@ def _listener(section: _Section, base: Path) -> ListenerConfig:
         tls=tls,
         certificate=section.path("certificate", base, None),
         key=section.path("key", base, None),
+        proxy_from=_proxy_from(section),
     )
     section.finish()
     _check_listener(listener, section)
     return listener
+
+
+def _proxy_from(section: _Section) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The trusted proxies when `proxy_protocol = true`; both keys go together."""
+    enabled = section._get("proxy_protocol", False)
+    raw = section._get("proxy_from", None)
+    if not isinstance(enabled, bool):
+        section.fail("proxy_protocol", "must be true or false")
+    if not enabled:
+        if raw is not None:
+            section.fail("proxy_from", "is only read with proxy_protocol = true")
+        return ()
+    if not isinstance(raw, list) or not raw or not all(isinstance(item, str) for item in raw):
+        section.fail("proxy_from", "proxy_protocol = true needs the proxies' addresses, e.g. [\"127.0.0.1\"]")
+    networks = []
+    for item in raw:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=True))
+        except ValueError:
+            section.fail("proxy_from", f"{item!r} is not an IP address or network")
+    return tuple(networks)
 
 
 def _check_listener(listener: ListenerConfig, section: _Section) -> None:
@@ -183,6 +209,9 @@ def _check_listener(listener: ListenerConfig, section: _Section) -> None:
         section.fail("tls", "a loopback listener is plain SMTP (tls = \"none\")")
     if not plain and (listener.certificate is None or listener.key is None):
         section.fail("certificate", "a TLS listener needs certificate and key")
+    if listener.proxy_protocol and listener.tls is ListenerTls.IMPLICIT:
+        # The PROXY header precedes everything; implicit TLS would expect a handshake first.
+        section.fail("proxy_protocol", "not available with tls = \"tls\" (use starttls behind a proxy)")
 
 
 def _is_loopback(address: str) -> bool:

@@ -49,6 +49,9 @@ class RelayHandler:
         self.services = services
         self.limits = services.config.limits
 
+    async def handle_PROXY(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope, proxy_data: Any) -> bool:
+        return await server.accept_proxy(proxy_data)  # relay.smtp.proxy
+
     # -- EHLO: advertise AUTH only where it is offered ---------------------
 
     async def handle_EHLO(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope, hostname: str, responses: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..audit.log import audit, configure
 from ..core.snapshot import Snapshot
+from ..metrics.logs import configure_json_logging
 from ..metrics.observe import Observability, start_observability
 from ..metrics.registry import Metrics
 from ..metrics.spoolstate import queue_state
@@ -31,6 +32,7 @@ from .config import ListenerConfig, ListenerKind, ListenerTls, ServiceConfig
 from .credentials import Credentials, CredentialsError, load_credentials
 from .handler import RelayHandler, Services
 from .peer import tls_anchors
+from .proxy import ProxyPolicy
 from .session import ConnectionLimiter, RelaySMTP
 from .snapshots import SnapshotLoader
 from .tls import server_context
@@ -127,6 +129,7 @@ class Service:
             session_timeout=limits.session_timeout,
             line_length_limit=limits.message.max_line_bytes + 1,  # + a dot-stuffing dot
             sessions=self.sessions,
+            proxy=ProxyPolicy(listener.proxy_from) if listener.proxy_protocol else None,
             hostname=self.config.hostname,
             ident="relay",
             tls_context=self._context(listener) if starttls else None,
@@ -183,6 +186,7 @@ class Service:
 async def serve(config: ServiceConfig, loader: SnapshotLoader, ready: Any = None) -> None:
     """Run until SIGTERM/SIGINT; writes one JSON ready line with the bound addresses to `ready`."""
     configure(config.audit.file)
+    configure_json_logging(level=logging.WARNING)  # library records (asyncio, aiosmtpd) as JSON on stdout
     # aiosmtpd's own log echoes client commands; the audit trail is the record.
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     service = Service(config, loader)

@@ -14,11 +14,13 @@ from base64 import b64decode
 from collections import Counter
 from typing import Any
 
+from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
 from ..audit.log import audit
 from ..metrics.registry import Metrics
 from .credentials import Credentials
+from .proxy import INVALID, PROXY_TIMEOUT, UNTRUSTED, ProxyPolicy, proxied_client
 from .replies import Refusal, protocol_reply, reply
 
 
@@ -55,11 +57,15 @@ class RelaySMTP(SMTP):
         session_timeout: float,
         line_length_limit: int,
         sessions: set[RelaySMTP],
+        proxy: ProxyPolicy | None = None,
         **kwargs: Any,
     ) -> None:
         # Read by SMTP.__init__ to size the stream reader: instance value first.
         self.line_length_limit = line_length_limit
-        super().__init__(handler, **kwargs)
+        super().__init__(handler, proxy_protocol_timeout=PROXY_TIMEOUT if proxy else None, **kwargs)
+        self.proxy = proxy
+        self._client_ip: str | None = None  # named by a PROXY header
+        self._awaiting_header = False  # a trusted proxy connected; its header has not been accepted yet
         self.limiter = limiter
         self.metrics = metrics
         self.credentials = credentials
@@ -76,6 +82,11 @@ class RelaySMTP(SMTP):
 
     @property
     def peer_ip(self) -> str:
+        """The client's address: the one a trusted PROXY header gave, else the socket's."""
+        return self._client_ip or self.socket_ip
+
+    @property
+    def socket_ip(self) -> str:
         peer = self.session.peer if self.session else None
         return str(peer[0]) if isinstance(peer, tuple) else "unknown"
 
@@ -83,20 +94,40 @@ class RelaySMTP(SMTP):
         return self.transport.get_extra_info("ssl_object") if self.transport else None
 
     async def _handle_client(self) -> None:
-        ip = self.peer_ip
-        refused = self.limiter.admit(ip)
-        if refused:
-            audit("connect", peer=ip, refused=str(Refusal.TOO_MANY_CONNECTIONS))
-            await self.push(reply(Refusal.TOO_MANY_CONNECTIONS, refused))
+        if self.proxy is None:
+            if not await self._admit(self.peer_ip):
+                return
+        elif not self.proxy.trusts(self.socket_ip):
+            audit("connect", listener=self.listener_name, peer=self.socket_ip, refused=UNTRUSTED)
             self.transport.close()
             return
-        self._admitted_ip = ip
+        # Behind a proxy, admission waits for the header (handle_PROXY -> accept_proxy).
+        self._awaiting_header = self.proxy is not None
         self.sessions.add(self)
         self._deadline = self.loop.call_later(self.session_timeout, self._session_expired)
-        audit("connect", listener=self.listener_name, peer=ip)
         if self.tls_object() is not None:  # implicit TLS: the handshake is already done
             self.audit_tls()
         await super()._handle_client()
+
+    async def _admit(self, ip: str, **fields: Any) -> bool:
+        refused = self.limiter.admit(ip)
+        if refused:
+            audit("connect", peer=ip, refused=str(Refusal.TOO_MANY_CONNECTIONS), **fields)
+            await self.push(reply(Refusal.TOO_MANY_CONNECTIONS, refused))
+            self.transport.close()
+            return False
+        self._admitted_ip = ip
+        audit("connect", listener=self.listener_name, peer=ip, **fields)
+        return True
+
+    async def accept_proxy(self, data: ProxyData) -> bool:
+        """The handler's handle_PROXY: the header's client becomes the peer, then the limits apply."""
+        client = proxied_client(data, self.socket_ip)
+        if client is None:
+            return False  # audited when the connection closes
+        self._awaiting_header = False
+        self._client_ip = client
+        return await self._admit(client, proxy=self.socket_ip)
 
     @property
     def listener_name(self) -> str:
@@ -125,6 +156,11 @@ class RelaySMTP(SMTP):
         return True
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self._awaiting_header:  # aiosmtpd closes on a missing, late or malformed header without asking
+            data = self.session.proxy_data if self.session else None
+            why = (data.error if data is not None else "") or "no usable PROXY header"
+            audit("connect", listener=self.listener_name, peer=self.socket_ip, refused=INVALID, error=why)
+            self._awaiting_header = False
         if self._deadline is not None:
             self._deadline.cancel()
         if self._admitted_ip is not None:

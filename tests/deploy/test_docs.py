@@ -15,7 +15,7 @@ from relay.smtp.replies import REPLIES
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 OWN_PAGES = ("README.md", "install.md", "configuration.md", "operations.md", "troubleshooting.md", "flow.md")
-SECTIONS = ("service", "listeners", "limits", "queue", "delivery", "audit")
+SECTIONS = ("service", "listeners", "limits", "queue", "delivery", "audit", "metrics")
 
 
 def _page(name: str) -> str:

@@ -181,7 +181,7 @@ def service_toml(
         'hostname = "relay.test"',
         f'users = "{directory / "users"}"',
         f"verify_workers = {workers}",
-        *(['metrics = "127.0.0.1:0"'] if metrics else []),
+        *(["[metrics]", "port = 0"] if metrics else []),
         "[queue]",
         f'directory = "{directory / "spool"}"',
         "scan_interval = 0.1",
@@ -229,7 +229,7 @@ def read_ready(proc: subprocess.Popen[str], timeout: float = 30.0) -> dict[str, 
         line = proc.stdout.readline()
         if not line:
             raise AssertionError(f"process exited before ready: {proc.wait()} {proc.stderr.read() if proc.stderr else ''}")
-        if line.startswith("{"):
+        if line.startswith('{"ready"'):  # other JSON lines are log records
             return json.loads(line)["ready"]
     raise AssertionError("process not ready in time")
 

@@ -41,7 +41,7 @@ def test_reads_sections_and_resolves_paths(tmp_path):
     config = load_service_config(_write(tmp_path, GOOD))
     assert config.hostname == "relay.example"
     assert config.users == tmp_path / "users" and config.metrics is None
-    assert load_service_config(_write(tmp_path, GOOD.replace('users = "users"', 'metrics = "[::1]:9325"'))).metrics == ("::1", 9325)
+    assert load_service_config(_write(tmp_path, GOOD + '[metrics]\naddress = "::1"\n')).metrics == ("::1", 9325)
     assert [l.kind for l in config.listeners] == [ListenerKind.SUBMISSION, ListenerKind.LOOPBACK]
     assert config.listeners[0].tls is ListenerTls.STARTTLS and config.listeners[0].certificate == tmp_path / "tls.pem"
     assert config.listeners[1].tls is ListenerTls.NONE
@@ -60,7 +60,7 @@ def test_reads_sections_and_resolves_paths(tmp_path):
         (("port = 587", "port = 70000"), "port: must be between"),
         (('key = "tls.key"', ""), "needs certificate and key"),
         (("first_retry = 60", "first_retry = true"), "[delivery] first_retry: must be a number"),
-        (('users = "users"', 'users = "users"\nmetrics = "localhost:9325"'), "[service] metrics: 'localhost:9325' is not \"address:port\""),
+        (('[queue]', '[metrics]\naddress = "localhost"\n[queue]'), "[metrics] address: 'localhost' is not an IP address"),
     ],
 )
 def test_strict_errors_name_the_key(tmp_path, change, message):
