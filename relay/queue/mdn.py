@@ -33,7 +33,8 @@ class PlannedMdn:
 
 
 def plan_mdns(snapshot: Snapshot, envelope: Envelope, delivered: list[str], message: bytes) -> tuple[PlannedMdn, ...]:
-    """Which acknowledgements are due for the recipients just delivered (pure)."""
+    """Which acknowledgements are due for the recipients just delivered; a refusal of a
+    message that asked is audited."""
     acknowledging = [r for r in delivered if _acknowledges(snapshot, r)]
     if not acknowledging or envelope.is_dsn:
         return ()
@@ -43,6 +44,8 @@ def plan_mdns(snapshot: Snapshot, envelope: Envelope, delivered: list[str], mess
         return ()  # the delivered message was judged already; an unreadable header asks for nothing
     decision = mdn_decision(headers, envelope.mail_from, True)
     if not decision.send:
+        if headers.get("Disposition-Notification-To") is not None:
+            audit("mdn-skipped", mdn_for=envelope.queue_id, message_id=envelope.message_id, why=decision.reason)
         return ()
     to = tuple(a for a in decision.recipients if snapshot.route(a).known)
     return tuple(PlannedMdn(r, to) for r in acknowledging) if to else ()
