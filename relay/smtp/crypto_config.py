@@ -128,10 +128,10 @@ def _mdn(section: _Section) -> MdnConfig:
 
 
 def _optional_string(section: _Section, key: str) -> str | None:
-    if key not in section.table:
-        section.used.add(key)
-        return None
-    return section.string(key, None)
+    value = section._get(key, None)
+    if value is not None and (not isinstance(value, str) or not value):
+        section.fail(key, "must be a non-empty string")
+    return value
 
 
 def _boolean(section: _Section, key: str, default: bool) -> bool:
