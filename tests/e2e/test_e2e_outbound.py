@@ -136,3 +136,25 @@ def test_a_refused_login_answers_451_and_a_corrected_pin_signs_again(env, tmp_pa
     finally:
         relay.stop()
     assert relay.proc is not None and relay.proc.returncode == 0  # stopped cleanly: the token errors crashed nothing
+
+
+def test_a_token_gone_while_serving_answers_451_and_the_service_goes_on(env, tmp_path):
+    token = make_token(tmp_path / "hsm", "relay-lost", KEY_LABEL, env.org, [env.pki.structures.cert, env.pki.root.cert])
+    config = service_toml(tmp_path, env.tls, listeners=("submission",))
+    append(config, keys_section(token, sign_label=KEY_LABEL, login_retry=0))
+    add_user(config, APP, PASSWORD)
+    relay = TokenRelay(config, env.dir / "spec.json").with_token(token).start()
+    root = env.tls.path("root.pem")
+    try:
+        assert relay.wait_event("keys-ready")
+        assert submit(relay.ports["submission"], root, APP, PASSWORD, [DOCTOR], _message(APP, "marker-before-loss"))[0] == 250
+        deleted = subprocess.run(["softhsm2-util", "--delete-token", "--token", token.label], env=token.env(), capture_output=True)
+        assert deleted.returncode == 0, deleted.stderr
+        code, text = submit(relay.ports["submission"], root, APP, PASSWORD, [DOCTOR], _message(APP, "marker-after-loss"))
+        assert code == 451 and text.startswith(b"4.3.0 key-unavailable:"), text
+        assert b"(session-lost)" in text  # the token pool re-logged in once, then gave up
+        assert relay.events("queued", message_id=f"<marker-before-loss@{DOMAIN}>")
+        assert not relay.events("queued", message_id=f"<marker-after-loss@{DOMAIN}>")
+    finally:
+        relay.stop()
+    assert relay.proc is not None and relay.proc.returncode == 0
