@@ -117,3 +117,10 @@ def test_mdns_go_for_local_recipients_to_known_requesters_only():
 )
 def test_no_mdn_is_planned(snapshot, envelope, data):
     assert plan_mdns(snapshot, envelope, ["staff@hopital.test"], data) == ()
+
+
+def test_relay_route_shows_the_mdn_policy():
+    from relay.cli.route import _policy
+
+    assert _policy(MessagePolicy(send_mdn=True)).endswith("; envelope checked; sends MDNs")
+    assert "MDN" not in _policy(MessagePolicy())
