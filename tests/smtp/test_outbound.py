@@ -1,4 +1,5 @@
-"""The outbound and acknowledgement decisions, and the key ring's restraint after a failed login."""
+"""The outbound and acknowledgement decisions, the key ring's restraint after a failed login,
+and the send_mdn policy flag as the trust directory and `relay route` give it."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import datetime as dt
 
 import pytest
 
+from relay.cli.main import main
+from relay.cli.route import _policy
 from relay.core.limits import DEFAULT_LIMITS
 from relay.core.reasons import Reason
 from relay.core.snapshot import DomainRule, MessagePolicy, Snapshot
 from relay.core.verdict import Verdict
+from relay.demopki import write_demo_pki
 from relay.dkim import DkimKeyTable
 from relay.keys.config import TokenConfig
 from relay.keys.errors import KeyErrorCode, KeyStoreError
@@ -21,6 +25,8 @@ from relay.smtp.decide import Accepted, Refused, Transaction
 from relay.smtp.keyring import KeyRing
 from relay.smtp.outbound import Outbound, signs_on_behalf
 from relay.smtp.replies import Refusal, reply
+from relay.trust.loader import load_snapshot
+from tests.trust.trustfactory import copy_example
 
 APP = "dpi@hopital.test"
 POLICY = MessagePolicy(unsigned_senders=frozenset({APP}), sign_on_behalf=True)
@@ -120,7 +126,16 @@ def test_no_mdn_is_planned(snapshot, envelope, data):
 
 
 def test_relay_route_shows_the_mdn_policy():
-    from relay.cli.route import _policy
-
     assert _policy(MessagePolicy(send_mdn=True)).endswith("; envelope checked; sends MDNs")
     assert "MDN" not in _policy(MessagePolicy())
+
+
+def test_the_trust_directory_reads_send_mdn(tmp_path):
+    write_demo_pki(tmp_path / "pki" / "demo")
+    config = copy_example(tmp_path / "pki" / "demo", tmp_path / "copy")
+    domains = config.parent / "trust" / "domains.toml"
+    domains.write_text(domains.read_text().replace("envelope_check = true\n", "envelope_check = true\nsend_mdn = true\n", 1))
+    snapshot = load_snapshot(config)
+    assert snapshot.route("claire.martin@hopital-demo.mssante.fr").policy.send_mdn
+    assert not snapshot.route("dr@clinique-peer.mssante.fr").policy.send_mdn
+    assert main(["check", "--config", str(config)]) == 0
