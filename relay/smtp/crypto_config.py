@@ -9,7 +9,7 @@ service sections: an unknown key or a wrong type is a ConfigError naming it.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -47,9 +47,6 @@ class CryptoConfig:
     keys: KeysConfig
     dkim: DkimKeyTable
     mdn: MdnConfig
-
-
-NO_CRYPTO = CryptoConfig(KeysConfig(None, None, False, None, None, None, DEFAULT_LOGIN_RETRY), DkimKeyTable({}), MdnConfig(None))
 
 
 def load_crypto_config(path: Path) -> CryptoConfig:
@@ -103,13 +100,7 @@ def _keys(section: _Section, base: Path) -> KeysConfig:
         token = TokenConfig(module, token_label, PinSource(env=pin_env, file=pin_file), sessions)
     except KeyStoreError as error:
         raise ConfigError(f"{section.file}: [keys] token: {error.detail}") from None
-    return _with_token(keys, token)
-
-
-def _with_token(keys: KeysConfig, token: TokenConfig) -> KeysConfig:
-    return KeysConfig(
-        token, keys.sign_label, keys.rsa_pss, keys.decrypt_label, keys.decrypt_key_file, keys.decrypt_cert_file, keys.login_retry
-    )
+    return replace(keys, token=token)
 
 
 def _dkim(table: Any, path: Path) -> DkimKeyTable:
