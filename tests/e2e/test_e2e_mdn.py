@@ -1,6 +1,7 @@
 """Acknowledgements: a message delivered to the hospital system that asks for an MDN gets a
 `processed` MDN from the null sender, queued and delivered to the requester's relay (a second
-sink process) like any message; reports and messages that do not ask get none.
+sink process) like any message, DKIM-signed for the hospital's domain; reports and messages
+that do not ask get none.
 """
 
 from __future__ import annotations
@@ -8,8 +9,11 @@ from __future__ import annotations
 import smtplib
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
-from tests.e2e.crypto_support import delivered
+from relay import devpki
+from relay.dkim import DkimStatus, dns_record, load_key, static_resolver, verify_dkim
+from tests.e2e.crypto_support import append, delivered
 from tests.smtp.helpers import Relay, Sink, make_pki, message, service_toml, write_spec
 
 HOSPITAL = "hospital.test"
@@ -36,8 +40,15 @@ def env(tmp_path_factory):
         ],
     }
     write_spec(d / "spec.json", spec)
-    relay = Relay(service_toml(d, tls, listeners=("loopback",)), d / "spec.json").start()
-    yield type("Env", (), {"relay": relay, "hospital": hospital_system, "peer": peer})
+    (d / "dkim.pem").write_bytes(
+        devpki.new_key("rsa2048").private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    config = service_toml(d, tls, listeners=("loopback",))
+    append(config, f'[dkim."{HOSPITAL}"]\nselector = "mdn"\nkey_file = "dkim.pem"\n[mdn]\nreporting_ua = "mx.{HOSPITAL}; relay"\n')
+    relay = Relay(config, d / "spec.json").start()
+    yield type("Env", (), {"relay": relay, "hospital": hospital_system, "peer": peer, "dkim": load_key(HOSPITAL, "mdn", d / "dkim.pem")})
     relay.stop()
     hospital_system.stop()
     peer.stop()
@@ -66,6 +77,9 @@ def test_a_delivered_message_that_asks_gets_a_processed_mdn(env):
     original_id = data.split(b"Message-ID: ")[1].split(b"\r\n")[0]
     assert b"Original-Message-ID: " + original_id in mdn
     assert b"marker-mdn-asked" not in mdn  # the subject stays with the message, never in the report
+    assert f"Reporting-UA: mx.{HOSPITAL}; relay".encode() in mdn
+    results = verify_dkim(mdn, static_resolver({f"mdn._domainkey.{HOSPITAL}": dns_record(env.dkim)}))
+    assert [(r.status, r.domain) for r in results] == [(DkimStatus.PASS, HOSPITAL)]
     # The MDN itself was delivered and left the queue, with no acknowledgement of its own.
     env.relay.wait_event("removed", queue_id=mdn_event["queue_id"])
     assert not env.relay.events("mdn", mdn_for=mdn_event["queue_id"])
