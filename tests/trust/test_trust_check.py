@@ -15,6 +15,7 @@ from relay.devpki import crl_pem, make_ca, make_crl
 from relay.trust.config import register_section
 from relay.trust.loader import ConfigError, load_directory
 from relay.trust.tomlsource import Table
+from trustfactory import copy_example
 
 
 def check(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -46,7 +47,7 @@ def test_the_example_passes_as_a_real_process(example: Path) -> None:
 def test_the_example_without_its_certificates_names_each_missing_file(tmp_path: Path, capsys) -> None:
     import shutil
 
-    from trustfactory import PROJECT
+    from trustfactory import copy_example, PROJECT
 
     shutil.copytree(PROJECT / "config", tmp_path / "config")
     status, _, err = check(tmp_path / "config" / "relay.toml", capsys)
@@ -209,3 +210,11 @@ def test_service_sections_are_checked_by_the_service_reader(example: Path, capsy
     status, _, err = check(example, capsys)
     assert status == 1
     assert f"error: {example}: [listeners[1]] certificate: a TLS listener needs certificate and key" in err
+
+
+def test_the_whole_example_with_its_service_sections_passes(demo_pki: Path, tmp_path: Path, capsys) -> None:
+    example = copy_example(demo_pki, tmp_path, with_service=True)
+    assert "[[listeners]]" in example.read_text()
+    status, out, err = check(example, capsys)
+    assert (status, err) == (0, "")
+    assert "OK" in out

@@ -71,8 +71,15 @@ def mailbox_values(kind: str, address: str, national_id: str = "", profession: s
     }
 
 
-def copy_example(demo_pki: Path, into: Path) -> Path:
-    """The example config/ copied beside a generated certs/demo/; returns its relay.toml."""
+def copy_example(demo_pki: Path, into: Path, with_service: bool = False) -> Path:
+    """The example config/ copied beside a generated certs/demo/; returns its relay.toml.
+
+    Unless with_service, relay.toml keeps only its trust_dir line, so that
+    tests of the trust directory see no service sections.
+    """
     shutil.copytree(PROJECT / "config", into / "config")
     shutil.copytree(demo_pki, into / "certs" / "demo")
-    return into / "config" / "relay.toml"
+    relay_toml = into / "config" / "relay.toml"
+    if not with_service:
+        relay_toml.write_text('trust_dir = "trust"\n')
+    return relay_toml
