@@ -45,9 +45,11 @@ def _service_problems(loaded: Loaded) -> list[str]:
     if not loaded.config.has_service_sections():
         return []
     from ..smtp.config import ConfigError as ServiceConfigError, parse_service_config
+    from ..smtp.crypto_config import parse_crypto_config
 
     try:
         parse_service_config(loaded.config.source.data, loaded.config.path)
+        parse_crypto_config(loaded.config.source.data, loaded.config.path)
     except ServiceConfigError as error:
         return [str(error)]
     return []

@@ -84,4 +84,6 @@ def _policy(policy: MessagePolicy) -> str:
         parts.append("unsigned accepted from " + ", ".join(sorted(policy.unsigned_senders)))
     parts.append("signs on behalf" if policy.sign_on_behalf else "no signing on behalf")
     parts.append("envelope checked" if policy.envelope_check else "envelope not checked")
+    if policy.send_mdn:
+        parts.append("sends MDNs")
     return "; ".join(parts)

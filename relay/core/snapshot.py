@@ -40,6 +40,8 @@ class MessagePolicy:
     unsigned_senders: frozenset[str] = frozenset()
     sign_on_behalf: bool = False  # the relay signs for these senders (keys in the HSM)
     envelope_check: bool = True  # MAIL FROM / RCPT TO must agree with From / To / Cc
+    # For a local domain: acknowledge delivered messages that ask for it (RFC 8098 `processed` MDN).
+    send_mdn: bool = False
 
 
 @dataclass(frozen=True, slots=True)

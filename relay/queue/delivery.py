@@ -33,6 +33,10 @@ from .spool import Envelope, MessageBusy, RecipientState, Spool, SpoolError, Unk
 
 DELIVERED, FAILED, DEFERRED = "delivered", "failed", "pending"
 
+# Called after each attempt with (envelope, per-recipient results, message, now); spools the
+# acknowledgements due (relay.queue.mdn) and returns their queue ids.
+Acknowledge = Callable[[Envelope, dict[str, tuple[str, str]], bytes, float], list[str]]
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -103,7 +107,9 @@ class Delivery:
         scan_interval: float,
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
+        acknowledge: Acknowledge | None = None,
     ) -> None:
+        self.acknowledge = acknowledge
         self.metrics = metrics
         self.spool = spool
         self.snapshot = snapshot
@@ -181,7 +187,7 @@ class Delivery:
             audit("delivery-error", queue_id=queue_id, error=type(error).__name__, detail=str(error)[:300])
 
     async def deliver(self, queue_id: str) -> None:
-        dsn_id = None
+        dsn_id, mdn_ids = None, []
         lock = self.spool.acquire(queue_id)
         try:
             envelope = self.spool.envelope(queue_id)
@@ -192,13 +198,15 @@ class Delivery:
                 results: dict[str, tuple[str, str]] = {}
                 for hop, recipients in _by_hop(self.snapshot(), envelope.pending).items():
                     results.update(await self._send(hop, envelope, recipients, message))
+                if self.acknowledge is not None:
+                    mdn_ids = await asyncio.to_thread(self.acknowledge, envelope, results, message, self.clock())
                 envelope = replace(envelope.with_results(results), attempts=envelope.attempts + 1)
                 # fsyncs and file removal: off the event loop, which serves the SMTP sessions.
                 dsn_id = await asyncio.to_thread(self._settle, envelope, message)
         finally:
             await asyncio.shield(asyncio.to_thread(lock.release))
-        if dsn_id:
-            self.queued(dsn_id)
+        for queued_id in [*mdn_ids, *([dsn_id] if dsn_id else [])]:
+            self.queued(queued_id)
 
     def _settle(self, envelope: Envelope, message: bytes) -> str | None:
         """Record the attempt: reschedule, or remove (and return the id of a DSN queued for failures)."""

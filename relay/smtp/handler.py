@@ -7,6 +7,7 @@ it on disk.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from ..queue.spool import Envelope, RecipientState, Spool, SpoolError, new_queue
 from . import decide
 from .config import ListenerConfig, ListenerKind, ServiceConfig
 from .decide import Accepted, Refused
+from .inbound_crypto import InboundCrypto
+from .outbound import Outbound
 from .peer import check_peer
 from .replies import Refusal, reply
 from .session import RelaySMTP
@@ -41,6 +44,8 @@ class Services:
     queued: Callable[[str], None]  # tells delivery a message is waiting
     metrics: Metrics
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+    inbound: InboundCrypto | None = None  # decryption before judgement, when [keys] can decrypt
+    outbound: Outbound | None = None  # signing on behalf and DKIM before the spool
 
 
 class RelayHandler:
@@ -167,13 +172,20 @@ class RelayHandler:
             recipients=tuple(envelope.rcpt_tos),
             user=str(session.auth_data) if session.authenticated else None,
         )
+        fields: dict[str, Any] = {}
+        if self.services.inbound is not None:
+            opened = await asyncio.to_thread(self.services.inbound.open, data, tx, self.services.snapshot())
+            if isinstance(opened, Refused):
+                return reply(opened.code, opened.detail), {"refused": str(opened.code), "detail": opened.detail, "encrypted": True}
+            if opened.decrypted:
+                data, fields["decrypted"] = opened.message, opened.cipher
         started = time.perf_counter()
         judgement = await self.services.verifier.judge(
             data, tx, self.services.snapshot(), self.services.clock(), self.limits.message, self.limits.max_received
         )
         if judgement.verdict is not None:
             self.services.metrics.verification_time(time.perf_counter() - started)
-        fields: dict[str, Any] = {"message_id": judgement.message_id}
+        fields["message_id"] = judgement.message_id
         if judgement.verdict is not None:
             fields.update(_verdict_fields(judgement.verdict))
         outcome = judgement.outcome
@@ -182,6 +194,14 @@ class RelayHandler:
             fields["detail"] = outcome.detail
             return reply(outcome.code, outcome.detail), fields
         fields["smime"] = "pass" if outcome.signed else "none"
+        if self.services.outbound is not None:
+            policy = self.services.snapshot().route(tx.sender).policy
+            prepared = await asyncio.to_thread(self.services.outbound.prepare, data, tx, outcome, policy, self.services.clock())
+            if isinstance(prepared, Refused):
+                fields.update(refused=str(prepared.code), detail=prepared.detail)
+                return reply(prepared.code, prepared.detail), fields
+            data = prepared.message
+            fields.update(signed_on_behalf=prepared.signed_by, dkim=prepared.dkim_domain)
         queue_id = new_queue_id()
         fields["queue_id"] = queue_id
         message = self._trace_fields(server, session, queue_id, outcome) + data

@@ -36,6 +36,7 @@ class Refusal(StrEnum):
     SHUTTING_DOWN = "shutting-down"
     NULL_SENDER = "null-sender"
     LINE_TOO_LONG = "line-too-long"
+    KEY_UNAVAILABLE = "key-unavailable"  # the organisation key (token) cannot sign or decrypt now
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,8 @@ REPLIES: dict[Reason | Refusal, ReplyCode] = {
     Refusal.SHUTTING_DOWN: ReplyCode(421, "4.3.2"),
     Refusal.NULL_SENDER: _DENIED,
     Refusal.LINE_TOO_LONG: ReplyCode(500, "5.5.2"),
+    # A token that is locked, unplugged or lost its session: the client keeps the message and retries.
+    Refusal.KEY_UNAVAILABLE: ReplyCode(451, "4.3.0"),
 }
 
 

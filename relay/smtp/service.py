@@ -29,6 +29,7 @@ from ..queue.delivery import Delivery
 from ..queue.spool import Spool
 from ..trust.holder import SnapshotHolder
 from .config import ListenerConfig, ListenerKind, ListenerTls, ServiceConfig
+from .crypto_steps import crypto_steps
 from .credentials import Credentials, CredentialsError, load_credentials
 from .handler import RelayHandler, Services
 from .peer import tls_anchors
@@ -67,6 +68,7 @@ class Service:
             self.bound["metrics"] = self.observability.address
         else:
             self.metrics = Metrics(lambda: self.snapshot, lambda: queue_state(self.spool))
+        self.crypto = await asyncio.to_thread(crypto_steps, self.config, self.spool, lambda: self.snapshot)
         self.verifier = Verifier(self.loader, self.config.verify_workers)
         self.delivery = Delivery(
             self.spool,
@@ -75,8 +77,10 @@ class Service:
             self.config.hostname,
             self.config.queue.scan_interval,
             self.metrics,
+            acknowledge=self.crypto.acknowledgements.after_attempt,
         )
         services = Services(self.config, lambda: self.snapshot, self.verifier, self.spool, self.delivery.queued, self.metrics)
+        services.inbound, services.outbound = self.crypto.inbound, self.crypto.outbound
         self.limiter = ConnectionLimiter(self.config.limits.max_connections, self.config.limits.max_connections_per_ip)
         for listener in self.config.listeners:
             await self._listen(listener, RelayHandler(listener, services))
@@ -178,6 +182,7 @@ class Service:
         with contextlib.suppress(asyncio.CancelledError):
             await self.delivery_task
         self.verifier.close()
+        self.crypto.close()
         if self.observability is not None:
             await self.observability.close()
         audit("stopped")

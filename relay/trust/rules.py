@@ -98,6 +98,7 @@ def read_policy(table: Table | None) -> MessagePolicy | None:
         unsigned_senders=frozenset(normalise_address(a) for a in unsigned),
         sign_on_behalf=table.boolean("sign_on_behalf", False),
         envelope_check=table.boolean("envelope_check", True),
+        send_mdn=table.boolean("send_mdn", False),
     )
     table.done()
     return policy

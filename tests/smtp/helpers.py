@@ -132,6 +132,8 @@ def _domain(d: dict[str, Any]) -> DomainRule:
             require_signature=policy.get("require_signature", True),
             unsigned_senders=frozenset(policy.get("unsigned_senders", [])),
             envelope_check=policy.get("envelope_check", True),
+            sign_on_behalf=policy.get("sign_on_behalf", False),
+            send_mdn=policy.get("send_mdn", False),
         ),
     )
 

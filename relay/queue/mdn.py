@@ -1,0 +1,125 @@
+"""Acknowledgements (RFC 8098 `processed` MDNs) once a message reaches the hospital system.
+
+Called by delivery after an attempt, with the recipients that attempt
+delivered: for each one in a local domain whose policy says `send_mdn`, and
+when the message asks (Disposition-Notification-To) and is no report and no
+bounce, an MDN from the null sender is spooled like any message, before the
+original leaves the queue, so a crash can repeat an MDN but never lose one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Callable
+
+from ..audit.log import audit
+from ..core.errors import Rejection
+from ..core.mdn import MdnReport, build_mdn, mdn_decision
+from ..core.mime import read_headers
+from ..core.snapshot import Snapshot
+from ..dkim import DkimKeyTable
+from ..dkim import sign_message as dkim_sign
+from ..smtp.decide import domain_of, header_block
+from .spool import Envelope, RecipientState, Spool, new_queue_id
+
+DELIVERED = "delivered"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedMdn:
+    final_recipient: str
+    to: tuple[str, ...]
+
+
+def plan_mdns(snapshot: Snapshot, envelope: Envelope, delivered: list[str], message: bytes) -> tuple[PlannedMdn, ...]:
+    """Which acknowledgements are due for the recipients just delivered; a refusal of a
+    message that asked is audited."""
+    acknowledging = [r for r in delivered if _acknowledges(snapshot, r)]
+    if not acknowledging or envelope.is_dsn:
+        return ()
+    try:
+        headers = read_headers(header_block(message))
+    except Rejection:
+        return ()  # the delivered message was judged already; an unreadable header asks for nothing
+    decision = mdn_decision(headers, envelope.mail_from, True)
+    if not decision.send:
+        if headers.get("Disposition-Notification-To") is not None:
+            audit("mdn-skipped", mdn_for=envelope.queue_id, message_id=envelope.message_id, why=decision.reason)
+        return ()
+    to = tuple(a for a in decision.recipients if snapshot.route(a).known)
+    return tuple(PlannedMdn(r, to) for r in acknowledging) if to else ()
+
+
+def _acknowledges(snapshot: Snapshot, address: str) -> bool:
+    route = snapshot.route(address)
+    return route.local and route.policy.send_mdn
+
+
+class Acknowledgements:
+    def __init__(
+        self, spool: Spool, snapshot: Callable[[], Snapshot], hostname: str, reporting_ua: str | None, dkim: DkimKeyTable
+    ) -> None:
+        self.spool, self.snapshot, self.hostname, self.dkim = spool, snapshot, hostname, dkim
+        self.reporting_ua = reporting_ua or f"{hostname}; relay"
+
+    def after_attempt(self, envelope: Envelope, results: dict[str, tuple[str, str]], message: bytes, now: float) -> list[str]:
+        """Spool the MDNs due (blocking: fsyncs); their queue ids. Never raises: a failure here
+        must not undo the delivery just made (the hospital system would get the message twice)."""
+        try:
+            return self._after_attempt(envelope, results, message, now)
+        except Exception as error:
+            audit("mdn-failed", mdn_for=envelope.queue_id, message_id=envelope.message_id, error=type(error).__name__)
+            return []
+
+    def _after_attempt(self, envelope: Envelope, results: dict[str, tuple[str, str]], message: bytes, now: float) -> list[str]:
+        delivered = [address for address, (status, _) in results.items() if status == DELIVERED]
+        if not delivered:
+            return []
+        planned = plan_mdns(self.snapshot(), envelope, delivered, message)
+        if not planned:
+            return []
+        original_id = _message_id(message)
+        return [self._queue(envelope, mdn, original_id, now, n) for n, mdn in enumerate(planned)]
+
+    def _queue(self, envelope: Envelope, mdn: PlannedMdn, original_id: str | None, now: float, n: int) -> str:
+        queue_id = new_queue_id()
+        report = MdnReport(
+            reporting_ua=self.reporting_ua,
+            from_address=mdn.final_recipient,
+            to=mdn.to,
+            final_recipient=mdn.final_recipient,
+            original_recipient=None,
+            original_message_id=original_id,
+            message_id=f"<{queue_id}.mdn@{self.hostname}>",
+            date=dt.datetime.fromtimestamp(now, dt.timezone.utc),
+        )
+        body = build_mdn(report)
+        key = self.dkim.key_for(domain_of(mdn.final_recipient))
+        if key is not None:
+            body = dkim_sign(body, key)
+        stored = Envelope(
+            queue_id=queue_id,
+            mail_from="",
+            recipients=tuple(RecipientState(a) for a in mdn.to),
+            received_at=now,
+            next_attempt=0.0,
+            message_id=report.message_id,
+            is_dsn=True,  # a notification: never answered by a DSN in turn
+            extra={"mdn_for": envelope.queue_id},
+        )
+        self.spool.store_now(body, stored)
+        audit("mdn", queue_id=queue_id, mdn_for=envelope.queue_id, message_id=envelope.message_id, to=list(mdn.to))
+        return queue_id
+
+
+def _message_id(message: bytes) -> str | None:
+    try:
+        value = read_headers(header_block(message)).get("Message-ID")
+    except Rejection:
+        return None
+    value = (value or "").strip()
+    # Carried into the MDN's fields: printable ASCII, one token in angle brackets, or nothing.
+    if value.startswith("<") and value.endswith(">") and value.isascii() and value.isprintable() and " " not in value:
+        return value
+    return None
