@@ -143,7 +143,7 @@ def test_the_trust_directory_reads_send_mdn(tmp_path):
 
 def test_relay_check_reads_the_crypto_sections(tmp_path, capsys):
     write_demo_pki(tmp_path / "pki" / "demo")
-    config = copy_example(tmp_path / "pki" / "demo", tmp_path / "copy")
+    config = copy_example(tmp_path / "pki" / "demo", tmp_path / "copy", with_service=True)
     config.write_text(config.read_text() + '\n[keys]\ntoken = "relay-org"\nsign_label = "org"\n')
     assert main(["check", "--config", str(config)]) == 1
     assert "[keys] pin_file: give exactly one PIN source" in capsys.readouterr().err
