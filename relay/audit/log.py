@@ -15,11 +15,19 @@ import structlog
 _ALLOWED_VALUE_TYPES = (str, int, float, bool, type(None), list, tuple, dict)
 
 
-def configure(path: Path | None) -> IO[str]:
-    """Send audit events to a file (appended) or standard error; returns the open stream."""
+def configure(path: Path | None, worker: int | None = None) -> IO[str]:
+    """Send audit events to a file (appended) or standard error; returns the open stream.
+
+    Several service processes append to the same file: the stream is line
+    buffered and opened with O_APPEND, so each event is one write(2) of a
+    whole line at the end of the file, never interleaved with another's.
+    `worker` (with [service] processes > 1) tags each event with the process's slot.
+    """
     stream: IO[str] = open(path, "a", encoding="utf-8", buffering=1) if path else sys.stderr
+    tags: list[Any] = [] if worker is None else [_tag(worker)]
     structlog.configure(
         processors=[
+            *tags,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             structlog.processors.JSONRenderer(sort_keys=False, ensure_ascii=False),
         ],
@@ -27,6 +35,14 @@ def configure(path: Path | None) -> IO[str]:
         cache_logger_on_first_use=False,
     )
     return stream
+
+
+def _tag(worker: int) -> Any:
+    def add_worker(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        event.setdefault("worker", worker)
+        return event
+
+    return add_worker
 
 
 def audit(event: str, **fields: Any) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
 from ..smtp.config import ConfigError, load_service_config
 from ..trust.problems import ConfigError as TrustConfigError
-from ..smtp.service import serve
+from ..smtp.supervisor import WorkerFailed, run as run_service
 from ..smtp.snapshots import config_loader
 from .errors import UsageError
 
@@ -26,11 +25,13 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         raise UsageError(str(error)) from None
     try:
-        asyncio.run(serve(config, config_loader(config.path)))
+        run_service(config, config_loader(config.path))
     except TrustConfigError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
         raise UsageError("the trust directory cannot be loaded") from None
+    except WorkerFailed as error:  # its own errors are on standard error
+        raise UsageError(str(error)) from None
     except (OSError, ValueError) as error:  # listener set-up: address in use, unreadable certificate
         raise UsageError(str(error)) from None
     return 0

@@ -92,6 +92,7 @@ class ServiceConfig:
     hostname: str
     users: Path | None
     verify_workers: int  # 0: verify in threads of the service process
+    processes: int  # service processes sharing the listeners and the spool (relay.smtp.supervisor)
     metrics: tuple[str, int] | None  # [metrics]: Prometheus and health endpoint; None: not served
     listeners: tuple[ListenerConfig, ...]
     limits: ServiceLimits
@@ -135,6 +136,7 @@ def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConf
         hostname=service.string("hostname", "localhost"),
         users=service.path("users", base, None),
         verify_workers=service.integer("verify_workers", 2, minimum=0),
+        processes=service.integer("processes", 1, minimum=1, maximum=64),
         metrics=_metrics(metrics, "metrics" in document),
         listeners=listeners,
         limits=_limits(_Section(document.get("limits", {}), "limits", path)),
@@ -147,6 +149,9 @@ def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConf
     )
     for section in (service, queue, audit, metrics):
         section.finish()
+    if config.processes > 1 and config.metrics:
+        # Each process counts only what it handled: one endpoint would show a fraction.
+        service.fail("processes", "[metrics] is served by a single process: use processes = 1 with [metrics]")
     return config
 
 

@@ -45,9 +45,12 @@ SHUTDOWN_GRACE = 30.0  # seconds left to messages being judged when stopping
 class Service:
     """The parts of a running relay, wired at start() and taken down by stop()."""
 
-    def __init__(self, config: ServiceConfig, loader: SnapshotLoader) -> None:
+    def __init__(self, config: ServiceConfig, loader: SnapshotLoader, worker: int | None = None) -> None:
         self.config = config
         self.loader = loader
+        # One of several processes (relay.smtp.supervisor): the supervisor recovered
+        # the spool before any of them started, and each listener's port is shared.
+        self.worker = worker
         self.servers: list[asyncio.Server] = []
         self.sessions: set[RelaySMTP] = set()  # open SMTP sessions, for shutdown
         self.bound: dict[str, tuple[str, int]] = {}  # listener (and metrics) name -> address
@@ -57,8 +60,9 @@ class Service:
     async def start(self) -> None:
         self.holder = SnapshotHolder(self.loader)
         self.spool = Spool(self.config.queue.directory)
-        removed = self.spool.prepare()
-        audit("spool-recovered", removed=removed, queued=len(self.spool.ids()))
+        if self.worker is None:  # another process could be committing into tmp/ meanwhile
+            removed = self.spool.prepare()
+            audit("spool-recovered", removed=removed, queued=len(self.spool.ids()))
         self.credentials: Credentials = load_credentials(self.config.users)
         self.metrics: Metrics
         if self.config.metrics:
@@ -104,7 +108,9 @@ class Service:
         def factory() -> RelaySMTP:
             return self._protocol(listener, handler)
 
-        server = await loop.create_server(factory, host=listener.address, port=listener.port, ssl=base_context)
+        server = await loop.create_server(
+            factory, host=listener.address, port=listener.port, ssl=base_context, reuse_port=self.worker is not None
+        )
         self.servers.append(server)
         host, port = server.sockets[0].getsockname()[:2]
         self.bound[listener.name] = (host, port)
@@ -188,13 +194,16 @@ class Service:
         audit("stopped")
 
 
-async def serve(config: ServiceConfig, loader: SnapshotLoader, ready: Any = None) -> None:
-    """Run until SIGTERM/SIGINT; writes one JSON ready line with the bound addresses to `ready`."""
-    configure(config.audit.file)
+async def serve(config: ServiceConfig, loader: SnapshotLoader, ready: Any = None, worker: int | None = None) -> None:
+    """Run until SIGTERM/SIGINT; writes one JSON ready line with the bound addresses to `ready`.
+
+    `worker`: this process's slot when relay.smtp.supervisor runs several.
+    """
+    configure(config.audit.file, worker)
     configure_json_logging(level=logging.WARNING)  # library records (asyncio, aiosmtpd) as JSON on stdout
     # aiosmtpd's own log echoes client commands; the audit trail is the record.
     logging.getLogger("mail.log").setLevel(logging.ERROR)
-    service = Service(config, loader)
+    service = Service(config, loader, worker)
     await service.start()
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()

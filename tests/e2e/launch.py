@@ -6,16 +6,15 @@ The service is the one `relay serve` runs; only the snapshot loader differs.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from relay.smtp.config import load_service_config  # noqa: E402
-from relay.smtp.service import serve  # noqa: E402
+from relay.smtp.supervisor import run  # noqa: E402
 from tests.smtp.helpers import spec_loader  # noqa: E402
 
 if __name__ == "__main__":
     config = load_service_config(Path(sys.argv[1]))
-    asyncio.run(serve(config, spec_loader(Path(sys.argv[2]))))
+    run(config, spec_loader(Path(sys.argv[2])))
