@@ -23,6 +23,7 @@ the signals blocked to read them synchronously with sigwaitinfo.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import signal
@@ -130,6 +131,9 @@ class Supervisor:
             code = 1
             _report(slot, error)
         finally:
+            # What a normal exit runs (multiprocessing's finalizers of the verification
+            # pool among them); os._exit below skips it.
+            atexit._run_exitfuncs()
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()
             os._exit(code)
