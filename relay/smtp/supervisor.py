@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import os
 import signal
@@ -83,14 +84,21 @@ class Supervisor:
             ready.flush()
             self._loop()
         finally:
-            for pid in self.workers:  # only left on an error of the supervisor itself
-                _signal(pid, signal.SIGTERM)
+            self._stop_all()  # only workers left on an error: none may serve on without a supervisor
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
             for sock in self.reserved:
                 sock.close()
             if pid_file:
                 pid_file.unlink(missing_ok=True)
         audit("stopped", workers=self.config.processes)
+
+    def _stop_all(self) -> None:
+        for pid in self.workers:
+            _signal(pid, signal.SIGTERM)
+        for pid in list(self.workers):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            del self.workers[pid]
 
     def _start_all(self) -> dict[str, Any]:
         """Start every slot and wait for each one's ready line; their bound addresses."""
@@ -121,12 +129,14 @@ class Supervisor:
     def _worker(self, slot: int, write: int) -> None:
         """The child: a whole service on the shared ports; never returns."""
         code = 0
+        # Closed only at exit: the supervisor reads its end of file as a failure, and stops
+        # the workers, so the error must be written before.
+        ready = os.fdopen(write, "w") if write >= 0 else open(os.devnull, "w")
         try:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
             for sock in self.reserved:
                 sock.close()
-            with (os.fdopen(write, "w") if write >= 0 else open(os.devnull, "w")) as ready:
-                asyncio.run(serve(self.config, self.loader, ready, worker=slot))
+            asyncio.run(serve(self.config, self.loader, ready, worker=slot))
         except BaseException as error:  # the child must never return into the supervisor's code
             code = 1
             _report(slot, error)

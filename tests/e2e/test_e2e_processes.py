@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from relay.smtp.config import ConfigError, load_service_config
-from tests.smtp.helpers import ROOT, Relay, Sink, basic_spec, free_port, make_pki, message, service_toml, write_spec
+from tests.smtp.helpers import ROOT, Relay, Sink, basic_spec, free_port, make_pki, message, read_ready, service_toml, stop, write_spec
 
 
 @pytest.fixture
@@ -136,6 +136,49 @@ def test_sighup_reloads_every_process_and_sigterm_stops_them_all(tmp_path, tls_p
     stopped = relay.events("stopped")
     assert sorted(e.get("worker", -1) for e in stopped) == [-1, 0, 1]  # both processes, then the supervisor
     assert not [e for e in relay.audit_lines if e["event"] == "worker-started"]  # a stop is not a crash
+
+
+def _trust_dir(directory: Path, pki, sink_port: int, domains: tuple[str, ...]) -> None:
+    trust = directory / "trust"
+    trust.mkdir(exist_ok=True)
+    (trust / "bundles.toml").write_text(f'[bundle.operators]\npurpose = "tls"\nanchors = ["{pki.path("root.pem")}"]\nrevocation = "soft"\n')
+    (trust / "domains.toml").write_text("".join(
+        f'[domain."{domain}"]\nlocal = true\nsigner_bundles = []\n'
+        f'next_hop = {{ url = "smtp://127.0.0.1:{sink_port}", tls = "none" }}\n'
+        f'[domain."{domain}".policy]\nrequire_signature = false\n'
+        for domain in domains
+    ))
+
+
+def _rcpt(port: int, address: str) -> int:
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.ehlo("client.test")
+        client.mail("a@hospital.test")
+        return client.rcpt(address)[0]
+
+
+def test_relay_reload_signals_the_supervisor_and_reaches_every_process(tmp_path, tls_pki):
+    sink = Sink(tmp_path / "sink", 0).start()
+    _trust_dir(tmp_path, tls_pki, sink.port, ("hospital.test",))
+    config = _two_processes(service_toml(tmp_path, tls_pki, listeners=("loopback",)))
+    config.write_text('trust_dir = "trust"\npid_file = "relay.pid"\n' + config.read_text())
+    proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    relay = Relay(config, tmp_path / "unused.json", proc=proc)
+    try:
+        port = read_ready(proc)["loopback"][1]
+        assert (tmp_path / "relay.pid").read_text().strip() == str(proc.pid)
+        assert _rcpt(port, "x@clinic.test") == 550
+        _trust_dir(tmp_path, tls_pki, sink.port, ("hospital.test", "clinic.test"))
+        reload = subprocess.run([sys.executable, "-m", "relay", "reload", "--config", str(config)], capture_output=True, text=True, cwd=ROOT, timeout=30)
+        assert reload.returncode == 0, reload.stderr
+        _wait_until(lambda: len(relay.events("reloaded")) >= 2)
+        assert sorted(e["worker"] for e in relay.events("reloaded")) == [0, 1]
+        assert [_rcpt(port, "x@clinic.test") for _ in range(8)] == [250] * 8  # whichever process answers
+    finally:
+        stop(proc)
+        sink.stop()
+    assert proc.returncode == 0
+    assert not (tmp_path / "relay.pid").exists()
 
 
 def test_relay_serve_reports_a_process_that_cannot_start(tmp_path, tls_pki):
