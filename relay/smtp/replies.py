@@ -70,6 +70,7 @@ REPLIES: dict[Reason | Refusal, ReplyCode] = {
     Reason.ADDRESS_MISMATCH: _DENIED,
     Reason.NOT_PROFESSIONAL: _DENIED,
     Reason.DIRECTORY_MISMATCH: _DENIED,
+    Reason.DECRYPTION_FAILED: ReplyCode(554, "5.7.5"),  # cryptographic failure
     # Edge refusals.
     Refusal.RELAY_DENIED: _DENIED,
     Refusal.UNKNOWN_MAILBOX: ReplyCode(550, "5.1.1"),
