@@ -100,15 +100,19 @@ class ServiceConfig:
     audit: AuditConfig
 
 
-def load_service_config(path: Path) -> ServiceConfig:
+def read_toml(path: Path) -> Mapping[str, Any]:
+    """relay.toml as a document, or a ConfigError naming the file."""
     try:
         with open(path, "rb") as handle:
-            document = tomllib.load(handle)
+            return tomllib.load(handle)
     except OSError as error:
         raise ConfigError(f"{path}: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
-    return parse_service_config(document, path)
+
+
+def load_service_config(path: Path) -> ServiceConfig:
+    return parse_service_config(read_toml(path), path)
 
 
 def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConfig:

@@ -8,7 +8,6 @@ service sections: an unknown key or a wrong type is a ConfigError naming it.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,7 +16,7 @@ from ..dkim import DkimKeyTable, load_key_table
 from ..keys.config import SOFTHSM2_MODULE, DEFAULT_SESSIONS, TokenConfig
 from ..keys.errors import KeyStoreError
 from ..keys.pin import PinSource
-from .config import ConfigError, _Section
+from .config import ConfigError, _Section, read_toml
 from .dkim_inbound import DkimVerifyConfig, parse_dkim_verify
 
 DEFAULT_LOGIN_RETRY = 60.0  # seconds between two logins after a failed one: a wrong PIN must not lock the token
@@ -52,14 +51,7 @@ class CryptoConfig:
 
 
 def load_crypto_config(path: Path) -> CryptoConfig:
-    try:
-        with open(path, "rb") as handle:
-            document = tomllib.load(handle)
-    except OSError as error:
-        raise ConfigError(f"{path}: {error.strerror or error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML ({error})") from None
-    return parse_crypto_config(document, path)
+    return parse_crypto_config(read_toml(path), path)
 
 
 def parse_crypto_config(document: Mapping[str, Any], path: Path) -> CryptoConfig:
