@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -23,7 +24,7 @@ from ..metrics.registry import Metrics
 from ..core.verdict import Verdict
 from ..dkim import DkimResult
 from ..queue.spool import Envelope, RecipientState, Spool, SpoolError, new_queue_id
-from . import decide
+from . import decide, encrypt_step
 from .config import ListenerConfig, ListenerKind, ServiceConfig
 from .decide import Accepted, Refused
 from .dkim_inbound import InboundDkim
@@ -121,7 +122,10 @@ class RelayHandler:
             refused = Refused(Refusal.TOO_MANY_RECIPIENTS, f"at most {self.limits.max_recipients} recipients per message")
         else:
             may_relay = self.listener.kind is not ListenerKind.MX
-            refused = decide.check_recipient(self.services.snapshot(), address, may_relay)
+            snapshot = self.services.snapshot()
+            refused = decide.check_recipient(snapshot, address, may_relay) or encrypt_step.check_recipient(
+                snapshot, address, self.services.clock()
+            )
         audit(
             "rcpt",
             listener=self.listener.name,
@@ -200,14 +204,27 @@ class RelayHandler:
             fields["detail"] = outcome.detail
             return reply(outcome.code, outcome.detail), fields
         fields["smime"] = "pass" if outcome.signed else "none"
+        encryption = encrypt_step.plan(tx.recipients, self.services.snapshot(), self.services.clock())
+        if isinstance(encryption, Refused):
+            fields.update(refused=str(encryption.code), detail=encryption.detail)
+            return reply(encryption.code, encryption.detail), fields
+        seal = functools.partial(encryption.seal, limits=self.limits.message) if encryption else None
+        if encryption:
+            fields.update(encrypted_with=str(encryption.cipher), encrypted_for=len(encryption.certificates))
         if self.services.outbound is not None:
             policy = self.services.snapshot().route(tx.sender).policy
-            prepared = await asyncio.to_thread(self.services.outbound.prepare, data, tx, outcome, policy, self.services.clock())
+            prepared = await asyncio.to_thread(self.services.outbound.prepare, data, tx, outcome, policy, self.services.clock(), seal)
             if isinstance(prepared, Refused):
                 fields.update(refused=str(prepared.code), detail=prepared.detail)
                 return reply(prepared.code, prepared.detail), fields
             data = prepared.message
             fields.update(signed_on_behalf=prepared.signed_by, dkim=prepared.dkim_domain)
+        elif seal is not None:
+            sealed = await asyncio.to_thread(seal, data)
+            if isinstance(sealed, Refused):
+                fields.update(refused=str(sealed.code), detail=sealed.detail)
+                return reply(sealed.code, sealed.detail), fields
+            data = sealed
         queue_id = new_queue_id()
         fields["queue_id"] = queue_id
         message = self._trace_fields(server, session, queue_id, outcome, dkim_results) + data

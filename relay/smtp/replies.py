@@ -37,6 +37,7 @@ class Refusal(StrEnum):
     NULL_SENDER = "null-sender"
     LINE_TOO_LONG = "line-too-long"
     KEY_UNAVAILABLE = "key-unavailable"  # the organisation key (token) cannot sign or decrypt now
+    ENCRYPTION_REQUIRED = "encryption-required"  # the recipient's policy requires encryption, no certificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ REPLIES: dict[Reason | Refusal, ReplyCode] = {
     Refusal.LINE_TOO_LONG: ReplyCode(500, "5.5.2"),
     # A token that is locked, unplugged or lost its session: the client keeps the message and retries.
     Refusal.KEY_UNAVAILABLE: ReplyCode(451, "4.3.0"),
+    Refusal.ENCRYPTION_REQUIRED: _DENIED,
 }
 
 
