@@ -101,10 +101,20 @@ class InboundDkim:
 
     def __init__(self, config: DkimVerifyConfig) -> None:
         static = static_resolver(config.records)
-        self.resolver = chained_resolver(static, dns_resolver(timeout=config.dns_timeout)) if config.dns else static
+        self.resolver = chained_resolver(static, _system_dns(config.dns_timeout)) if config.dns else static
 
     def verify(self, data: bytes) -> tuple[DkimResult, ...]:
         return verify_dkim(data, self.resolver)
+
+
+def _system_dns(timeout: float) -> TxtResolver:
+    import dns.resolver
+
+    try:
+        return dns_resolver(timeout=timeout)
+    except dns.resolver.NoResolverConfiguration:
+        # A host without /etc/resolv.conf: say so at start rather than at the first message.
+        raise ConfigError("[dkim_verify] dns = true but this host has no DNS resolver configured; set dns = false") from None
 
 
 def inbound_dkim(config: DkimVerifyConfig) -> InboundDkim | None:

@@ -2,8 +2,9 @@
 recipients' encryption certificates ([recipients]) and their domains' policies; the sink
 process receives the envelopes, `openssl cms -decrypt` opens them with each recipient's key
 (AES-256-GCM AuthEnvelopedData and AES-256-CBC EnvelopedData) and `openssl cms -verify`
-checks the practitioner's signature inside. Also the refusals of "required", and the
-decryption-failed reply for an inbound envelope whose GCM tag does not verify.
+checks the practitioner's signature inside. Also sign-on-behalf (token key), then encryption,
+then DKIM over the envelope; the refusals of "required"; and the decryption-failed reply for
+an inbound envelope whose GCM tag does not verify.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import pytest
 
 from relay import devpki
 from relay.core.smime_encrypt import ContentCipher, Recipient, encrypt_message
-from tests.e2e.crypto_support import append, delivered
-from tests.smtp.helpers import ROOT, Sink, make_pki, read_ready, service_toml, stop
+from cryptography.hazmat.primitives import serialization
+
+from relay.dkim import DkimStatus, dns_record, load_key, static_resolver, verify_dkim
+from tests.e2e.crypto_support import append, delivered, keys_section, make_token, submit
+from tests.smtp.helpers import ROOT, Sink, add_user, make_pki, read_ready, service_toml, stop
 
 DOCTOR = "jean.dupont@medecin.mssante.fr"
 ALICE = "alice@peer.test"  # encrypt = "required", receiver opens AES-GCM
@@ -29,6 +33,8 @@ BOB = "bob@clinic.test"  # encrypt = "when-possible", AES-CBC only
 CAROL = "carol@peer.test"  # required, no certificate
 DAVE = "dave@clinic.test"  # when-possible, no certificate
 STAFF = "cardiologie@hospital.test"  # local, the relay decrypts for it
+APP = "dpi@hospital.test"  # a submitting application the relay signs for
+PASSWORD = "app-password-1"
 
 
 def _crlf(data: bytes) -> bytes:
@@ -54,6 +60,7 @@ def _trust(d: Path, pki, sink_port: int) -> None:
         '[bundle.smime]\nanchors = ["igc-root.pem"]\nintermediates = ["igc-cas.pem"]\nrevocation = "where-available"\n'
         f'[domain."medecin.mssante.fr"]\n{hop}'
         f'[domain."hospital.test"]\nlocal = true\n{hop}'
+        f'[domain."hospital.test".policy]\nunsigned_senders = ["{APP}"]\nsign_on_behalf = true\n'
         f'[domain."peer.test"]\n{hop}[domain."peer.test".policy]\nencrypt = "required"\nencryption_aead = true\n'
         f'[domain."clinic.test"]\n{hop}[domain."clinic.test".policy]\nencrypt = "when-possible"\n'
         '[recipients]\ndirectory = "recipients"\n'
@@ -194,3 +201,43 @@ def test_an_inbound_envelope_with_a_broken_gcm_tag_is_decryption_failed(env):
     broken = head + b"\r\n\r\n" + base64.encodebytes(bytes(der)).replace(b"\n", b"\r\n")
     code, text, _ = _send(env, [STAFF], broken)
     assert code == 554 and text.startswith(b"5.7.5 decryption-failed:"), text
+
+
+@pytest.fixture(scope="module")
+def behalf(env):
+    """A second `relay serve` on the same trust directory that signs for APP with a token key and DKIM-signs."""
+    d = env.dir / "behalf"
+    d.mkdir()
+    tls = make_pki(d / "tls")
+    app = env.pki.organisation(emails=[APP], dns_name=None)
+    token = make_token(d / "hsm", "relay-org", "org-sign", app, [env.pki.structures.cert, env.pki.root.cert])
+    _write(d / "dkim.pem", devpki.new_key("rsa2048").private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    config = service_toml(d, tls, listeners=("submission",))
+    config.write_text(f'trust_dir = "{env.dir / "trust"}"\n' + config.read_text())
+    append(config, keys_section(token, sign_label="org-sign") + '[dkim."hospital.test"]\nselector = "s1"\nkey_file = "dkim.pem"\n')
+    add_user(config, APP, PASSWORD)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "relay", "serve", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=token.env(),
+    )
+    try:
+        port = read_ready(proc)["submission"][1]
+        yield type("Behalf", (), {"port": port, "root": tls.path("root.pem"), "dkim": load_key("hospital.test", "s1", d / "dkim.pem")})
+    finally:
+        stop(proc)
+
+
+def test_signed_on_behalf_then_encrypted_then_dkim_signed(env, behalf):
+    data = (
+        f"From: <{APP}>\r\nTo: <{ALICE}>\r\nSubject: Resultats marker-behalf\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n\r\nCompte rendu marker-behalf.\r\n"
+    ).encode()
+    code, text = submit(behalf.port, behalf.root, APP, PASSWORD, [ALICE], data)
+    assert code == 250, text
+    message = _poll(env, ALICE, "marker-behalf")
+    assert message.index(b"DKIM-Signature:") < message.index(b"smime-type=authEnveloped-data")
+    results = verify_dkim(message, static_resolver({"s1._domainkey.hospital.test": dns_record(behalf.dkim)}))
+    assert [r.status for r in results] == [DkimStatus.PASS]  # DKIM covers the envelope as it travels
+    _open_and_verify(env, message, ALICE, "marker-behalf")  # the organisation's signature inside
+
