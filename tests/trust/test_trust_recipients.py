@@ -112,7 +112,8 @@ def test_route_and_check_show_the_policy_and_the_certificate(tmp_path, pki):
     assert "encryption:  certificate" in shown.stdout
     missing = relay("route", "--config", str(config), f"carol@{PEER}")
     assert "encryption:  no certificate in the directory" in missing.stdout
-    assert relay("check", "--config", str(config)).returncode == 0
+    checked = relay("check", "--config", str(config))
+    assert checked.returncode == 0 and "encryption certificates: 1 address(es)" in checked.stdout
     (config.parent / "trust" / "recipients" / "bad.pem").write_bytes(_leaf(ca, f"bad@{PEER}", key_usage="sign").cert_pem)
     checked = relay("check", "--config", str(config))
     assert checked.returncode != 0 and "keyEncipherment" in checked.stdout + checked.stderr
