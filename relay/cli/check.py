@@ -70,6 +70,7 @@ def summary(loaded: Loaded) -> str:
             f" of {loaded.whitelist_domains} domains)",
             f"  addresses: {len(snap.addresses)} override(s)",
             f"  mailboxes: {len(snap.mailboxes)}",
+            f"  encryption certificates: {len(snap.recipients)} address(es)",
             f"  loaded {loaded.files_read} files in {loaded.seconds:.3f} s, {len(loaded.warnings)} warning(s)",
         ]
     )

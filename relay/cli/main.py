@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "queue",
     "users",
     "demo",
+    "mdn",
 )
 
 EXIT_USAGE = 2

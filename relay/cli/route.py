@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.snapshot import MessagePolicy, NextHop, Route, Snapshot
+from cryptography import x509
+
+from ..core.snapshot import EncryptMode, MessagePolicy, NextHop, Route, Snapshot
 from ..trust.config import DEFAULT_CONFIG
 from ..trust.loader import ConfigError, load_snapshot
 from .errors import UsageError
@@ -48,6 +50,8 @@ def explain(route: Route, snapshot: Snapshot) -> list[str]:
         dns = sorted(route.domain.operator_dns)
         more = f" (+{len(dns) - _SHOWN_DNS} more)" if len(dns) > _SHOWN_DNS else ""
         lines.append(f"operators:   {'; '.join(dns[:_SHOWN_DNS])}{more}")
+    if route.policy.encrypt is not EncryptMode.NEVER:
+        lines.append(f"encryption:  {_encryption_certificate(snapshot.encryption_certificate(route.address))}")
     mailbox = snapshot.mailbox(route.address)
     if mailbox:
         lines.append(
@@ -70,6 +74,12 @@ def explain_sender(route: Route, snapshot: Snapshot) -> list[str]:
     ]
 
 
+def _encryption_certificate(cert: x509.Certificate | None) -> str:
+    if cert is None:
+        return "no certificate in the directory"
+    return f"certificate {cert.subject.rfc4514_string()} until {cert.not_valid_after_utc:%Y-%m-%d}"
+
+
 def _hop(hop: NextHop | None) -> str:
     if hop is None:
         return "none"
@@ -86,4 +96,7 @@ def _policy(policy: MessagePolicy) -> str:
     parts.append("envelope checked" if policy.envelope_check else "envelope not checked")
     if policy.send_mdn:
         parts.append("sends MDNs")
+    if policy.encrypt is not EncryptMode.NEVER:
+        cipher = "AES-256-GCM" if policy.encryption_aead else "AES-256-CBC"
+        parts.append(f"encrypt {policy.encrypt} ({cipher})")
     return "; ".join(parts)

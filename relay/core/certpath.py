@@ -167,6 +167,12 @@ def _verify(signer: x509.Certificate, pool: list[x509.Certificate], bundle: Bund
     return tuple(verifier.verify(signer, pool).chain)
 
 
+def verify_chain(leaf: x509.Certificate, presented: Sequence[x509.Certificate], bundle: Bundle, at: dt.datetime) -> Chain:
+    """A path from leaf to one of the bundle's anchors, with no end-entity usage requirement
+    (the caller checks the usage it needs); cryptography's VerificationError when none."""
+    return _verify(leaf, _pool(presented, bundle), bundle, as_utc(at))
+
+
 def _store(bundle: Bundle) -> verification.Store:
     store = bundle.cache.get(_VERIFY_KEY)
     if store is None:

@@ -26,6 +26,7 @@ class Reason(StrEnum):
     ADDRESS_MISMATCH = "address-mismatch"
     NOT_PROFESSIONAL = "not-professional"
     DIRECTORY_MISMATCH = "directory-mismatch"
+    DECRYPTION_FAILED = "decryption-failed"
 
     @property
     def rank(self) -> int:
@@ -42,19 +43,21 @@ class Reason(StrEnum):
 _RANK: dict[Reason, int] = {
     Reason.MALFORMED: 0,
     Reason.UNSIGNED: 0,
-    Reason.SIGNATURE_INVALID: 1,
-    Reason.SIGNER_UNKNOWN: 1,
-    Reason.WEAK_ALGORITHM: 2,
-    Reason.UNTRUSTED_ISSUER: 3,
-    Reason.CERTIFICATE_EXPIRED: 4,
-    Reason.CERTIFICATE_NOT_YET_VALID: 4,
-    Reason.CERTIFICATE_REVOKED: 5,
-    Reason.REVOCATION_UNKNOWN: 5,
-    Reason.KEY_USAGE: 6,
-    Reason.POLICY_MISMATCH: 7,
-    Reason.ADDRESS_MISMATCH: 8,
-    Reason.NOT_PROFESSIONAL: 9,
-    Reason.DIRECTORY_MISMATCH: 10,
+    # An envelope that does not open hides the signature, so nothing after it can be judged.
+    Reason.DECRYPTION_FAILED: 1,
+    Reason.SIGNATURE_INVALID: 2,
+    Reason.SIGNER_UNKNOWN: 2,
+    Reason.WEAK_ALGORITHM: 3,
+    Reason.UNTRUSTED_ISSUER: 4,
+    Reason.CERTIFICATE_EXPIRED: 5,
+    Reason.CERTIFICATE_NOT_YET_VALID: 5,
+    Reason.CERTIFICATE_REVOKED: 6,
+    Reason.REVOCATION_UNKNOWN: 6,
+    Reason.KEY_USAGE: 7,
+    Reason.POLICY_MISMATCH: 8,
+    Reason.ADDRESS_MISMATCH: 9,
+    Reason.NOT_PROFESSIONAL: 10,
+    Reason.DIRECTORY_MISMATCH: 11,
     Reason.OK: 99,
 }
 
@@ -62,6 +65,7 @@ _DESCRIPTION: dict[Reason, str] = {
     Reason.OK: "signature and signer verified",
     Reason.MALFORMED: "the message or its signature structure is malformed",
     Reason.UNSIGNED: "the message is not S/MIME signed at its root",
+    Reason.DECRYPTION_FAILED: "an envelope addressed to this relay cannot be opened",
     Reason.SIGNATURE_INVALID: "the signature does not verify over the content",
     Reason.SIGNER_UNKNOWN: "the signer certificate is not in the signature",
     Reason.WEAK_ALGORITHM: "a weak algorithm or key size is used",

@@ -241,13 +241,13 @@ def _transport(algorithm: cms.KeyEncryptionAlgorithm) -> KeyTransport | None:
 def open_envelope(
     envelope: Envelope, keys: Sequence[DecryptionKey], random_bytes: RandomBytes = os.urandom
 ) -> tuple[bytes, DecryptionKey, KeyTransport]:
-    """(content, the key used, its transport); Rejection(malformed) when it does not open."""
+    """(content, the key used, its transport); Rejection(decryption-failed) when it does not open."""
     key, recipient = _addressed_to_us(envelope, keys)
     assert recipient.transport is not None  # _addressed_to_us only matches usable recipients
     content_key, unwrapped = _unwrap(key, recipient, envelope.cipher.key_bytes, random_bytes)
     content = _decrypt_content(envelope, content_key)
     if content is None or not unwrapped:
-        raise Rejection(Reason.MALFORMED, _FAILED)
+        raise Rejection(Reason.DECRYPTION_FAILED, _FAILED)
     return content, key, recipient.transport
 
 
@@ -261,7 +261,7 @@ def _addressed_to_us(envelope: Envelope, keys: Sequence[DecryptionKey]) -> tuple
                 if recipient.transport is not None:
                     return key, recipient
     if addressed:
-        raise Rejection(Reason.MALFORMED, "the key transport for our certificate is not supported")
+        raise Rejection(Reason.DECRYPTION_FAILED, "the key transport for our certificate is not supported")
     raise Rejection(Reason.MALFORMED, "the envelope is addressed to none of our certificates")
 
 

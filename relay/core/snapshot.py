@@ -12,6 +12,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Mapping, Sequence
 
+from cryptography import x509
+
 from .bundle import Bundle
 
 
@@ -33,6 +35,14 @@ class NextHop:
         return f"smtp://{self.host}:{self.port} ({self.tls})"
 
 
+class EncryptMode(StrEnum):
+    """Whether mail to a recipient leaves S/MIME encrypted (the directory holding its certificate)."""
+
+    NEVER = "never"
+    WHEN_POSSIBLE = "when-possible"  # encrypted when every recipient of the message has a certificate
+    REQUIRED = "required"  # a recipient without a certificate is refused
+
+
 @dataclass(frozen=True, slots=True)
 class MessagePolicy:
     require_signature: bool = True
@@ -42,6 +52,9 @@ class MessagePolicy:
     envelope_check: bool = True  # MAIL FROM / RCPT TO must agree with From / To / Cc
     # For a local domain: acknowledge delivered messages that ask for it (RFC 8098 `processed` MDN).
     send_mdn: bool = False
+    encrypt: EncryptMode = EncryptMode.NEVER
+    # The receiver opens AuthEnvelopedData (AES-256-GCM); otherwise EnvelopedData AES-256-CBC.
+    encryption_aead: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +127,11 @@ class Snapshot:
     domains: Mapping[str, DomainRule] = field(default_factory=dict)
     addresses: Mapping[str, AddressRule] = field(default_factory=dict)
     mailboxes: Mapping[str, MailboxEntry] = field(default_factory=dict)
+    # Recipients' encryption certificates by address, validated when the directory was loaded.
+    recipients: Mapping[str, x509.Certificate] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("bundles", "domains", "addresses", "mailboxes"):
+        for name in ("bundles", "domains", "addresses", "mailboxes", "recipients"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
     def route(self, address: str) -> Route:
@@ -148,6 +163,9 @@ class Snapshot:
 
     def mailbox(self, address: str) -> MailboxEntry | None:
         return self.mailboxes.get(normalise_address(address))
+
+    def encryption_certificate(self, address: str) -> x509.Certificate | None:
+        return self.recipients.get(normalise_address(address))
 
 
 def normalise_address(address: str) -> str:

@@ -94,23 +94,30 @@ class Acknowledgements:
             message_id=f"<{queue_id}.mdn@{self.hostname}>",
             date=dt.datetime.fromtimestamp(now, dt.timezone.utc),
         )
-        body = build_mdn(report)
-        key = self.dkim.key_for(domain_of(mdn.final_recipient))
-        if key is not None:
-            body = dkim_sign(body, key)
-        stored = Envelope(
-            queue_id=queue_id,
-            mail_from="",
-            recipients=tuple(RecipientState(a) for a in mdn.to),
-            received_at=now,
-            next_attempt=0.0,
-            message_id=report.message_id,
-            is_dsn=True,  # a notification: never answered by a DSN in turn
-            extra={"mdn_for": envelope.queue_id},
-        )
-        self.spool.store_now(body, stored)
+        store_mdn(self.spool, report, self.dkim, queue_id, now, {"mdn_for": envelope.queue_id})
         audit("mdn", queue_id=queue_id, mdn_for=envelope.queue_id, message_id=envelope.message_id, to=list(mdn.to))
         return queue_id
+
+
+def store_mdn(
+    spool: Spool, report: MdnReport, dkim: DkimKeyTable, queue_id: str, now: float, extra: dict[str, str]
+) -> None:
+    """Spool an MDN from the null sender (DKIM-signed when its domain has a key); blocking: fsyncs."""
+    body = build_mdn(report)
+    key = dkim.key_for(domain_of(report.from_address))
+    if key is not None:
+        body = dkim_sign(body, key)
+    stored = Envelope(
+        queue_id=queue_id,
+        mail_from="",
+        recipients=tuple(RecipientState(a) for a in report.to),
+        received_at=now,
+        next_attempt=0.0,
+        message_id=report.message_id,
+        is_dsn=True,  # a notification: never answered by a DSN in turn
+        extra=extra,
+    )
+    spool.store_now(body, stored)
 
 
 def _message_id(message: bytes) -> str | None:

@@ -1,4 +1,4 @@
-"""The relay.toml sections of the message crypto steps: [keys], [dkim], [mdn].
+"""The relay.toml sections of the message crypto steps: [keys], [dkim], [dkim_verify], [mdn].
 
 [keys] names where the organisation's private keys live (a PKCS#11 token, or
 a key file for decryption), [dkim] the DKIM key of each sending domain,
@@ -17,6 +17,7 @@ from ..keys.config import SOFTHSM2_MODULE, DEFAULT_SESSIONS, TokenConfig
 from ..keys.errors import KeyStoreError
 from ..keys.pin import PinSource
 from .config import ConfigError, _Section, read_toml
+from .dkim_inbound import DkimVerifyConfig, parse_dkim_verify
 
 DEFAULT_LOGIN_RETRY = 60.0  # seconds between two logins after a failed one: a wrong PIN must not lock the token
 
@@ -46,6 +47,7 @@ class CryptoConfig:
     keys: KeysConfig
     dkim: DkimKeyTable
     mdn: MdnConfig
+    dkim_verify: DkimVerifyConfig = DkimVerifyConfig()
 
 
 def load_crypto_config(path: Path) -> CryptoConfig:
@@ -58,6 +60,7 @@ def parse_crypto_config(document: Mapping[str, Any], path: Path) -> CryptoConfig
         keys=_keys(_Section(document.get("keys", {}), "keys", path), base),
         dkim=_dkim(document.get("dkim", {}), path),
         mdn=_mdn(_Section(document.get("mdn", {}), "mdn", path)),
+        dkim_verify=parse_dkim_verify(document.get("dkim_verify", {}), path),
     )
 
 

@@ -1,4 +1,4 @@
-"""The message crypto steps of a running relay, built from [keys], [dkim] and [mdn]."""
+"""The message crypto steps of a running relay, built from [keys], [dkim], [dkim_verify] and [mdn]."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..queue.mdn import Acknowledgements
 from ..queue.spool import Spool
 from .config import ServiceConfig
 from .crypto_config import load_crypto_config
+from .dkim_inbound import InboundDkim, inbound_dkim
 from .inbound_crypto import InboundCrypto
 from .keyring import KeyRing
 from .outbound import Outbound
@@ -23,6 +24,7 @@ class CryptoSteps:
     inbound: InboundCrypto | None  # None: nothing to decrypt with
     outbound: Outbound | None  # None: no signing key and no DKIM key
     acknowledgements: Acknowledgements
+    dkim_in: InboundDkim | None = None  # None: [dkim_verify] enabled = false
 
     def close(self) -> None:
         self.keyring.close()
@@ -39,6 +41,7 @@ def crypto_steps(config: ServiceConfig, spool: Spool, snapshot: Callable[[], Sna
         inbound=InboundCrypto(keyring, limits) if keyring.decrypts else None,
         outbound=Outbound(keyring, crypto.dkim, limits) if keyring.signs or crypto.dkim.keys else None,
         acknowledgements=Acknowledgements(spool, snapshot, config.hostname, crypto.mdn.reporting_ua, crypto.dkim),
+        dkim_in=inbound_dkim(crypto.dkim_verify),
     )
     _try_keys(keyring, sorted(crypto.dkim.keys))
     return steps

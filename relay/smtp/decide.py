@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email import policy as email_policy
+from typing import Sequence
 
 from ..core.limits import MessageLimits
 from ..core.reasons import Reason
@@ -241,13 +242,15 @@ def received_field(
     return f"Received: from {helo_text} ([{peer_ip}])\r\n\tby {hostname} with {protocol} id {queue_id};\r\n\t{date}\r\n".encode()
 
 
-def authentication_results(hostname: str, accepted: Accepted, user: str | None = None) -> bytes:
-    """RFC 8601 field: the RFC 7281 smime method, and the submitter's SMTP AUTH identity."""
+def authentication_results(hostname: str, accepted: Accepted, user: str | None = None, methods: Sequence[str] = ()) -> bytes:
+    """RFC 8601 field: the RFC 7281 smime method, further method results (dkim=), and the
+    submitter's SMTP AUTH identity."""
     signer = accepted.verdict.signer
     if accepted.signed and signer is not None:
         results = [f"smime=pass smime.signer={_quoted(signer.email or signer.subject)}"]
     else:
         results = ["smime=none"]
+    results.extend(methods)
     if user is not None:
         results.append(f"auth=pass smtp.auth={_quoted(user)}")
     body = ";\r\n\t".join(results)

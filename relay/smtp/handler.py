@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -21,10 +22,12 @@ from ..core.reasons import Reason
 from ..core.snapshot import Snapshot
 from ..metrics.registry import Metrics
 from ..core.verdict import Verdict
+from ..dkim import DkimResult
 from ..queue.spool import Envelope, RecipientState, Spool, SpoolError, new_queue_id
-from . import decide
+from . import decide, encrypt_step
 from .config import ListenerConfig, ListenerKind, ServiceConfig
 from .decide import Accepted, Refused
+from .dkim_inbound import InboundDkim
 from .inbound_crypto import InboundCrypto
 from .outbound import Outbound
 from .peer import check_peer
@@ -46,6 +49,7 @@ class Services:
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
     inbound: InboundCrypto | None = None  # decryption before judgement, when [keys] can decrypt
     outbound: Outbound | None = None  # signing on behalf and DKIM before the spool
+    dkim_in: InboundDkim | None = None  # DKIM verification of mail from outside
 
 
 class RelayHandler:
@@ -118,7 +122,10 @@ class RelayHandler:
             refused = Refused(Refusal.TOO_MANY_RECIPIENTS, f"at most {self.limits.max_recipients} recipients per message")
         else:
             may_relay = self.listener.kind is not ListenerKind.MX
-            refused = decide.check_recipient(self.services.snapshot(), address, may_relay)
+            snapshot = self.services.snapshot()
+            refused = decide.check_recipient(snapshot, address, may_relay) or encrypt_step.check_recipient(
+                snapshot, address, self.services.clock()
+            )
         audit(
             "rcpt",
             listener=self.listener.name,
@@ -173,6 +180,9 @@ class RelayHandler:
             user=str(session.auth_data) if session.authenticated else None,
         )
         fields: dict[str, Any] = {}
+        dkim_results = await self._verify_dkim(data)
+        if dkim_results:
+            fields["dkim_results"] = [str(r.status) for r in dkim_results]
         if self.services.inbound is not None:
             opened = await asyncio.to_thread(self.services.inbound.open, data, tx, self.services.snapshot())
             if isinstance(opened, Refused):
@@ -194,17 +204,30 @@ class RelayHandler:
             fields["detail"] = outcome.detail
             return reply(outcome.code, outcome.detail), fields
         fields["smime"] = "pass" if outcome.signed else "none"
+        encryption = encrypt_step.plan(tx.recipients, self.services.snapshot(), self.services.clock())
+        if isinstance(encryption, Refused):
+            fields.update(refused=str(encryption.code), detail=encryption.detail)
+            return reply(encryption.code, encryption.detail), fields
+        seal = functools.partial(encryption.seal, limits=self.limits.message) if encryption else None
+        if encryption:
+            fields.update(encrypted_with=str(encryption.cipher), encrypted_for=len(encryption.certificates))
         if self.services.outbound is not None:
             policy = self.services.snapshot().route(tx.sender).policy
-            prepared = await asyncio.to_thread(self.services.outbound.prepare, data, tx, outcome, policy, self.services.clock())
+            prepared = await asyncio.to_thread(self.services.outbound.prepare, data, tx, outcome, policy, self.services.clock(), seal)
             if isinstance(prepared, Refused):
                 fields.update(refused=str(prepared.code), detail=prepared.detail)
                 return reply(prepared.code, prepared.detail), fields
             data = prepared.message
             fields.update(signed_on_behalf=prepared.signed_by, dkim=prepared.dkim_domain)
+        elif seal is not None:
+            sealed = await asyncio.to_thread(seal, data)
+            if isinstance(sealed, Refused):
+                fields.update(refused=str(sealed.code), detail=sealed.detail)
+                return reply(sealed.code, sealed.detail), fields
+            data = sealed
         queue_id = new_queue_id()
         fields["queue_id"] = queue_id
-        message = self._trace_fields(server, session, queue_id, outcome) + data
+        message = self._trace_fields(server, session, queue_id, outcome, dkim_results) + data
         stored = Envelope(
             queue_id=queue_id,
             mail_from=tx.sender,
@@ -225,7 +248,15 @@ class RelayHandler:
         self.services.queued(queue_id)
         return f"250 2.0.0 OK queued as {queue_id}", fields
 
-    def _trace_fields(self, server: RelaySMTP, session: Session, queue_id: str, accepted: Accepted) -> bytes:
+    async def _verify_dkim(self, data: bytes) -> tuple[DkimResult, ...]:
+        """The signatures as received (before decryption); submitted mail is ours, not judged."""
+        if self.services.dkim_in is None or self.listener.kind is ListenerKind.SUBMISSION:
+            return ()
+        return await asyncio.to_thread(self.services.dkim_in.verify, data)
+
+    def _trace_fields(
+        self, server: RelaySMTP, session: Session, queue_id: str, accepted: Accepted, dkim: tuple[DkimResult, ...] = ()
+    ) -> bytes:
         hostname = self.services.config.hostname
         protocol = "ESMTP" if session.extended_smtp else "SMTP"
         if server.tls_object() is not None:
@@ -234,7 +265,8 @@ class RelayHandler:
             protocol += "A"  # RFC 3848
         received = decide.received_field(session.host_name, server.peer_ip, hostname, protocol, queue_id, self.services.clock())
         user = str(session.auth_data) if session.authenticated else None
-        return received + decide.authentication_results(hostname, accepted, user)
+        methods = tuple(result.method_result() for result in dkim)
+        return received + decide.authentication_results(hostname, accepted, user, methods)
 
 
 def _code(value: str) -> Reason | Refusal:

@@ -1,4 +1,5 @@
-"""Outbound preparation at end of DATA: S/MIME signing on behalf of a sender, then DKIM.
+"""Outbound preparation at end of DATA: S/MIME signing on behalf of a sender, encryption
+(relay.smtp.encrypt_step, when the recipients' policy asks), then DKIM.
 
 Both happen before the spool, so the spool holds the message exactly as it
 leaves and delivery stays a plain copy; a signing failure is answered to the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Callable
 
 from cryptography.hazmat.primitives import hashes
 
@@ -46,7 +48,13 @@ class Outbound:
         self.keyring, self.dkim, self.limits = keyring, dkim, limits
 
     def prepare(
-        self, data: bytes, tx: Transaction, accepted: Accepted, policy: MessagePolicy, now: dt.datetime
+        self,
+        data: bytes,
+        tx: Transaction,
+        accepted: Accepted,
+        policy: MessagePolicy,
+        now: dt.datetime,
+        seal: Callable[[bytes], bytes | Refused] | None = None,
     ) -> Prepared | Refused:
         signed_by = None
         if signs_on_behalf(accepted, policy, tx):
@@ -54,6 +62,11 @@ class Outbound:
             if isinstance(signed, Refused):
                 return signed
             data, signed_by = signed
+        if seal is not None:  # between the two signatures: S/MIME inside the envelope, DKIM over what travels
+            sealed = seal(data)
+            if isinstance(sealed, Refused):
+                return sealed
+            data = sealed
         key = self.dkim.key_for(domain_of(tx.sender)) if tx.user is not None and tx.sender else None
         if key is None:
             return Prepared(data, signed_by, None)

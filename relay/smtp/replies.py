@@ -37,6 +37,7 @@ class Refusal(StrEnum):
     NULL_SENDER = "null-sender"
     LINE_TOO_LONG = "line-too-long"
     KEY_UNAVAILABLE = "key-unavailable"  # the organisation key (token) cannot sign or decrypt now
+    ENCRYPTION_REQUIRED = "encryption-required"  # the recipient's policy requires encryption, no certificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,7 @@ REPLIES: dict[Reason | Refusal, ReplyCode] = {
     Reason.ADDRESS_MISMATCH: _DENIED,
     Reason.NOT_PROFESSIONAL: _DENIED,
     Reason.DIRECTORY_MISMATCH: _DENIED,
+    Reason.DECRYPTION_FAILED: ReplyCode(554, "5.7.5"),  # cryptographic failure
     # Edge refusals.
     Refusal.RELAY_DENIED: _DENIED,
     Refusal.UNKNOWN_MAILBOX: ReplyCode(550, "5.1.1"),
@@ -93,6 +95,7 @@ REPLIES: dict[Reason | Refusal, ReplyCode] = {
     Refusal.LINE_TOO_LONG: ReplyCode(500, "5.5.2"),
     # A token that is locked, unplugged or lost its session: the client keeps the message and retries.
     Refusal.KEY_UNAVAILABLE: ReplyCode(451, "4.3.0"),
+    Refusal.ENCRYPTION_REQUIRED: _DENIED,
 }
 
 

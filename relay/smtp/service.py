@@ -85,6 +85,7 @@ class Service:
         )
         services = Services(self.config, lambda: self.snapshot, self.verifier, self.spool, self.delivery.queued, self.metrics)
         services.inbound, services.outbound = self.crypto.inbound, self.crypto.outbound
+        services.dkim_in = self.crypto.dkim_in
         self.limiter = ConnectionLimiter(self.config.limits.max_connections, self.config.limits.max_connections_per_ip)
         for listener in self.config.listeners:
             await self._listen(listener, RelayHandler(listener, services))

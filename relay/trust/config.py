@@ -25,7 +25,7 @@ def _validated_by_service(table: Table) -> None:
 
 
 # The SMTP service's sections (relay.smtp.config reads and checks them).
-SERVICE_SECTIONS = ("service", "listeners", "limits", "queue", "delivery", "audit", "metrics", "keys", "dkim", "mdn")
+SERVICE_SECTIONS = ("service", "listeners", "limits", "queue", "delivery", "audit", "metrics", "keys", "dkim", "dkim_verify", "mdn")
 
 _SECTIONS: dict[str, SectionValidator] = {name: _validated_by_service for name in SERVICE_SECTIONS}
 

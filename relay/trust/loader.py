@@ -7,7 +7,7 @@ with its `file:line`. Nothing is ever half loaded.
 Trust directory layout (all paths inside are relative to the directory):
 every `*.toml` file at its top level may declare `[bundle.NAME]`,
 `[domain."NAME"]`, `[address."ADDR"]`, and once in the whole directory
-`[whitelist]` and `[mailboxes]`.
+`[whitelist]`, `[mailboxes]` and `[recipients]`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .bundles import BundleSpec, read_bundle
 from .config import RelayConfig, read_config
 from .mailboxes import MailboxError, read_mailboxes
 from .problems import ConfigError, Problems
+from .recipients import read_recipients
 from .rules import read_address, read_domain, read_next_hop, read_policy
 from .sources import Sources
 from .tomlsource import Table, TomlFile, parse_toml
@@ -33,7 +34,7 @@ from .whitelist import WhitelistError, check_sha256, parse_whitelist
 
 __all__ = ["ConfigError", "Loaded", "load_directory", "load_snapshot"]
 
-_TABLES = ("bundle", "domain", "address", "whitelist", "mailboxes")
+_TABLES = ("bundle", "domain", "address", "whitelist", "mailboxes", "recipients")
 
 
 @dataclass(frozen=True)
@@ -73,15 +74,17 @@ def load_directory(config_path: Path, now: dt.datetime | None = None) -> Loaded:
     _check_references(state)
     whitelisted = _merge_whitelist(state)
     mailboxes = _read_mailboxes(state)
-    state.problems.raise_if_any()
     snapshot = Snapshot(
-        version=state.sources.version,
+        version="",
         loaded_at=now,
         bundles={name: spec.bundle for name, spec in state.bundles.items()},
         domains=state.domains,
         addresses=state.addresses,
         mailboxes=mailboxes,
     )
+    recipients = _read_recipients(state, snapshot)  # needs the routes: checked against each domain's bundles
+    state.problems.raise_if_any()
+    snapshot = dataclasses.replace(snapshot, version=state.sources.version, recipients=recipients)
     return Loaded(
         snapshot, config, dict(state.bundles), tuple(state.problems.warnings),
         state.sources.count, whitelisted, time.perf_counter() - started,
@@ -161,7 +164,7 @@ def _read_trust_file(path: Path, state: _State) -> None:
         override = read_address(table)
         if state.declare("address", override.address, table):
             state.addresses[override.address] = override
-    for name in ("whitelist", "mailboxes"):
+    for name in ("whitelist", "mailboxes", "recipients"):
         table = top.table(name)
         if table is not None and state.declare("table", name, table):
             state.singletons[name] = table
@@ -267,6 +270,17 @@ def _read_mailboxes(state: _State) -> dict:
     finally:
         state.sources.forget(path)
     return {}
+
+
+def _read_recipients(state: _State, snapshot: Snapshot) -> dict:
+    table = state.singletons.get("recipients")
+    if table is None:
+        return {}
+    directory = state.trust_dir / (table.string("directory", required=True) or "")
+    table.done()
+    if state.problems.errors:
+        return {}  # the routes are not trustworthy yet; the errors already stop the load
+    return read_recipients(directory, snapshot, state.sources, state.problems, state.now)
 
 
 def mailbox_path(config: RelayConfig) -> Path:

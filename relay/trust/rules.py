@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from ..core.snapshot import AddressRule, DomainRule, MessagePolicy, NextHop, TlsMode, normalise_address
+from ..core.snapshot import AddressRule, DomainRule, EncryptMode, MessagePolicy, NextHop, TlsMode, normalise_address
 from .dn import DnError, normalise_dn
 from .tomlsource import Table
 from .whitelist import DOMAIN_NAME
@@ -99,6 +99,8 @@ def read_policy(table: Table | None) -> MessagePolicy | None:
         sign_on_behalf=table.boolean("sign_on_behalf", False),
         envelope_check=table.boolean("envelope_check", True),
         send_mdn=table.boolean("send_mdn", False),
+        encrypt=EncryptMode(table.string("encrypt", EncryptMode.NEVER.value, choices=[m.value for m in EncryptMode])),
+        encryption_aead=table.boolean("encryption_aead", False),
     )
     table.done()
     return policy

@@ -3,6 +3,7 @@ from relay.core.verdict import Decision, SignerIdentity, Verdict
 
 PRECEDENCE = [
     {"malformed", "unsigned"},
+    {"decryption-failed"},
     {"signature-invalid", "signer-unknown"},
     {"weak-algorithm"},
     {"untrusted-issuer"},

@@ -99,7 +99,7 @@ def test_decryption_through_the_token(crypt_pki, token_env, tmp_path):
     }
     # A bad encrypted key and a bad tag: the same verdict, and the token session survives both
     for name in refused:
-        assert results[name] == {"message": name, "ok": False, "reason": "malformed", "detail": "the message cannot be decrypted"}
+        assert results[name] == {"message": name, "ok": False, "reason": "decryption-failed", "detail": "the message cannot be decrypted"}
 
 
 def _encrypted_key(info: cms.ContentInfo) -> None:

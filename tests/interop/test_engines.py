@@ -10,15 +10,20 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import subprocess
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from relay import devpki
+from relay.core.errors import Rejection
 from relay.core.reasons import Reason
+from relay.core.smime_decrypt import decrypt_message
 from relay.core.trustview import StaticTrust
 from relay.core.verdict import Decision, Verdict
 from relay.core.verify import verify_message
 from relay.devpki import IGC_SANTE_TEST_POLICY, make_crl
+from relay.keys.decrypt import software_decryption_key
 from tests import engines
 from tests.engines import DOCTOR, DOCTOR_ID, NOW, Pki, bundle_for
 
@@ -212,6 +217,23 @@ def test_precedence_expired_and_wrong_address_reports_expiry(signatory: Signator
     assert verdict.code is Reason.CERTIFICATE_EXPIRED
 
 
+def test_an_openssl_envelope_with_a_broken_gcm_tag_is_decryption_failed(tmp_path) -> None:
+    ours = devpki.make_leaf(devpki.make_ca("AC ENVELOPES"), devpki.direct_subject(DOCTOR, "x"), emails=[DOCTOR], key_usage="both")
+    (tmp_path / "ours.pem").write_bytes(ours.cert_pem)
+    sealed = subprocess.run(
+        ["openssl", "cms", "-encrypt", "-aes-256-gcm", str(tmp_path / "ours.pem")],
+        input=b"Content-Type: text/plain\r\n\r\nResultats.\r\n", capture_output=True, check=True, timeout=30,
+    ).stdout
+    assert b"Resultats." in decrypt_message(sealed, [software_decryption_key(ours.key, ours.cert)]).message
+    head, _, body = sealed.replace(b"\r\n", b"\n").partition(b"\n\n")
+    der = bytearray(base64.b64decode(body))
+    der[-1] ^= 0x01  # the last byte of the MAC
+    broken = head + b"\n\n" + base64.encodebytes(bytes(der))
+    with pytest.raises(Rejection) as caught:
+        decrypt_message(broken, [software_decryption_key(ours.key, ours.cert)])
+    assert caught.value.reason is Reason.DECRYPTION_FAILED
+
+
 def test_every_reason_is_reached_in_this_module() -> None:
     # A reminder that keeps this list honest: add a test above for a new code.
     covered = {
@@ -219,6 +241,6 @@ def test_every_reason_is_reached_in_this_module() -> None:
         Reason.WEAK_ALGORITHM, Reason.UNTRUSTED_ISSUER, Reason.CERTIFICATE_EXPIRED,
         Reason.CERTIFICATE_NOT_YET_VALID, Reason.CERTIFICATE_REVOKED, Reason.REVOCATION_UNKNOWN,
         Reason.KEY_USAGE, Reason.POLICY_MISMATCH, Reason.ADDRESS_MISMATCH, Reason.NOT_PROFESSIONAL,
-        Reason.DIRECTORY_MISMATCH,
+        Reason.DIRECTORY_MISMATCH, Reason.DECRYPTION_FAILED,
     }
     assert covered == set(Reason)

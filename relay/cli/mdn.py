@@ -1,0 +1,84 @@
+"""relay mdn error: a hospital system reports that it could not integrate a message it received.
+
+The relay answers the sender's Disposition-Notification-To with an RFC 8098
+MDN `processed/error` carrying MSSanté's `Error: code^label`, from the null
+sender, spooled and delivered by the running service like any message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+from pathlib import Path
+
+from ..core.errors import Rejection
+from ..core.mdn import MdnError, MdnReport
+from ..core.snapshot import Snapshot, normalise_address
+from ..queue.mdn import store_mdn
+from ..queue.spool import Spool, SpoolError, new_queue_id
+from ..smtp.config import ConfigError, load_service_config
+from ..smtp.crypto_config import load_crypto_config
+from ..trust.loader import ConfigError as TrustConfigError
+from ..trust.loader import load_snapshot
+from .errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mdn", help="send acknowledgements on behalf of the hospital systems")
+    p.add_argument("--config", type=Path, required=True, help="relay.toml")
+    actions = p.add_subparsers(dest="action", required=True)
+    error = actions.add_parser("error", help="a processed/error MDN for a message the hospital system could not integrate")
+    error.add_argument("--message-id", required=True, help="the original Message-ID, with its angle brackets")
+    error.add_argument("--recipient", required=True, help="the local mailbox the message was delivered to")
+    error.add_argument("--to", action="append", required=True, help="the message's Disposition-Notification-To address(es)")
+    error.add_argument("--code", required=True, help="the MSSanté error code")
+    error.add_argument("--label", required=True, help="the error label (printable US-ASCII)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_service_config(args.config)
+        crypto = load_crypto_config(args.config)
+        snapshot = load_snapshot(args.config)
+    except (ConfigError, TrustConfigError) as error:
+        raise UsageError(str(error)) from None
+    recipient = normalise_address(args.recipient)
+    requesters = tuple(normalise_address(a) for a in args.to)
+    _check_addresses(snapshot, recipient, requesters)
+    spool = Spool(config.queue.directory)
+    if not spool.queue.is_dir():  # made by `relay serve`; never prepared here, under a running service
+        raise UsageError(f"{spool.queue}: no spool here (start relay serve once)")
+    queue_id = new_queue_id()
+    now = time.time()
+    report = MdnReport(
+        reporting_ua=crypto.mdn.reporting_ua or f"{config.hostname}; relay",
+        from_address=recipient,
+        to=requesters,
+        final_recipient=recipient,
+        original_recipient=None,
+        original_message_id=args.message_id.strip(),
+        message_id=f"<{queue_id}.mdn@{config.hostname}>",
+        date=dt.datetime.fromtimestamp(now, dt.timezone.utc),
+        error=MdnError(args.code, args.label),
+    )
+    try:
+        store_mdn(spool, report, crypto.dkim, queue_id, now, {"mdn_error": args.code})
+    except Rejection as refusal:
+        raise UsageError(refusal.detail) from None
+    except ValueError as error:  # the builder's refusal of a field it cannot carry safely
+        raise UsageError(str(error)) from None
+    except (SpoolError, OSError) as error:
+        raise UsageError(f"{config.queue.directory}: cannot spool the MDN ({error})") from None
+    print(f"queued {queue_id}: processed/error MDN to {', '.join(requesters)}")
+    return 0
+
+
+def _check_addresses(snapshot: Snapshot, recipient: str, requesters: tuple[str, ...]) -> None:
+    """Only for our own mailboxes, and only towards the trust space: no open relay through this door."""
+    if not snapshot.route(recipient).local:
+        raise UsageError(f"{recipient} is not a mailbox of a local domain")
+    for address in requesters:
+        if not snapshot.route(address).known:
+            raise UsageError(f"{address}: its domain is not in the trust directory")
