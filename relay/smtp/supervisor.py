@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -41,6 +42,7 @@ from .service import serve
 from .snapshots import SnapshotLoader
 
 SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 RESTART_DELAY = 1.0  # at least this long between two starts of one slot: no fork loop on a start-up crash
 
 
@@ -64,6 +66,7 @@ class Supervisor:
         self.started: dict[int, float] = {}  # slot -> when it was last started (monotonic)
         self.restarts: dict[int, float] = {}  # slot -> when it is due to start again
         self.reserved: list[socket.socket] = []
+        self.supervisor = os.getpid()
 
     def run(self, ready: IO[str]) -> None:
         configure(self.config.audit.file)
@@ -133,6 +136,7 @@ class Supervisor:
         # the workers, so the error must be written before.
         ready = os.fdopen(write, "w") if write >= 0 else open(os.devnull, "w")
         try:
+            _stop_with_parent(self.supervisor)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
             for sock in self.reserved:
                 sock.close()
@@ -206,6 +210,15 @@ def _reserve(listener: ListenerConfig) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _stop_with_parent(supervisor: int) -> None:
+    """SIGTERM when the supervisor dies (even by SIGKILL): no worker serves on unsupervised (Linux prctl)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != supervisor:  # it died before the request took effect
+        raise WorkerFailed("the supervisor exited")
 
 
 def _signal(pid: int, signum: int) -> None:

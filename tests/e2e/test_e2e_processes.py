@@ -54,11 +54,11 @@ def _workers(relay: Relay) -> dict[int, int]:
 
 
 def _gone(pid: int) -> bool:
+    """Exited (a zombie waiting for whoever adopted it counts as exited)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
         return True
-    return False
 
 
 def test_both_processes_accept_and_each_message_is_delivered_once(tmp_path, tls_pki):
@@ -136,6 +136,20 @@ def test_sighup_reloads_every_process_and_sigterm_stops_them_all(tmp_path, tls_p
     stopped = relay.events("stopped")
     assert sorted(e.get("worker", -1) for e in stopped) == [-1, 0, 1]  # both processes, then the supervisor
     assert not [e for e in relay.audit_lines if e["event"] == "worker-started"]  # a stop is not a crash
+
+
+def test_the_processes_stop_when_the_supervisor_is_killed(tmp_path, tls_pki):
+    sink = Sink(tmp_path / "sink", 0).start()
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
+    relay = Relay(_two_processes(service_toml(tmp_path, tls_pki, listeners=("loopback",))), tmp_path / "spec.json").start()
+    try:
+        workers = _workers(relay)
+        relay.kill()  # SIGKILL: no signal is forwarded
+        _wait_until(lambda: sorted(e.get("worker", -1) for e in relay.events("stopped")) == [0, 1])
+        _wait_until(lambda: all(_gone(pid) for pid in workers.values()))
+    finally:
+        relay.stop()
+        sink.stop()
 
 
 def _trust_dir(directory: Path, pki, sink_port: int, domains: tuple[str, ...]) -> None:
