@@ -70,11 +70,12 @@ class Supervisor:
 
     def run(self, ready: IO[str]) -> None:
         configure(self.config.audit.file)
+        # The ports first: a second relay on the same ports must fail before touching the spool.
+        self.reserved = [_reserve(listener) for listener in self.config.listeners]
         spool = Spool(self.config.queue.directory)
         removed = spool.prepare()  # once, before any worker commits into tmp/
         audit("spool-recovered", removed=removed, queued=len(spool.ids()))
         pid_file = self.config.pid_file
-        self.reserved = [_reserve(listener) for listener in self.config.listeners]
         listeners = tuple(replace(l, port=s.getsockname()[1]) for l, s in zip(self.config.listeners, self.reserved))
         self.config = replace(self.config, pid_file=None, listeners=listeners)
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
@@ -197,12 +198,24 @@ class Supervisor:
 
 
 def _reserve(listener: ListenerConfig) -> socket.socket:
-    """A bound, never listening socket holding the listener's port for the workers."""
+    """A bound, never listening socket holding the listener's port for the workers.
+
+    The port is first bound without SO_REUSEPORT: that fails while anything
+    listens there, where SO_REUSEPORT alone would quietly share the port with
+    another relay started on it.
+    """
+    with _socket(listener, reuse_port=False) as probe:
+        port = probe.getsockname()[1]
+    return _socket(replace(listener, port=port), reuse_port=True)
+
+
+def _socket(listener: ListenerConfig, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in listener.address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio: past TIME_WAIT
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio binds the workers'
         sock.bind((listener.address, listener.port))

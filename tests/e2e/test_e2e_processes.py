@@ -152,6 +152,25 @@ def test_the_processes_stop_when_the_supervisor_is_killed(tmp_path, tls_pki):
         sink.stop()
 
 
+def test_a_second_relay_on_the_same_port_is_refused(tmp_path, tls_pki):
+    sink = Sink(tmp_path / "sink", 0).start()
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
+    (tmp_path / "one").mkdir()
+    first = Relay(_two_processes(service_toml(tmp_path / "one", tls_pki, listeners=("loopback",))), tmp_path / "spec.json").start()
+    try:
+        port = first.ports["loopback"]
+        (tmp_path / "two").mkdir()
+        second = _two_processes(service_toml(tmp_path / "two", tls_pki, listeners=("loopback",)))
+        second.write_text(second.read_text().replace("port = 0", f"port = {port}"))
+        result = subprocess.run([sys.executable, "-m", "relay", "serve", "--config", str(second)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert result.returncode == 2 and "in use" in result.stderr, result.stderr
+        assert not (tmp_path / "two" / "spool").exists()  # refused before touching any spool
+        assert _rcpt(port, "bob@hospital.test") == 250  # the first one still serves
+    finally:
+        first.stop()
+        sink.stop()
+
+
 def _trust_dir(directory: Path, pki, sink_port: int, domains: tuple[str, ...]) -> None:
     trust = directory / "trust"
     trust.mkdir(exist_ok=True)
