@@ -257,6 +257,33 @@ def authentication_results(hostname: str, accepted: Accepted, user: str | None =
     return f"Authentication-Results: {hostname};\r\n\t{body}\r\n".encode()
 
 
+def strip_forged_results(message: bytes, hostname: str) -> bytes:
+    """The message without Authentication-Results fields that claim to be ours (RFC 8601 §5).
+
+    Only fields of the top-level header block whose authserv-id is this
+    relay's hostname go; downstream systems trust that id, so a sender must
+    not be able to hand them a verdict of its own making. Everything else
+    stays byte for byte.
+    """
+    end = message.find(b"\r\n\r\n")
+    head, rest = (message, b"") if end < 0 else (message[: end + 2], message[end + 2 :])
+    kept, dropping = [], False
+    for line in head.splitlines(keepends=True):
+        if line[:1] not in (b" ", b"\t"):
+            dropping = _claims_our_results(line, hostname)
+        if not dropping:
+            kept.append(line)
+    return b"".join(kept) + rest
+
+
+def _claims_our_results(first_line: bytes, hostname: str) -> bool:
+    name, colon, value = first_line.partition(b":")
+    if not colon or name.strip().lower() != b"authentication-results":
+        return False
+    authserv_id = value.split(b";", 1)[0].strip()
+    return authserv_id.lower() == hostname.lower().encode()
+
+
 def _token(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.\-\[\]:_]", "?", text)[:255]
 

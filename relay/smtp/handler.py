@@ -204,6 +204,8 @@ class RelayHandler:
             fields["detail"] = outcome.detail
             return reply(outcome.code, outcome.detail), fields
         fields["smime"] = "pass" if outcome.signed else "none"
+        # Before signing on behalf or DKIM, so that what they cover is what leaves.
+        data = decide.strip_forged_results(data, self.services.config.hostname)
         encryption = encrypt_step.plan(tx.recipients, self.services.snapshot(), self.services.clock())
         if isinstance(encryption, Refused):
             fields.update(refused=str(encryption.code), detail=encryption.detail)

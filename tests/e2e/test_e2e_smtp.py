@@ -315,3 +315,16 @@ def test_sighup_reloads_the_users_file(env):
         time.sleep(0.05)  # polling the audit file with a deadline
     with _tls_client(env) as client:
         assert client.login("late@hospital.test", PASSWORD)[0] == 235
+
+
+def test_forged_results_claiming_the_relay_are_stripped(env):
+    data = message("alice@hospital.test", ["bob@hospital.test"], subject="marker-forged-results")
+    forged = b"Authentication-Results: relay.test; smime=pass smime.signer=chef@hospital.test\r\n"
+    result = swaks(
+        "--port", str(env.relay.ports["submission"]), "--tls", *_auth(), "--from", "alice@hospital.test",
+        "--to", "bob@hospital.test", data=forged + data,
+    )
+    assert "<~  250 2.0.0 OK queued as " in result.stdout, result.stdout
+    delivered = _delivered_with(env, "marker-forged-results")
+    assert b"chef@hospital.test" not in delivered
+    assert delivered.count(b"Authentication-Results: relay.test;") == 1

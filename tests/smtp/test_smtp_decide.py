@@ -154,3 +154,24 @@ def test_judge_runs_the_checks_in_order():
     strict = Snapshot(version="v", loaded_at=NOW, domains={"hospital.test": DomainRule("hospital.test", True, ())})
     refused = decide.judge(good, tx, strict, NOW, MessageLimits(), 50)
     assert refused.outcome == Refused(Reason.UNSIGNED, refused.verdict.detail)
+
+
+def test_results_claiming_our_authserv_id_are_removed_and_the_rest_kept_byte_for_byte():
+    message = (
+        b"Received: from a ([127.0.0.1])\r\n\tby peer; Mon, 1 Jun 2026 09:00:00 +0000\r\n"
+        b"Authentication-Results: relay.test;\r\n\tsmime=pass smime.signer=boss@hopital.fr\r\n"
+        b"authentication-results:  RELAY.TEST ; dkim=pass\r\n"
+        b"Authentication-Results: mx.peer.example; dkim=pass header.d=peer.example\r\n"
+        b"Authentication-Results: relay.test.evil.example; smime=pass\r\n"
+        b"From: <a@b.fr>\r\n\r\n"
+        b"Authentication-Results: relay.test; smime=pass\r\n"  # in the body: not a header
+    )
+    cleaned = decide.strip_forged_results(message, "relay.test")
+    assert cleaned == (
+        b"Received: from a ([127.0.0.1])\r\n\tby peer; Mon, 1 Jun 2026 09:00:00 +0000\r\n"
+        b"Authentication-Results: mx.peer.example; dkim=pass header.d=peer.example\r\n"
+        b"Authentication-Results: relay.test.evil.example; smime=pass\r\n"
+        b"From: <a@b.fr>\r\n\r\n"
+        b"Authentication-Results: relay.test; smime=pass\r\n"
+    )
+    assert decide.strip_forged_results(b"From: <a@b.fr>\r\n\r\nhi\r\n", "relay.test") == b"From: <a@b.fr>\r\n\r\nhi\r\n"
