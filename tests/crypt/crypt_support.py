@@ -13,24 +13,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from relay import devpki
 from relay.core.smime_decrypt import DecryptionKey
 from relay.keys import decrypt as keys_decrypt
+from tests.keys.keys_support import sample_message
 
 NOW = dt.datetime(2026, 6, 1, 9, 30, tzinfo=dt.timezone.utc)
 SENDER = "secretariat.cardio@hopital-test.mssante.fr"
 RECIPIENT = "martin@medecin.mssante.fr"
 
-MESSAGE = (
-    b"From: Secretariat Cardiologie <" + SENDER.encode() + b">\r\n"
-    b"To: Dr Martin <" + RECIPIENT.encode() + b">\r\n"
-    b"Subject: Compte rendu de consultation\r\n"
-    b"Date: Mon, 01 Jun 2026 09:30:00 +0000\r\n"
-    b"Message-ID: <cr-0001@hopital-test.mssante.fr>\r\n"
-    b"X-MSS-CODECDA: 11490-0\r\n"
-    b"MIME-Version: 1.0\r\n"
-    b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Transfer-Encoding: 8bit\r\n"
-    b"\r\n"
-    b"Bonjour,\r\nVeuillez trouver le compte rendu. R\xc3\xa9sultats normaux.\r\n"
-)
+MESSAGE = sample_message(SENDER, RECIPIENT)
 
 
 @dataclass(frozen=True)

@@ -32,19 +32,24 @@ SO_PIN = "so-9920"
 PIN_ENV = "RELAY_TEST_TOKEN_PIN"
 ORG_ADDRESS = "secretariat.cardio@hopital-test.mssante.fr"
 
-MESSAGE = (
-    b"From: Secretariat Cardiologie <" + ORG_ADDRESS.encode() + b">\r\n"
-    b"To: Dr Martin <martin@medecin.mssante.fr>\r\n"
-    b"Subject: Compte rendu de consultation\r\n"
-    b"Date: Mon, 01 Jun 2026 09:30:00 +0000\r\n"
-    b"Message-ID: <cr-0001@hopital-test.mssante.fr>\r\n"
-    b"X-MSS-CODECDA: 11490-0\r\n"
-    b"MIME-Version: 1.0\r\n"
-    b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Transfer-Encoding: 8bit\r\n"
-    b"\r\n"
-    b"Bonjour,\r\nVeuillez trouver le compte rendu. R\xc3\xa9sultats normaux.\r\n"
-)
+def sample_message(sender: str, recipient: str) -> bytes:
+    """A consultation report as a hospital application would submit it (8-bit, MSSanté field)."""
+    return (
+        b"From: Secretariat Cardiologie <" + sender.encode() + b">\r\n"
+        b"To: Dr Martin <" + recipient.encode() + b">\r\n"
+        b"Subject: Compte rendu de consultation\r\n"
+        b"Date: Mon, 01 Jun 2026 09:30:00 +0000\r\n"
+        b"Message-ID: <cr-0001@hopital-test.mssante.fr>\r\n"
+        b"X-MSS-CODECDA: 11490-0\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n"
+        b"\r\n"
+        b"Bonjour,\r\nVeuillez trouver le compte rendu. R\xc3\xa9sultats normaux.\r\n"
+    )
+
+
+MESSAGE = sample_message(ORG_ADDRESS, "martin@medecin.mssante.fr")
 
 
 @dataclass(frozen=True)
