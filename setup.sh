@@ -5,9 +5,12 @@
 set -eu
 cd "$(dirname "$0")"
 
-PACKAGES="python3 python3-venv python3-dev gcc openssl gpgsm gnupg libnss3-tools swaks msmtp softhsm2 opensc postfix haproxy faketime systemd ca-certificates"
+PACKAGES="python3 python3-venv python3-dev gcc openssl gpgsm gnupg libnss3-tools swaks msmtp softhsm2 opensc postfix haproxy faketime systemd e2fsprogs ca-certificates"
 
 install_system_packages() {
+    # kubectl renders the Kubernetes manifests in the tests; a kubectl that is
+    # already there (another vendor's package) is used as it is.
+    command -v kubectl >/dev/null 2>&1 || PACKAGES="$PACKAGES kubernetes-client"
     missing=""
     for p in $PACKAGES; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
