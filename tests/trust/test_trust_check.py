@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from relay.devpki import crl_pem, make_ca, make_crl
 from relay.trust.config import register_section
 from relay.trust.loader import ConfigError, load_directory
 from relay.trust.tomlsource import Table
-from trustfactory import copy_example
+from trustfactory import PROJECT, copy_example
 
 
 def check(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -45,10 +46,6 @@ def test_the_example_passes_as_a_real_process(example: Path) -> None:
 
 
 def test_the_example_without_its_certificates_names_each_missing_file(tmp_path: Path, capsys) -> None:
-    import shutil
-
-    from trustfactory import copy_example, PROJECT
-
     shutil.copytree(PROJECT / "config", tmp_path / "config")
     status, _, err = check(tmp_path / "config" / "relay.toml", capsys)
     assert status == 1
