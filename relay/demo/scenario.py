@@ -32,7 +32,6 @@ from .sink import MailboxSink
 SENDER = f"claire.martin@{LOCAL_DOMAIN}"
 RECIPIENT = f"secretariat@{LOCAL_DOMAIN}"
 SIGNER = "dr-martin"  # certs/demo/dr-martin.{pem,key}: Claire Martin's signature certificate
-READY_TIMEOUT = 60.0
 DELIVERY_TIMEOUT = 60.0
 
 Say = Callable[[str], None]
@@ -43,6 +42,11 @@ class DemoSetup:
     config_path: Path
     certs: Path
     work: Path  # where the demo keeps its mailboxes and sample message
+
+    @property
+    def sample(self) -> Path:
+        """The signed message of the demo, kept for the swaks and relay verify examples."""
+        return self.work / "signed-example.eml"
 
 
 @dataclass(frozen=True)
@@ -140,8 +144,7 @@ def _read_ready_line(process: subprocess.Popen[str]) -> dict[str, list]:
 
 def _scenario(setup: DemoSetup, submission: Submission, sinks: dict[str, MailboxSink], say: Say) -> bool:
     signed = _signed_message(setup.certs)
-    sample = setup.work / "signed-example.eml"
-    sample.write_bytes(signed)
+    setup.sample.write_bytes(signed)
     tampered = signed.replace(b"de consultation", b"de consultatioN", 1)  # inside the signed part
     say(f"1. signed message from {SENDER} to {RECIPIENT}")
     first = _submit(setup, submission, signed)
@@ -201,7 +204,7 @@ def _wait_for_delivery(sinks: list[MailboxSink]) -> str | None:
 
 
 def _explain(setup: DemoSetup, submission: Submission, say: Say) -> None:
-    sample = setup.work / "signed-example.eml"
+    sample = setup.sample
     say("")
     say("send more with swaks (the password is new at every demo run):")
     say(
