@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from relay.cli.main import main
-from relay.devpki import crl_pem, make_ca, make_crl
+from relay.devpki import crl_pem, load_issued, make_ca, make_crl
 from relay.trust.config import register_section
 from relay.trust.loader import ConfigError, load_directory
 from relay.trust.tomlsource import Table
@@ -140,16 +140,8 @@ def test_a_leaf_as_anchor_is_refused(example: Path, capsys) -> None:
 
 
 def test_crl_signed_by_a_foreign_key_is_refused_and_expired_ones_warned(example: Path, demo_pki: Path, capsys) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    from relay.devpki import Issued
-
     certs = example.parent.parent / "certs" / "demo"
-    root = Issued(
-        x509.load_pem_x509_certificate((certs / "igc-root.pem").read_bytes()),
-        serialization.load_pem_private_key((certs / "igc-root.key").read_bytes(), None),  # type: ignore[arg-type]
-    )
+    root = load_issued(certs, "igc-root")
     impostor = make_ca("Demo IGC-Sante Racine")
     (certs / "igc-root.crl").write_bytes(crl_pem(make_crl(root, signer=impostor)))
     stale = make_crl(root, this_update=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc), next_update=dt.datetime(2025, 2, 1, tzinfo=dt.timezone.utc))
