@@ -19,30 +19,23 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))  # measure the checkout this script belongs to
+sys.path.insert(0, str(PROJECT / "tests" / "trust"))
 
 from relay.core.snapshot import MailboxEntry, MailboxKind  # noqa: E402
 from relay.demopki import write_demo_pki  # noqa: E402
 from relay.trust.loader import load_directory  # noqa: E402
 from relay.trust.mailboxes import write_mailboxes  # noqa: E402
+from trustfactory import operator_dn, whitelist_xml  # noqa: E402
 
 REAL_WHITELIST = PROJECT.parent / "shared" / "data" / "mssante" / "listeblanchemssante-full-2025-03-13.xml"
-NS = "https://listeblanche.mssante.fr/schema"
 
 
 def synthetic_whitelist(path: Path, entries: int = 6554, domains: int = 5002) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        out.write(f'<?xml version="1.0" encoding="UTF-8"?><ListeBlancheMSSante xmlns="{NS}">\n')
-        out.write("    <DateDeGeneration>2025-03-13T14:54:10Z</DateDeGeneration>\n    <ListeDomaines>\n")
-        for n in range(entries):
-            out.write(
-                f"        <Domaine>\n            <Nom>domaine{n % domains}.mssante.fr</Nom>\n"
-                f"            <Description>Structure {n}</Description>\n"
-                f"            <DNCertificatOperateur>CN=mss{n % 40}.operateur.fr,OU=3{n % 40:014d},O=OPERATEUR {n % 40},ST=Paris (75),C=FR</DNCertificatOperateur>\n"
-                "            <ResponsableContact>01 00 00 00 00</ResponsableContact>\n"
-                "            <SupportContact>01 00 00 00 01</SupportContact>\n"
-                "            <DateMAJ>2025-03-13T14:54:10Z</DateMAJ>\n        </Domaine>\n"
-            )
-        out.write("    </ListeDomaines>\n")
+    """The size of the published list: `entries` entries over `domains` domains and 40 operators."""
+    path.write_bytes(whitelist_xml(
+        (f"domaine{n % domains}.mssante.fr", operator_dn(f"mss{n % 40}.operateur.fr", f"{n % 40:014d}"))
+        for n in range(entries)
+    ))
 
 
 def build(folder: Path, mailboxes: int, whitelist: Path | None) -> Path:

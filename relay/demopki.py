@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from .devpki import Issued, crl_pem, make_ca, make_crl, make_leaf, organisation_subject, practitioner_subject
+from .devpki import (
+    Issued, crl_pem, load_issued, make_ca, make_crl, make_leaf, organisation_subject, practitioner_subject,
+)
 from .trust.atomic import atomic_write
 
 LOCAL_DOMAIN = "hopital-demo.mssante.fr"
@@ -74,9 +74,7 @@ def write_demo_pki(folder: Path) -> list[Path]:
 def _ensure(folder: Path, name: str, make: Callable[[], Issued], written: list[Path]) -> Issued:
     cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
     if cert_path.exists() and key_path.exists():
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        return Issued(cert, key)  # type: ignore[arg-type]
+        return load_issued(folder, name)
     made = make()
     atomic_write(key_path, made.key_pem)  # created 0600 (mkstemp)
     atomic_write(cert_path, made.cert_pem)

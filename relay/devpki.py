@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Sequence, TypeVar
 
 from cryptography import x509
@@ -63,6 +64,13 @@ class Issued:
         return pkcs12.serialize_key_and_certificates(
             b"relay", self.key, self.cert, list(chain) or None, enc
         )
+
+
+def load_issued(folder: Path, name: str) -> Issued:
+    """The certificate `name`.pem and its unencrypted key `name`.key from `folder`."""
+    cert = x509.load_pem_x509_certificate((folder / f"{name}.pem").read_bytes())
+    key = serialization.load_pem_private_key((folder / f"{name}.key").read_bytes(), password=None)
+    return Issued(cert, key)  # type: ignore[arg-type]
 
 
 def pem_bundle(certs: Iterable[x509.Certificate]) -> bytes:

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..trust.config import DEFAULT_CONFIG
 from ..trust.loader import ConfigError, Loaded, load_directory
+from .config import add_config_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="validate the configuration and trust directory")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"relay.toml (default {DEFAULT_CONFIG})")
+    add_config_option(p)
     p.set_defaults(run=run)
 
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from pathlib import Path
 
-from ..trust.config import DEFAULT_CONFIG
 from ..trust.crlrefresh import Outcome, Status, refresh_bundle
 from ..trust.loader import ConfigError, load_directory
-from .errors import UsageError
+from .config import add_config_option, invalid_trust
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("crl", help="manage the cached CRLs of the trust bundles")
     actions = p.add_subparsers(dest="action", required=True)
     refresh = actions.add_parser("refresh", help="fetch every bundle's CRL URLs")
-    refresh.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"relay.toml (default {DEFAULT_CONFIG})")
+    add_config_option(refresh)
     refresh.add_argument("--timeout", type=float, default=10.0, help="seconds per download (default 10)")
     refresh.add_argument("--warn-hours", type=float, default=24.0, help="warn when a CRL's nextUpdate is nearer than this")
     refresh.set_defaults(run=run)
@@ -27,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         loaded = load_directory(args.config)
     except ConfigError as error:
-        raise UsageError(f"{args.config} is not valid:\n" + str(error)) from None
+        raise invalid_trust(args.config, error) from None
     now = dt.datetime.now(dt.timezone.utc)
     outcomes = [o for spec in loaded.bundle_specs.values() for o in refresh_bundle(spec, now, args.timeout)]
     for outcome in outcomes:

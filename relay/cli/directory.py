@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..trust.config import DEFAULT_CONFIG
 from ..trust.loader import ConfigError, mailbox_path, open_config
 from ..trust.mailboxes import MailboxError, import_extraction
+from .config import add_config_option, invalid_trust
 from .errors import UsageError
 
 
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("directory", help="manage the mailbox directory")
     actions = p.add_subparsers(dest="action", required=True)
     imp = actions.add_parser("import", help="import an Annuaire Santé MSSanté extraction (.txt or .zip)")
-    imp.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"relay.toml (default {DEFAULT_CONFIG})")
+    add_config_option(imp)
     imp.add_argument("--output", type=Path, help="file to write (default: the [mailboxes] file of the trust directory)")
     imp.add_argument("file", type=Path, metavar="FILE")
     imp.set_defaults(run=run)
@@ -47,4 +47,4 @@ def _configured_destination(config: Path) -> Path:
     try:
         return mailbox_path(open_config(config))
     except ConfigError as error:
-        raise UsageError(f"{config} is not valid:\n" + str(error)) from None
+        raise invalid_trust(config, error) from None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..queue.delivery import FAILED, finish
 from ..queue.spool import MessageBusy, Spool, SpoolError, UnknownMessage
-from ..smtp.config import ConfigError, load_service_config
+from .config import service_config
 from .errors import UsageError
 
 
@@ -29,10 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_service_config(args.config)
-    except ConfigError as error:
-        raise UsageError(str(error)) from None
+    config = service_config(args.config)
     spool = Spool(config.queue.directory)
     if not spool.queue.is_dir():
         raise UsageError(f"{spool.queue}: no spool here")

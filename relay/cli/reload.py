@@ -12,14 +12,14 @@ import signal
 import sys
 from pathlib import Path
 
-from ..trust.config import DEFAULT_CONFIG
 from ..trust.loader import ConfigError, load_directory
+from .config import add_config_option
 from .errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reload", help="make the running service reload its trust directory")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"relay.toml (default {DEFAULT_CONFIG})")
+    add_config_option(p)
     p.set_defaults(run=run)
 
 

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from cryptography import x509
 
 from ..core.snapshot import EncryptMode, MessagePolicy, NextHop, Route, Snapshot
-from ..trust.config import DEFAULT_CONFIG
 from ..trust.loader import ConfigError, load_snapshot
-from .errors import UsageError
+from .config import add_config_option, invalid_trust
 
 _SHOWN_DNS = 5
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("route", help="explain the route and policy for an address")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"relay.toml (default {DEFAULT_CONFIG})")
+    add_config_option(p)
     p.add_argument("--from", dest="sender", metavar="SENDER", help="also explain which signers are trusted for this sender")
     p.add_argument("address", metavar="ADDRESS")
     p.set_defaults(run=run)
@@ -27,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         snapshot = load_snapshot(args.config)
     except ConfigError as error:
-        raise UsageError(f"{args.config} is not valid:\n" + str(error)) from None
+        raise invalid_trust(args.config, error) from None
     route = snapshot.route(args.address)
     print("\n".join(explain(route, snapshot)))
     if args.sender:

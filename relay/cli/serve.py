@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..smtp.config import ConfigError, load_service_config
 from ..trust.problems import ConfigError as TrustConfigError
 from ..smtp.supervisor import WorkerFailed, run as run_service
 from ..smtp.snapshots import config_loader
+from .config import service_config
 from .errors import UsageError
 
 
@@ -20,10 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_service_config(args.config)
-    except ConfigError as error:
-        raise UsageError(str(error)) from None
+    config = service_config(args.config)
     try:
         run_service(config, config_loader(config.path))
     except TrustConfigError as error:

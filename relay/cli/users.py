@@ -11,7 +11,6 @@ import getpass
 import sys
 from pathlib import Path
 
-from ..smtp.config import ConfigError, load_service_config
 from ..smtp.credentials import (
     CredentialsError,
     PasswordHash,
@@ -19,6 +18,7 @@ from ..smtp.credentials import (
     validate_user,
     write_credentials,
 )
+from .config import service_config
 from .errors import UsageError
 
 
@@ -60,10 +60,7 @@ def run(args: argparse.Namespace) -> int:
 def _users_file(args: argparse.Namespace) -> Path:
     if args.file:
         return args.file
-    try:
-        config = load_service_config(args.config)
-    except ConfigError as error:
-        raise UsageError(str(error)) from None
+    config = service_config(args.config)
     if config.users is None:
         raise UsageError(f"{args.config}: [service] users is not set")
     return config.users

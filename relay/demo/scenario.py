@@ -15,10 +15,11 @@ import ssl
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..core.smime_sign import sign_message
 from ..core.snapshot import Snapshot, TlsMode
@@ -32,7 +33,6 @@ from .sink import MailboxSink
 SENDER = f"claire.martin@{LOCAL_DOMAIN}"
 RECIPIENT = f"secretariat@{LOCAL_DOMAIN}"
 SIGNER = "dr-martin"  # certs/demo/dr-martin.{pem,key}: Claire Martin's signature certificate
-READY_TIMEOUT = 60.0
 DELIVERY_TIMEOUT = 60.0
 
 Say = Callable[[str], None]
@@ -43,6 +43,11 @@ class DemoSetup:
     config_path: Path
     certs: Path
     work: Path  # where the demo keeps its mailboxes and sample message
+
+    @property
+    def sample(self) -> Path:
+        """The signed message of the demo, kept for the swaks and relay verify examples."""
+        return self.work / "signed-example.eml"
 
 
 @dataclass(frozen=True)
@@ -104,30 +109,23 @@ def _start_sinks(snapshot: Snapshot, work: Path) -> dict[str, MailboxSink]:
     return sinks
 
 
-class _relay_process:
+@contextmanager
+def _relay_process(config_path: Path, say: Say) -> Iterator[subprocess.Popen[str]]:
     """`relay serve` as a child process, stopped with SIGTERM on exit."""
-
-    def __init__(self, config_path: Path, say: Say) -> None:
-        self.config_path = config_path
-        self.say = say
-        self.process: subprocess.Popen[str] | None = None
-
-    def __enter__(self) -> subprocess.Popen[str]:
-        command = [sys.executable, "-m", "relay", "serve", "--config", str(self.config_path)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        ready = _read_ready_line(self.process)
-        self.say(f"relay serve is listening: {', '.join(f'{n} {h}:{p}' for n, (h, p) in ready.items())}")
-        return self.process
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.terminate()
+    command = [sys.executable, "-m", "relay", "serve", "--config", str(config_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    ready = _read_ready_line(process)
+    say(f"relay serve is listening: {', '.join(f'{n} {h}:{p}' for n, (h, p) in ready.items())}")
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
             try:
-                self.process.wait(timeout=30)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                process.kill()
+                process.wait()
 
 
 def _read_ready_line(process: subprocess.Popen[str]) -> dict[str, list]:
@@ -140,8 +138,7 @@ def _read_ready_line(process: subprocess.Popen[str]) -> dict[str, list]:
 
 def _scenario(setup: DemoSetup, submission: Submission, sinks: dict[str, MailboxSink], say: Say) -> bool:
     signed = _signed_message(setup.certs)
-    sample = setup.work / "signed-example.eml"
-    sample.write_bytes(signed)
+    setup.sample.write_bytes(signed)
     tampered = signed.replace(b"de consultation", b"de consultatioN", 1)  # inside the signed part
     say(f"1. signed message from {SENDER} to {RECIPIENT}")
     first = _submit(setup, submission, signed)
@@ -201,7 +198,7 @@ def _wait_for_delivery(sinks: list[MailboxSink]) -> str | None:
 
 
 def _explain(setup: DemoSetup, submission: Submission, say: Say) -> None:
-    sample = setup.work / "signed-example.eml"
+    sample = setup.sample
     say("")
     say("send more with swaks (the password is new at every demo run):")
     say(

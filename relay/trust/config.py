@@ -35,10 +35,6 @@ def register_section(name: str, validator: SectionValidator) -> None:
     _SECTIONS[name] = validator
 
 
-def known_sections() -> tuple[str, ...]:
-    return tuple(sorted(_SECTIONS))
-
-
 @dataclass(frozen=True)
 class RelayConfig:
     path: Path

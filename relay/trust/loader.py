@@ -34,8 +34,6 @@ from .whitelist import WhitelistError, check_sha256, parse_whitelist
 
 __all__ = ["ConfigError", "Loaded", "load_directory", "load_snapshot"]
 
-_TABLES = ("bundle", "domain", "address", "whitelist", "mailboxes", "recipients")
-
 
 @dataclass(frozen=True)
 class WhitelistSpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from relay.cli.main import main
-from relay.devpki import crl_pem, make_ca, make_crl
+from relay.devpki import crl_pem, load_issued, make_ca, make_crl
 from relay.trust.config import register_section
 from relay.trust.loader import ConfigError, load_directory
 from relay.trust.tomlsource import Table
-from trustfactory import copy_example
+from trustfactory import PROJECT, copy_example
 
 
 def check(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -45,10 +46,6 @@ def test_the_example_passes_as_a_real_process(example: Path) -> None:
 
 
 def test_the_example_without_its_certificates_names_each_missing_file(tmp_path: Path, capsys) -> None:
-    import shutil
-
-    from trustfactory import copy_example, PROJECT
-
     shutil.copytree(PROJECT / "config", tmp_path / "config")
     status, _, err = check(tmp_path / "config" / "relay.toml", capsys)
     assert status == 1
@@ -143,16 +140,8 @@ def test_a_leaf_as_anchor_is_refused(example: Path, capsys) -> None:
 
 
 def test_crl_signed_by_a_foreign_key_is_refused_and_expired_ones_warned(example: Path, demo_pki: Path, capsys) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    from relay.devpki import Issued
-
     certs = example.parent.parent / "certs" / "demo"
-    root = Issued(
-        x509.load_pem_x509_certificate((certs / "igc-root.pem").read_bytes()),
-        serialization.load_pem_private_key((certs / "igc-root.key").read_bytes(), None),  # type: ignore[arg-type]
-    )
+    root = load_issued(certs, "igc-root")
     impostor = make_ca("Demo IGC-Sante Racine")
     (certs / "igc-root.crl").write_bytes(crl_pem(make_crl(root, signer=impostor)))
     stale = make_crl(root, this_update=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc), next_update=dt.datetime(2025, 2, 1, tzinfo=dt.timezone.utc))

@@ -10,10 +10,9 @@ from typing import Iterator
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from relay.cli.main import main
-from relay.devpki import Issued, crl_pem, make_ca, make_crl
+from relay.devpki import Issued, crl_pem, load_issued, make_ca, make_crl
 from relay.trust.crlcache import cache_file
 from relay.trust.loader import load_directory
 
@@ -48,13 +47,6 @@ def crl_server() -> Iterator[_Server]:
     thread.join()
 
 
-def load_ca(certs: Path, name: str) -> Issued:
-    return Issued(
-        x509.load_pem_x509_certificate((certs / f"{name}.pem").read_bytes()),
-        serialization.load_pem_private_key((certs / f"{name}.key").read_bytes(), None),  # type: ignore[arg-type]
-    )
-
-
 def crl(ca: Issued, number: int, *, revoked=(), hours: float = 48, signer: Issued | None = None) -> bytes:
     return crl_pem(make_crl(
         ca, revoked, crl_number=number, this_update=NOW - dt.timedelta(hours=1),
@@ -71,7 +63,7 @@ def setup(example: Path, crl_server: _Server):
         '    "../../certs/demo/igc-personnes.crl",\n', ""
     ).replace('revocation = "hard"', f'revocation = "hard"\ncrl_urls = ["{url}"]', 1)
     bundles.write_text(text)
-    ca = load_ca(example.parent.parent / "certs" / "demo", "igc-personnes")
+    ca = load_issued(example.parent.parent / "certs" / "demo", "igc-personnes")
     cached = cache_file(example.parent / "trust" / "crl-cache" / "igc-sante-signers", url)
     return example, crl_server, ca, cached
 

@@ -9,13 +9,19 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from relay.cli.main import main
 from relay.trust.holder import SnapshotHolder
 from relay.trust.loader import load_snapshot
 
 
-def test_reload_swaps_a_new_version_and_old_holders_keep_theirs(example: Path) -> None:
-    holder = SnapshotHolder(lambda: load_snapshot(example))
+@pytest.fixture
+def holder(example: Path) -> SnapshotHolder:
+    return SnapshotHolder(lambda: load_snapshot(example))
+
+
+def test_reload_swaps_a_new_version_and_old_holders_keep_theirs(example: Path, holder: SnapshotHolder) -> None:
     in_flight = holder.current
     domains = example.parent / "trust" / "domains.toml"
     domains.write_text(domains.read_text() + '\n[domain."nouveau.mssante.fr"]\nsigner_bundles = ["igc-sante-signers"]\n')
@@ -26,15 +32,13 @@ def test_reload_swaps_a_new_version_and_old_holders_keep_theirs(example: Path) -
     assert not in_flight.route("a@nouveau.mssante.fr").known  # work started before keeps its trust
 
 
-def test_unchanged_files_keep_the_same_snapshot(example: Path) -> None:
-    holder = SnapshotHolder(lambda: load_snapshot(example))
+def test_unchanged_files_keep_the_same_snapshot(holder: SnapshotHolder) -> None:
     first = holder.current
     result = holder.reload()
     assert not result.swapped and holder.current is first and result.problems == ()
 
 
-def test_a_broken_directory_does_not_replace_a_good_one(example: Path) -> None:
-    holder = SnapshotHolder(lambda: load_snapshot(example))
+def test_a_broken_directory_does_not_replace_a_good_one(example: Path, holder: SnapshotHolder) -> None:
     good = holder.current
     bundles = example.parent / "trust" / "bundles.toml"
     bundles.write_text(bundles.read_text() + "\n[bundle.broken]\nanchors = ['absent.pem']\n")

@@ -7,22 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from relay.devpki import Issued
+from relay.devpki import load_issued
 from tests.engines import SigningKey, sign_openssl, text_message
 
 
 def demo_signer(config: Path, name: str) -> SigningKey:
     certs = config.parent.parent / "certs" / "demo"
-
-    def issued(stem: str) -> Issued:
-        cert = x509.load_pem_x509_certificate((certs / f"{stem}.pem").read_bytes())
-        key = serialization.load_pem_private_key((certs / f"{stem}.key").read_bytes(), None)
-        return Issued(cert, key)  # type: ignore[arg-type]
-
-    return SigningKey(issued(name), (issued("igc-personnes").cert,), issued("igc-root").cert)
+    return SigningKey(
+        load_issued(certs, name), (load_issued(certs, "igc-personnes").cert,), load_issued(certs, "igc-root").cert
+    )
 
 
 def verify(config: Path, message: bytes, tmp_path: Path) -> dict:
