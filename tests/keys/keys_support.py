@@ -23,6 +23,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from relay import devpki
+from relay.core.bundle import Bundle
+from relay.core.trustview import StaticTrust
 from relay.keys.config import SOFTHSM2_MODULE, TokenConfig
 from relay.keys.pin import PinSource
 
@@ -71,6 +73,19 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     ca_file = tmp_path_factory.mktemp("pki") / "ca.pem"
     ca_file.write_bytes(devpki.pem_bundle([root.cert, ca.cert]))
     return Pki(root, ca, rsa, ec, ca_file)
+
+
+def org_trust(root: devpki.Issued, ca: devpki.Issued) -> StaticTrust:
+    """The test root and its intermediate, fresh CRLs, accepting an organisation certificate."""
+    bundle = Bundle(
+        name="igc-sante-test",
+        anchors=(root.cert,),
+        intermediates=(ca.cert,),
+        crls=(devpki.make_crl(root), devpki.make_crl(ca)),
+        require_professional=False,  # an organisation certificate signs for its service mailbox
+        allow_org_certs=True,
+    )
+    return StaticTrust((bundle,))
 
 
 @dataclass(frozen=True)
