@@ -108,11 +108,8 @@ KEY_LABEL = "hopital-sign"
 def hsm(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Hsm:
     for tool in ("softhsm2-util", "openssl", "gpgsm"):
         assert shutil.which(tool), f"{tool} is required by the key tests (see setup.sh)"
-    assert os.path.exists(SOFTHSM2_MODULE), f"SoftHSM2 module missing at {SOFTHSM2_MODULE}"
     base = tmp_path_factory.mktemp("softhsm")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    conf = softhsm_conf(base)
     os.environ["SOFTHSM2_CONF"] = str(conf)  # read when this process first initialises the module
     # Child `relay` processes import the checkout under test, as pytest does.
     env = {**os.environ, PIN_ENV: USER_PIN, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -136,6 +133,15 @@ def hsm(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Hsm:
             "--p12-password-file", str(password_file), "--label", KEY_LABEL, check=True,
         )
     return Hsm(conf, env, pin_file)
+
+
+def softhsm_conf(base: Path) -> Path:
+    """A SoftHSM2 configuration file under base naming its own, new token directory."""
+    assert os.path.exists(SOFTHSM2_MODULE), f"SoftHSM2 module missing at {SOFTHSM2_MODULE}"
+    (base / "tokens").mkdir(parents=True)
+    conf = base / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    return conf
 
 
 def relay_keys(env: dict[str, str], *args: str, check: bool = False) -> subprocess.CompletedProcess:
