@@ -89,15 +89,30 @@ def decrypt_message(
     random_bytes: RandomBytes = os.urandom,
 ) -> Decrypted:
     """Decrypt a message whose root is an envelope addressed to one of keys."""
+    decrypted = decrypt_if_encrypted(raw, lambda: keys, limits, random_bytes)
+    if decrypted is None:
+        raise Rejection(Reason.MALFORMED, "the message root is not an S/MIME envelope")
+    return decrypted
+
+
+def decrypt_if_encrypted(
+    raw: bytes,
+    keys: Callable[[], Sequence[DecryptionKey]],
+    limits: MessageLimits = DEFAULT_LIMITS,
+    random_bytes: RandomBytes = os.urandom,
+) -> Decrypted | None:
+    """None for a clear message (as is_encrypted is False), else decrypt_message's result from
+    one parse; keys is called only for an envelope."""
     data = prepare(raw, limits)
     root = read_entity(data, 0, len(data), 0, limits)
     if not _root_is_envelope(data, root, limits):
-        raise Rejection(Reason.MALFORMED, "the message root is not an S/MIME envelope")
+        return None
+    keys_now = keys()
     envelope = read_envelope(_base64_body(data, root, "S/MIME envelope"))
     expected = _envelope_kind(root)
     if expected and expected != envelope.content_type:
         raise Rejection(Reason.MALFORMED, "smime-type differs from the CMS content type")
-    entity, key, transport = open_envelope(envelope, keys, random_bytes)
+    entity, key, transport = open_envelope(envelope, keys_now, random_bytes)
     return Decrypted(_rebuild(data[: root.body_start], entity, limits), entity, envelope.cipher, transport, key.certificate)
 
 
