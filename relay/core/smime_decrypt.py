@@ -19,6 +19,7 @@ inner signature then proceeds on it as on any message.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -287,6 +288,7 @@ class _Identity:
     key_identifier: bytes
 
     @classmethod
+    @functools.lru_cache(maxsize=64)  # our few certificates, otherwise re-read for every message
     def of(cls, certificate: x509.Certificate) -> _Identity:
         cert = asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
         try:
