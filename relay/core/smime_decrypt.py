@@ -19,6 +19,7 @@ inner signature then proceeds on it as on any message.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -89,15 +90,30 @@ def decrypt_message(
     random_bytes: RandomBytes = os.urandom,
 ) -> Decrypted:
     """Decrypt a message whose root is an envelope addressed to one of keys."""
+    decrypted = decrypt_if_encrypted(raw, lambda: keys, limits, random_bytes)
+    if decrypted is None:
+        raise Rejection(Reason.MALFORMED, "the message root is not an S/MIME envelope")
+    return decrypted
+
+
+def decrypt_if_encrypted(
+    raw: bytes,
+    keys: Callable[[], Sequence[DecryptionKey]],
+    limits: MessageLimits = DEFAULT_LIMITS,
+    random_bytes: RandomBytes = os.urandom,
+) -> Decrypted | None:
+    """None for a clear message (as is_encrypted is False), else decrypt_message's result from
+    one parse; keys is called only for an envelope."""
     data = prepare(raw, limits)
     root = read_entity(data, 0, len(data), 0, limits)
     if not _root_is_envelope(data, root, limits):
-        raise Rejection(Reason.MALFORMED, "the message root is not an S/MIME envelope")
+        return None
+    keys_now = keys()
     envelope = read_envelope(_base64_body(data, root, "S/MIME envelope"))
     expected = _envelope_kind(root)
     if expected and expected != envelope.content_type:
         raise Rejection(Reason.MALFORMED, "smime-type differs from the CMS content type")
-    entity, key, transport = open_envelope(envelope, keys, random_bytes)
+    entity, key, transport = open_envelope(envelope, keys_now, random_bytes)
     return Decrypted(_rebuild(data[: root.body_start], entity, limits), entity, envelope.cipher, transport, key.certificate)
 
 
@@ -272,6 +288,7 @@ class _Identity:
     key_identifier: bytes
 
     @classmethod
+    @functools.lru_cache(maxsize=64)  # our few certificates, otherwise re-read for every message
     def of(cls, certificate: x509.Certificate) -> _Identity:
         cert = asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
         try:

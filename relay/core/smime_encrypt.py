@@ -229,8 +229,9 @@ def _auth_enveloped(
 def encrypt_entity(
     entity: bytes, recipients: Sequence[Recipient], cipher: ContentCipher, random_bytes: RandomBytes = os.urandom
 ) -> bytes:
-    """The application/pkcs7-mime entity (header fields, empty line, base64 body) enclosing entity."""
-    der = build_enveloped(_canonical(entity), recipients, cipher, random_bytes)
+    """The application/pkcs7-mime entity (header fields, empty line, base64 body) enclosing entity,
+    which is in canonical form already (CRLF line endings, RFC 8551 §3.1.1)."""
+    der = build_enveloped(entity, recipients, cipher, random_bytes)
     header = [
         b"Content-Type: application/pkcs7-mime; smime-type=" + cipher.smime_type.encode() + b';',
         b' name="smime.p7m"',

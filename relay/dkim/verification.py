@@ -68,11 +68,11 @@ def verify_dkim(message: bytes, resolver: TxtResolver) -> tuple[DkimResult, ...]
     count = sum(1 for name, _ in verifier.headers if name.lower() == b"dkim-signature")
     if count == 0:
         return (DkimResult(DkimStatus.NONE),)
-    return tuple(_verify_one(message, index, resolver) for index in range(min(count, MAX_SIGNATURES)))
+    # One parsed message for every signature: dkimpy sets its per-signature state anew for each index.
+    return tuple(_verify_one(verifier, index, resolver) for index in range(min(count, MAX_SIGNATURES)))
 
 
-def _verify_one(message: bytes, index: int, resolver: TxtResolver) -> DkimResult:
-    verifier = dkim.DKIM(message, logger=_LOG)
+def _verify_one(verifier: dkim.DKIM, index: int, resolver: TxtResolver) -> DkimResult:
     try:
         tags = verifier.verify_headerprep(index)[0]
     except _UNREADABLE:

@@ -15,6 +15,7 @@ from typing import Callable
 
 from ..audit.log import audit
 from ..core.errors import Rejection
+from ..core.headers import HeaderBlock
 from ..core.mdn import MdnReport, build_mdn, mdn_decision
 from ..core.mime import read_headers
 from ..core.snapshot import Snapshot
@@ -30,6 +31,7 @@ DELIVERED = "delivered"
 class PlannedMdn:
     final_recipient: str
     to: tuple[str, ...]
+    original_message_id: str | None  # the delivered message's Message-ID, when fit to carry
 
 
 def plan_mdns(snapshot: Snapshot, envelope: Envelope, delivered: list[str], message: bytes) -> tuple[PlannedMdn, ...]:
@@ -48,7 +50,8 @@ def plan_mdns(snapshot: Snapshot, envelope: Envelope, delivered: list[str], mess
             audit("mdn-skipped", mdn_for=envelope.queue_id, message_id=envelope.message_id, why=decision.reason)
         return ()
     to = tuple(a for a in decision.recipients if snapshot.route(a).known)
-    return tuple(PlannedMdn(r, to) for r in acknowledging) if to else ()
+    original_id = _message_id(headers)
+    return tuple(PlannedMdn(r, to, original_id) for r in acknowledging) if to else ()
 
 
 def _acknowledges(snapshot: Snapshot, address: str) -> bool:
@@ -77,12 +80,9 @@ class Acknowledgements:
         if not delivered:
             return []
         planned = plan_mdns(self.snapshot(), envelope, delivered, message)
-        if not planned:
-            return []
-        original_id = _message_id(message)
-        return [self._queue(envelope, mdn, original_id, now, n) for n, mdn in enumerate(planned)]
+        return [self._queue(envelope, mdn, now) for mdn in planned]
 
-    def _queue(self, envelope: Envelope, mdn: PlannedMdn, original_id: str | None, now: float, n: int) -> str:
+    def _queue(self, envelope: Envelope, mdn: PlannedMdn, now: float) -> str:
         queue_id = new_queue_id()
         report = MdnReport(
             reporting_ua=self.reporting_ua,
@@ -90,7 +90,7 @@ class Acknowledgements:
             to=mdn.to,
             final_recipient=mdn.final_recipient,
             original_recipient=None,
-            original_message_id=original_id,
+            original_message_id=mdn.original_message_id,
             message_id=f"<{queue_id}.mdn@{self.hostname}>",
             date=dt.datetime.fromtimestamp(now, dt.timezone.utc),
         )
@@ -120,12 +120,8 @@ def store_mdn(
     spool.store_now(body, stored)
 
 
-def _message_id(message: bytes) -> str | None:
-    try:
-        value = read_headers(header_block(message)).get("Message-ID")
-    except Rejection:
-        return None
-    value = (value or "").strip()
+def _message_id(headers: HeaderBlock) -> str | None:
+    value = (headers.get("Message-ID") or "").strip()
     # Carried into the MDN's fields: printable ASCII, one token in angle brackets, or nothing.
     if value.startswith("<") and value.endswith(">") and value.isascii() and value.isprintable() and " " not in value:
         return value

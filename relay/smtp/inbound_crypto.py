@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..core.errors import Rejection
 from ..core.limits import MessageLimits
-from ..core.smime_decrypt import decrypt_message, is_encrypted
+from ..core.smime_decrypt import decrypt_if_encrypted
 from ..core.snapshot import Snapshot
 from ..keys.errors import KeyStoreError
 from .decide import Refused, Transaction
@@ -44,12 +44,12 @@ class InboundCrypto:
         if not _MAYBE_ENVELOPE.search(data):
             return Opened(data, False)
         try:
-            if not is_encrypted(data, self.limits):
-                return Opened(data, False)
-            decrypted = decrypt_message(data, self.keyring.decryption_keys(), self.limits)
+            decrypted = decrypt_if_encrypted(data, self.keyring.decryption_keys, self.limits)
         except Rejection as rejection:
             return Refused(rejection.reason, rejection.detail)
         except KeyStoreError as error:
             self.keyring.forget()
             return Refused(Refusal.KEY_UNAVAILABLE, f"decryption key unavailable ({error.code}), try again later")
+        if decrypted is None:
+            return Opened(data, False)
         return Opened(decrypted.message, True, str(decrypted.cipher))

@@ -10,7 +10,6 @@ from asn1crypto import cms
 
 from crypt_support import MESSAGE, NOW, SENDER, openssl, software_decryption_key
 from relay import devpki
-from relay.core.bundle import Bundle
 from relay.core.smime_decrypt import decrypt_message
 from relay.core.smime_encrypt import (
     OAEP_SHA256,
@@ -25,6 +24,7 @@ from relay.core.smime_encrypt import (
 from relay.core.trustview import StaticTrust
 from relay.core.verify import verify_message
 from relay.keys.software import software_key
+from tests.keys.keys_support import org_trust
 
 CIPHERS = [ContentCipher.AES256_GCM, ContentCipher.AES256_CBC]
 TRANSPORTS = [pytest.param(OAEP_SHA256, id="oaep-sha256"), pytest.param(PKCS1V15, id="pkcs1v15")]
@@ -79,15 +79,7 @@ def test_every_recipient_opens_the_same_envelope(crypt_pki):
 
 @pytest.fixture(scope="module")
 def trust(crypt_pki) -> StaticTrust:
-    bundle = Bundle(
-        name="igc-sante-test",
-        anchors=(crypt_pki.root.cert,),
-        intermediates=(crypt_pki.ca.cert,),
-        crls=(devpki.make_crl(crypt_pki.root), devpki.make_crl(crypt_pki.ca)),
-        require_professional=False,  # an organisation certificate signs for its service mailbox
-        allow_org_certs=True,
-    )
-    return StaticTrust((bundle,))
+    return org_trust(crypt_pki.root, crypt_pki.ca)
 
 
 @pytest.mark.parametrize("cipher", CIPHERS)

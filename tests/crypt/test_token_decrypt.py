@@ -20,7 +20,7 @@ from asn1crypto import cms
 
 from crypt_support import MESSAGE, openssl
 from relay.core.smime_encrypt import OAEP_SHA256, PKCS1V15, ContentCipher, KeyTransport, Recipient, TransportScheme, encrypt_message
-from relay.keys.config import SOFTHSM2_MODULE
+from tests.keys.keys_support import relay_keys, softhsm_conf
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN, LABEL, PIN_ENV, PIN = "relay-decrypt", "hopital-decrypt", "RELAY_TEST_DECRYPT_PIN", "5512-relay"
@@ -31,11 +31,8 @@ OAEP_SHA1 = KeyTransport(TransportScheme.RSA_OAEP, "sha1", "sha1")
 def token_env(crypt_pki, tmp_path_factory) -> dict[str, str]:
     for tool in ("softhsm2-util", "openssl"):
         assert shutil.which(tool), f"{tool} is required by the token tests (see setup.sh)"
-    assert os.path.exists(SOFTHSM2_MODULE), f"SoftHSM2 module missing at {SOFTHSM2_MODULE}"
     base = tmp_path_factory.mktemp("decrypt-hsm")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    conf = softhsm_conf(base)
     env = {**os.environ, "SOFTHSM2_CONF": str(conf), PIN_ENV: PIN, "P12_PASSWORD": "p12-secret", "PYTHONPATH": str(ROOT)}
     subprocess.run(
         ["softhsm2-util", "--init-token", "--free", "--label", TOKEN, "--pin", PIN, "--so-pin", "so-1234"],
@@ -43,12 +40,10 @@ def token_env(crypt_pki, tmp_path_factory) -> dict[str, str]:
     )
     p12 = base / "recipient.p12"
     p12.write_bytes(crypt_pki.recipient.pkcs12(b"p12-secret", [crypt_pki.ca.cert]))
-    done = subprocess.run(
-        [sys.executable, "-m", "relay", "keys", "import", "--token", TOKEN, "--pin-env", PIN_ENV,
-         "--p12", str(p12), "--p12-password-env", "P12_PASSWORD", "--label", LABEL],
-        env=env, capture_output=True, timeout=60,
+    relay_keys(
+        env, "import", "--token", TOKEN, "--pin-env", PIN_ENV,
+        "--p12", str(p12), "--p12-password-env", "P12_PASSWORD", "--label", LABEL, check=True,
     )
-    assert done.returncode == 0, done.stderr.decode()
     return env
 
 

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from relay import devpki
-from relay.keys.config import SOFTHSM2_MODULE
+from tests.keys.keys_support import relay_keys, softhsm_conf
 from tests.smtp.helpers import ROOT, Relay, read_ready
 
 USER_PIN = "5190-relay"
@@ -45,10 +45,7 @@ def make_token(base: Path, label: str, key_label: str, issued: devpki.Issued, ch
     """A fresh token holding issued's key and certificate (and its CA certificates) under key_label."""
     for tool in ("softhsm2-util", "openssl", "gpgsm"):
         assert shutil.which(tool), f"{tool} is required (see setup.sh)"
-    assert os.path.exists(SOFTHSM2_MODULE), f"SoftHSM2 module missing at {SOFTHSM2_MODULE}"
-    (base / "tokens").mkdir(parents=True)
-    conf = base / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    conf = softhsm_conf(base)
     pin_file = base / "user-pin"
     pin_file.write_text(USER_PIN + "\n")
     pin_file.chmod(0o600)
@@ -60,12 +57,10 @@ def make_token(base: Path, label: str, key_label: str, issued: devpki.Issued, ch
     (base / "p12-password").write_text("p12-secret\n")
     (base / "p12-password").chmod(0o600)
     (base / "org.p12").write_bytes(issued.pkcs12(b"p12-secret", chain))
-    done = subprocess.run(
-        [sys.executable, "-m", "relay", "keys", "import", "--token", label, "--pin-env", PIN_ENV,
-         "--p12", str(base / "org.p12"), "--p12-password-file", str(base / "p12-password"), "--label", key_label],
-        env=token.env(), capture_output=True, timeout=60,
+    relay_keys(
+        token.env(), "import", "--token", label, "--pin-env", PIN_ENV,
+        "--p12", str(base / "org.p12"), "--p12-password-file", str(base / "p12-password"), "--label", key_label, check=True,
     )
-    assert done.returncode == 0, done.stderr.decode()
     return token
 
 

@@ -23,6 +23,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from relay import devpki
+from relay.core.bundle import Bundle
+from relay.core.trustview import StaticTrust
 from relay.keys.config import SOFTHSM2_MODULE, TokenConfig
 from relay.keys.pin import PinSource
 
@@ -73,6 +75,19 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return Pki(root, ca, rsa, ec, ca_file)
 
 
+def org_trust(root: devpki.Issued, ca: devpki.Issued) -> StaticTrust:
+    """The test root and its intermediate, fresh CRLs, accepting an organisation certificate."""
+    bundle = Bundle(
+        name="igc-sante-test",
+        anchors=(root.cert,),
+        intermediates=(ca.cert,),
+        crls=(devpki.make_crl(root), devpki.make_crl(ca)),
+        require_professional=False,  # an organisation certificate signs for its service mailbox
+        allow_org_certs=True,
+    )
+    return StaticTrust((bundle,))
+
+
 @dataclass(frozen=True)
 class Hsm:
     conf: Path
@@ -93,11 +108,8 @@ KEY_LABEL = "hopital-sign"
 def hsm(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Hsm:
     for tool in ("softhsm2-util", "openssl", "gpgsm"):
         assert shutil.which(tool), f"{tool} is required by the key tests (see setup.sh)"
-    assert os.path.exists(SOFTHSM2_MODULE), f"SoftHSM2 module missing at {SOFTHSM2_MODULE}"
     base = tmp_path_factory.mktemp("softhsm")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    conf = softhsm_conf(base)
     os.environ["SOFTHSM2_CONF"] = str(conf)  # read when this process first initialises the module
     # Child `relay` processes import the checkout under test, as pytest does.
     env = {**os.environ, PIN_ENV: USER_PIN, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -121,6 +133,15 @@ def hsm(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Hsm:
             "--p12-password-file", str(password_file), "--label", KEY_LABEL, check=True,
         )
     return Hsm(conf, env, pin_file)
+
+
+def softhsm_conf(base: Path) -> Path:
+    """A SoftHSM2 configuration file under base naming its own, new token directory."""
+    assert os.path.exists(SOFTHSM2_MODULE), f"SoftHSM2 module missing at {SOFTHSM2_MODULE}"
+    (base / "tokens").mkdir(parents=True)
+    conf = base / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    return conf
 
 
 def relay_keys(env: dict[str, str], *args: str, check: bool = False) -> subprocess.CompletedProcess:

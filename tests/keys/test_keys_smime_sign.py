@@ -7,7 +7,6 @@ import hashlib
 
 import pytest
 from asn1crypto import cms
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from hypothesis import given, settings

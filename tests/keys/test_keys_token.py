@@ -11,7 +11,7 @@ from asn1crypto import cms
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives import serialization
-from pkcs11 import Attribute, Mechanism, ObjectClass
+from pkcs11 import Attribute, Mechanism
 from pkcs11.util.rsa import decode_rsa_private_key
 from pkcs11.util.x509 import decode_x509_certificate
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from keys_support import EC_TOKEN, KEY_LABEL, MESSAGE, ORG_ADDRESS, RSA_TOKEN, SIGNING_TIME
-from relay import devpki
-from relay.core.bundle import Bundle
+from keys_support import EC_TOKEN, KEY_LABEL, MESSAGE, ORG_ADDRESS, RSA_TOKEN, SIGNING_TIME, org_trust
 from relay.core.reasons import Reason
 from relay.core.smime_sign import sign_message
 from relay.core.trustview import StaticTrust
@@ -18,15 +16,7 @@ from relay.keys.token_keys import load_token_key
 
 @pytest.fixture(scope="module")
 def trust(pki) -> StaticTrust:
-    bundle = Bundle(
-        name="igc-sante-test",
-        anchors=(pki.root.cert,),
-        intermediates=(pki.ca.cert,),
-        crls=(devpki.make_crl(pki.root), devpki.make_crl(pki.ca)),
-        require_professional=False,  # an organisation certificate signs for its service mailbox
-        allow_org_certs=True,
-    )
-    return StaticTrust((bundle,))
+    return org_trust(pki.root, pki.ca)
 
 
 @pytest.mark.parametrize("token_label, pss", [(RSA_TOKEN, False), (RSA_TOKEN, True), (EC_TOKEN, False)])
