@@ -47,7 +47,7 @@ from .smime_encrypt import (
     RandomBytes,
     TransportScheme,
 )
-from .smime_sign import _field_name, _header_fields, _is_content_field
+from .smime_entity import field_name, header_fields, is_content_field
 
 # decrypt(encrypted_key, transport) -> content key; raises ValueError when it does not open.
 DecryptFunction = Callable[[bytes, KeyTransport], bytes]
@@ -338,17 +338,17 @@ def _rebuild(outer_head: bytes, entity: bytes, limits: MessageLimits) -> bytes:
     and the inner one dropped: a message has one From, one Subject."""
     outer = [f for f in _fields(outer_head.rstrip(_CRLF), limits) if not _is_mime_field(f)]
     inner_head, body = _split_entity(_crlf(entity))
-    seen = {_field_name(f) for f in outer}
-    inner = [f for f in _fields(inner_head, limits) if _field_name(f) not in seen and _field_name(f) != b"mime-version"]
+    seen = {field_name(f) for f in outer}
+    inner = [f for f in _fields(inner_head, limits) if field_name(f) not in seen and field_name(f) != b"mime-version"]
     return _CRLF.join([*outer, b"MIME-Version: 1.0", *inner]) + _CRLF + _CRLF + body
 
 
 def _is_mime_field(field: bytes) -> bool:
-    return _is_content_field(field) or _field_name(field) == b"mime-version"
+    return is_content_field(field) or field_name(field) == b"mime-version"
 
 
 def _fields(head: bytes, limits: MessageLimits) -> list[bytes]:
-    return _header_fields(head, limits) if head else []
+    return header_fields(head, limits) if head else []
 
 
 def _split_entity(entity: bytes) -> tuple[bytes, bytes]:
