@@ -209,8 +209,9 @@ def _delimiters(data: bytes, start: int, end: int, dash_boundary: bytes) -> Iter
         breaks = {line_break} if line_break else set()
         before = start
         if line > start:
-            breaks.add(break_before(data, line))
-            before = line - len(break_before(data, line))
+            ahead = break_before(data, line)
+            breaks.add(ahead)
+            before = line - len(ahead)
         yield _Delimiter(before, padding.end(), closing, frozenset(breaks))
 
 
