@@ -34,8 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from .errors import Rejection
 from .limits import DEFAULT_LIMITS, MessageLimits
 from .linebreaks import prepare
-from .mime import _base64_body
-from .mimetree import Entity, read_entity, walk
+from .mimetree import Entity, base64_body, read_entity, walk
 from .reasons import Reason
 from .smime_encrypt import (
     AES_BLOCK_BYTES,
@@ -93,7 +92,7 @@ def decrypt_message(
     root = read_entity(data, 0, len(data), 0, limits)
     if not _root_is_envelope(data, root, limits):
         raise Rejection(Reason.MALFORMED, "the message root is not an S/MIME envelope")
-    envelope = read_envelope(_base64_body(data, root, "S/MIME envelope"))
+    envelope = read_envelope(base64_body(data, root, "S/MIME envelope"))
     expected = _envelope_kind(root)
     if expected and expected != envelope.content_type:
         raise Rejection(Reason.MALFORMED, "smime-type differs from the CMS content type")
