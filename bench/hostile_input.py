@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))  # the checkout, not an installed copy
 
 from relay.core.errors import Rejection  # noqa: E402
 from relay.core.limits import DEFAULT_LIMITS  # noqa: E402
-from relay.core.mime import check_signed_content, locate_signature  # noqa: E402
-from tests.core.test_mime_big_inputs import SENDER, b64_lines, signed_message  # noqa: E402
+from relay.core.mime import check_signed_content  # noqa: E402
+from tests.core.test_mime_big_inputs import SENDER, deep_over_big_leaf, read, signed_message  # noqa: E402
 
 
 def best_of(runs: int, action: Callable[[], object]) -> float:
@@ -34,25 +34,12 @@ def best_of(runs: int, action: Callable[[], object]) -> float:
     return min(times)
 
 
-def read(raw: bytes) -> None:
-    signed = locate_signature(raw, DEFAULT_LIMITS)
-    check_signed_content(signed.detached_content or b"", signed.sender, DEFAULT_LIMITS)
-
-
 def reader(raw: bytes) -> Callable[[], object]:
     return lambda: read(raw)
 
 
 def check(raw: bytes) -> Callable[[], object]:
     return lambda: check_signed_content(raw, SENDER, DEFAULT_LIMITS)
-
-
-def deep_over_big_leaf() -> bytes:
-    body = b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64_lines(1_000_000)
-    for level in range(99):
-        boundary = b"n%d" % level
-        body = b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n--' + boundary + b"\r\n" + body + b"\r\n--" + boundary + b"--\r\n"
-    return body
 
 
 def main() -> int:

@@ -54,6 +54,9 @@ _DIGESTS: dict[str, Digest] = {
     "2.16.840.1.101.3.4.2.3": Digest("sha512", hashlib.sha512, hashes.SHA512(), weak=False),
 }
 
+# The same weak hashes, as they sign certificates and CRLs.
+WEAK_HASHES: tuple[type[hashes.HashAlgorithm], ...] = tuple(type(d.primitive) for d in _DIGESTS.values() if d.weak)
+
 _RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
 _RSASSA_PSS = "1.2.840.113549.1.1.10"
 _MGF1 = "1.2.840.113549.1.1.8"

@@ -45,12 +45,12 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from . import revocation
+from .algorithms import MIN_RSA_BITS, WEAK_HASHES
 from .bundle import Bundle
 from .errors import Rejection
 from .names import display_name
@@ -60,14 +60,12 @@ from .x509read import UNREADABLE, authority_key_identifier, extension_value, key
 
 Chain = tuple[x509.Certificate, ...]
 
-MIN_RSA_BITS = 2048
 _MAX_DEPTH = 8  # certificates between leaf and anchor, as the verifier's default
 _MAX_CANDIDATES = 16  # explanation effort bounds, against crafted certificate sets
 _MAX_LINKS = 512
 _MAX_CACHED_PATHS = 10_000  # about 10 KB each (the certificates they hold)
 _PATHS_KEY = ("certpath", "paths")
 _VERIFY_KEY = ("certpath", "store")
-_WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 _SIGNING_EKUS = frozenset({ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE})
 
 
@@ -282,7 +280,7 @@ def _weakness(cert: x509.Certificate, *, is_anchor: bool) -> str | None:
             algorithm = cert.signature_hash_algorithm
         except Exception:  # unsupported algorithm: the verifier refuses it
             algorithm = None
-        if isinstance(algorithm, _WEAK_HASHES):
+        if isinstance(algorithm, WEAK_HASHES):
             return f"is signed with {algorithm.name.upper()}"
     try:
         key = cert.public_key()

@@ -15,7 +15,6 @@ structured-field lexer (tokens) and mailboxes (address).
 
 from __future__ import annotations
 
-import binascii
 from dataclasses import dataclass, field
 
 from asn1crypto import cms as asn1_cms
@@ -25,7 +24,7 @@ from .errors import Rejection
 from .headers import HeaderBlock, read_header_block
 from .limits import DEFAULT_LIMITS, MessageLimits
 from .linebreaks import check_uniform, mixes_conventions, prepare
-from .mimetree import Entity, check_body_line_breaks, read_entity, walk
+from .mimetree import Entity, base64_body, check_body_line_breaks, read_entity, walk
 from .reasons import Reason
 from .tokens import MIME, Kind, lex
 
@@ -160,7 +159,7 @@ def _detached(data: bytes, root: Entity, sender: Mailbox, limits: MessageLimits,
         raise Rejection(Reason.MALFORMED, "signature part type differs from the multipart/signed protocol")
     if mixed:
         _check_line_breaks(data, content, signature_part)
-    signature = _base64_body(data, signature_part, "signature part")
+    signature = base64_body(data, signature_part, "signature part")
     authors = tuple(entity.headers for entity in entities if _names_author(entity, content))
     return SignedMessage(sender, signature, data[content.start : content.end], _read_alike(data, content, authors))
 
@@ -198,7 +197,7 @@ def _opaque(data: bytes, root: Entity) -> bytes:
         raise Rejection(Reason.UNSIGNED, f"smime-type {kind} is not a signature")
     if kind not in (None, "signed-data"):
         raise Rejection(Reason.MALFORMED, "unknown smime-type")
-    der = _base64_body(data, root, "S/MIME body")
+    der = base64_body(data, root, "S/MIME body")
     if kind is None:
         _check_untyped_is_signed(der)
     return der
@@ -214,21 +213,6 @@ def _check_untyped_is_signed(der: bytes) -> None:
         raise Rejection(Reason.MALFORMED, "S/MIME body is not a CMS ContentInfo") from None
     if content_type in ("enveloped_data", "authenticated_enveloped_data", "signed_and_enveloped_data"):
         raise Rejection(Reason.UNSIGNED, "the message is encrypted (no smime-type), not signed")
-
-
-def _base64_body(data: bytes, entity: Entity, what: str) -> bytes:
-    if entity.encoding != "base64":
-        raise Rejection(Reason.MALFORMED, f"{what} is not base64 (Content-Transfer-Encoding {entity.encoding})")
-    # Line breaks are the only non-alphabet bytes allowed; strict mode refuses
-    # anything else, bad padding and data after the padding.
-    compact = data[entity.body_start : entity.end].translate(None, b"\r\n")
-    try:
-        decoded = binascii.a2b_base64(compact, strict_mode=True)
-    except binascii.Error:
-        raise Rejection(Reason.MALFORMED, f"invalid base64 in {what}") from None
-    if not decoded:
-        raise Rejection(Reason.MALFORMED, f"empty {what}")
-    return decoded
 
 
 def _unsigned(data: bytes, root: Entity, limits: MessageLimits, mixed: bool) -> Rejection:

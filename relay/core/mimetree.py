@@ -8,6 +8,7 @@ MALFORMED rejection instead of a recursion error or a long scan.
 
 from __future__ import annotations
 
+import binascii
 import re
 from dataclasses import dataclass
 from typing import Iterator
@@ -143,6 +144,22 @@ def check_body_line_breaks(data: bytes, entities: list[Entity]) -> None:
             check_uniform(data, entity.body_start, entity.end, "body")
 
 
+def base64_body(data: bytes, entity: Entity, what: str) -> bytes:
+    """The decoded body of a base64 entity; what names it in the refusals."""
+    if entity.encoding != "base64":
+        raise Rejection(Reason.MALFORMED, f"{what} is not base64 (Content-Transfer-Encoding {entity.encoding})")
+    # Line breaks are the only non-alphabet bytes allowed; strict mode refuses
+    # anything else, bad padding and data after the padding.
+    compact = data[entity.body_start : entity.end].translate(None, b"\r\n")
+    try:
+        decoded = binascii.a2b_base64(compact, strict_mode=True)
+    except binascii.Error:
+        raise Rejection(Reason.MALFORMED, f"invalid base64 in {what}") from None
+    if not decoded:
+        raise Rejection(Reason.MALFORMED, f"empty {what}")
+    return decoded
+
+
 def boundary_of(entity: Entity) -> bytes:
     boundary = entity.content_type.param("boundary")
     if boundary is None:
@@ -209,8 +226,9 @@ def _delimiters(data: bytes, start: int, end: int, dash_boundary: bytes) -> Iter
         breaks = {line_break} if line_break else set()
         before = start
         if line > start:
-            breaks.add(break_before(data, line))
-            before = line - len(break_before(data, line))
+            ahead = break_before(data, line)
+            breaks.add(ahead)
+            before = line - len(ahead)
         yield _Delimiter(before, padding.end(), closing, frozenset(breaks))
 
 

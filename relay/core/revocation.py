@@ -31,6 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 
+from .algorithms import WEAK_HASHES
 from .bundle import Bundle, RevocationMode
 from .errors import Rejection
 from .names import display_name
@@ -47,7 +48,6 @@ _UNDERSTOOD_CRL_EXTENSIONS = frozenset(
     {ExtensionOID.CRL_NUMBER, ExtensionOID.AUTHORITY_KEY_IDENTIFIER, ExtensionOID.ISSUING_DISTRIBUTION_POINT}
 )
 _UNDERSTOOD_ENTRY_EXTENSIONS = frozenset({CRLEntryExtensionOID.CRL_REASON, CRLEntryExtensionOID.INVALIDITY_DATE})
-_WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 
 
 def check_path(chain: Sequence[x509.Certificate], bundle: Bundle, now: dt.datetime) -> TimeWindow:
@@ -157,7 +157,7 @@ def _inspect(crl: x509.CertificateRevocationList, issuer: x509.Certificate, bund
     entry_problem = _entries(crl, bundle).problem
     if entry_problem:
         return entry_problem
-    if isinstance(_signature_hash(crl), _WEAK_HASHES):
+    if isinstance(_signature_hash(crl), WEAK_HASHES):
         return "CRL signed with a weak hash"
     try:
         valid = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]

@@ -35,8 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from .errors import Rejection
 from .limits import DEFAULT_LIMITS, MessageLimits
 from .linebreaks import prepare
-from .mime import _base64_body
-from .mimetree import Entity, read_entity, walk
+from .mimetree import Entity, base64_body, read_entity, walk
 from .reasons import Reason
 from .smime_encrypt import (
     AES_BLOCK_BYTES,
@@ -48,7 +47,7 @@ from .smime_encrypt import (
     RandomBytes,
     TransportScheme,
 )
-from .smime_sign import _field_name, _header_fields, _is_content_field
+from .smime_entity import field_name, header_fields, is_content_field
 
 # decrypt(encrypted_key, transport) -> content key; raises ValueError when it does not open.
 DecryptFunction = Callable[[bytes, KeyTransport], bytes]
@@ -109,7 +108,7 @@ def decrypt_if_encrypted(
     if not _root_is_envelope(data, root, limits):
         return None
     keys_now = keys()
-    envelope = read_envelope(_base64_body(data, root, "S/MIME envelope"))
+    envelope = read_envelope(base64_body(data, root, "S/MIME envelope"))
     expected = _envelope_kind(root)
     if expected and expected != envelope.content_type:
         raise Rejection(Reason.MALFORMED, "smime-type differs from the CMS content type")
@@ -355,17 +354,17 @@ def _rebuild(outer_head: bytes, entity: bytes, limits: MessageLimits) -> bytes:
     and the inner one dropped: a message has one From, one Subject."""
     outer = [f for f in _fields(outer_head.rstrip(_CRLF), limits) if not _is_mime_field(f)]
     inner_head, body = _split_entity(_crlf(entity))
-    seen = {_field_name(f) for f in outer}
-    inner = [f for f in _fields(inner_head, limits) if _field_name(f) not in seen and _field_name(f) != b"mime-version"]
+    seen = {field_name(f) for f in outer}
+    inner = [f for f in _fields(inner_head, limits) if field_name(f) not in seen and field_name(f) != b"mime-version"]
     return _CRLF.join([*outer, b"MIME-Version: 1.0", *inner]) + _CRLF + _CRLF + body
 
 
 def _is_mime_field(field: bytes) -> bool:
-    return _is_content_field(field) or _field_name(field) == b"mime-version"
+    return is_content_field(field) or field_name(field) == b"mime-version"
 
 
 def _fields(head: bytes, limits: MessageLimits) -> list[bytes]:
-    return _header_fields(head, limits) if head else []
+    return header_fields(head, limits) if head else []
 
 
 def _split_entity(entity: bytes) -> tuple[bytes, bytes]:

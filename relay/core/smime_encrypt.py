@@ -32,7 +32,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from .errors import Rejection
 from .limits import DEFAULT_LIMITS, MessageLimits
 from .reasons import Reason
-from .smime_sign import SigningKey, _base64_lines, _signed_part, _split_message, _canonical, sign_message
+from .smime_entity import base64_lines, canonical, content_entity, split_message
+from .smime_sign import SigningKey, sign_message
 
 RandomBytes = Callable[[int], bytes]
 
@@ -239,7 +240,7 @@ def encrypt_entity(
         b'Content-Disposition: attachment; filename="smime.p7m"',
         b"Content-Description: S/MIME Encrypted Message",
     ]
-    return _CRLF.join([*header, b"", *_base64_lines(der)]) + _CRLF
+    return _CRLF.join([*header, b"", *base64_lines(der)]) + _CRLF
 
 
 def encrypt_message(
@@ -253,8 +254,8 @@ def encrypt_message(
     stay outside, readable by the transport, as RFC 8551 §3.1 describes."""
     if len(raw) > limits.max_message_bytes:
         raise Rejection(Reason.MALFORMED, f"message exceeds {limits.max_message_bytes} bytes")
-    outer, content_fields, body = _split_message(_canonical(raw), limits)
-    inner = _signed_part(content_fields, body)
+    outer, content_fields, body = split_message(canonical(raw), limits)
+    inner = content_entity(content_fields, body)
     return _CRLF.join([*outer, b"MIME-Version: 1.0"]) + _CRLF + encrypt_entity(inner, recipients, cipher, random_bytes)
 
 

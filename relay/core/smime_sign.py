@@ -8,15 +8,12 @@ signature scheme is (RSA PKCS#1 v1.5 is; PSS and ECDSA are randomised).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import functools
 import hashlib
-import re
 from dataclasses import dataclass
-from email import quoprimime
 from enum import StrEnum
-from typing import Callable, Sequence
+from typing import Callable
 
 from asn1crypto import algos, cms, core
 from asn1crypto import x509 as asn1_x509
@@ -27,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from .errors import Rejection
 from .limits import DEFAULT_LIMITS, MessageLimits
 from .reasons import Reason
+from .smime_entity import base64_lines, canonical, content_entity, split_message
 
 
 class SignatureScheme(StrEnum):
@@ -54,7 +52,6 @@ class SigningKey:
 PSS_SALT_LENGTH = 32
 MICALG = "sha-256"
 _CRLF = b"\r\n"
-_DEFAULT_CONTENT_TYPE = b"Content-Type: text/plain; charset=us-ascii"
 _PREAMBLE = b"This is an S/MIME signed message"
 
 
@@ -64,8 +61,8 @@ def sign_message(
     """The signed message; raise Rejection(malformed) when the unsigned one cannot be read."""
     if len(raw) > limits.max_message_bytes:
         raise Rejection(Reason.MALFORMED, f"message exceeds {limits.max_message_bytes} bytes")
-    outer, content_fields, body = _split_message(_canonical(raw), limits)
-    part = _signed_part(content_fields, body)
+    outer, content_fields, body = split_message(canonical(raw), limits)
+    part = content_entity(content_fields, body)
     signature = build_signed_data(part, key, signing_time)
     return _multipart_signed(outer, part, signature)
 
@@ -160,74 +157,6 @@ def _signature_algorithm(scheme: SignatureScheme) -> bytes:
 # --- MIME -----------------------------------------------------------------
 
 
-def _canonical(raw: bytes) -> bytes:
-    """Every line ending as CRLF (RFC 8551 §3.1.1 canonical form)."""
-    return re.sub(rb"\r\n|\r|\n", _CRLF, raw)
-
-
-_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
-
-
-def _split_message(raw: bytes, limits: MessageLimits) -> tuple[list[bytes], list[bytes], bytes]:
-    """(outer header fields, content header fields, body); fields keep their folding, no CRLF."""
-    head, sep, body = raw.partition(_CRLF + _CRLF)
-    if not sep and head.endswith(_CRLF):
-        head = head[:-2]
-    if not head or head.startswith((b" ", b"\t", _CRLF)):
-        raise Rejection(Reason.MALFORMED, "the message has no header block")
-    if len(head) > limits.max_header_bytes:
-        raise Rejection(Reason.MALFORMED, "header block too large")
-    fields = _header_fields(head, limits)
-    outer = [f for f in fields if not _is_content_field(f) and _field_name(f) != b"mime-version"]
-    return outer, [f for f in fields if _is_content_field(f)], body
-
-
-def _header_fields(head: bytes, limits: MessageLimits) -> list[bytes]:
-    fields: list[bytes] = []
-    for line in head.split(_CRLF):
-        if len(line) + 2 > limits.max_line_bytes:
-            raise Rejection(Reason.MALFORMED, "header line too long")
-        if line[:1] in (b" ", b"\t"):
-            fields[-1] += _CRLF + line  # folded continuation
-            continue
-        name, colon, _ = line.partition(b":")
-        if not colon or not _FIELD_NAME.fullmatch(name):
-            raise Rejection(Reason.MALFORMED, "a header line is not a field")
-        fields.append(line)
-    if len(fields) > limits.max_header_count:
-        raise Rejection(Reason.MALFORMED, "too many header fields")
-    return fields
-
-
-def _field_name(field: bytes) -> bytes:
-    return field.partition(b":")[0].strip().lower()
-
-
-def _is_content_field(field: bytes) -> bool:
-    return _field_name(field).startswith(b"content-")
-
-
-def _signed_part(content_fields: list[bytes], body: bytes) -> bytes:
-    """The first body part of multipart/signed: the MIME content headers moved inside."""
-    fields = content_fields or [_DEFAULT_CONTENT_TYPE]
-    if _needs_transfer_encoding(fields, body):
-        fields = [f for f in fields if _field_name(f) != b"content-transfer-encoding"]
-        fields.append(b"Content-Transfer-Encoding: quoted-printable")
-        body = quoprimime.body_encode(body.decode("latin-1"), eol="\r\n").encode("ascii")
-    return _CRLF.join(fields) + _CRLF + _CRLF + body
-
-
-def _needs_transfer_encoding(fields: list[bytes], body: bytes) -> bool:
-    """8-bit bytes or overlong lines in a single-part body: mail transports could alter them
-    and break the signature (RFC 8551 §3.1.2), so they are quoted-printable encoded."""
-    values = {_field_name(f): f.partition(b":")[2].strip().lower() for f in fields}
-    if values.get(b"content-type", b"").startswith(b"multipart/"):
-        return False
-    if values.get(b"content-transfer-encoding", b"7bit") not in (b"7bit", b"8bit", b"binary"):
-        return False
-    return not body.isascii() or any(len(line) > 998 for line in body.split(_CRLF))
-
-
 def _multipart_signed(outer: list[bytes], part: bytes, signature: bytes) -> bytes:
     boundary = _boundary(part, signature)
     b = boundary.encode("ascii")
@@ -243,7 +172,7 @@ def _multipart_signed(outer: list[bytes], part: bytes, signature: bytes) -> byte
         b'Content-Disposition: attachment; filename="smime.p7s"',
         b"Content-Description: S/MIME Cryptographic Signature",
         b"",
-        *_base64_lines(signature),
+        *base64_lines(signature),
     ]
     return (
         _CRLF.join(header)
@@ -263,8 +192,3 @@ def _boundary(part: bytes, signature: bytes) -> str:
         if candidate.encode("ascii") not in part:
             return candidate
     raise Rejection(Reason.MALFORMED, "no free multipart boundary")  # unreachable in practice
-
-
-def _base64_lines(data: bytes, width: int = 76) -> Sequence[bytes]:
-    encoded = base64.b64encode(data)
-    return [encoded[i:i + width] for i in range(0, len(encoded), width)]

@@ -158,7 +158,7 @@ class Snapshot:
         return tuple(self.bundles[n] for n in names if n in self.bundles)
 
     def national_id_of(self, address: str) -> str | None:
-        entry = self.mailboxes.get(normalise_address(address))
+        entry = self.mailbox(address)
         return entry.national_id if entry else None
 
     def mailbox(self, address: str) -> MailboxEntry | None:

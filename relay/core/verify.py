@@ -39,9 +39,10 @@ def verify_message(
 
 
 def _judge_signers(data: cms.SignedData, sender: str, trust: TrustView, now: dt.datetime) -> Verdict:
+    bundles = trust.signer_bundles(sender)  # the same for every signer of the message
     verdict: Verdict | None = None
     for signer in data.signers:
-        verdict = _judge_signer(signer.certificate, data.certificates, sender, trust, now)
+        verdict = _judge_signer(signer.certificate, data.certificates, sender, bundles, trust, now)
         if not verdict.accepted:
             return verdict
     assert verdict is not None  # cms guarantees at least one SignerInfo
@@ -52,11 +53,11 @@ def _judge_signer(
     cert: x509.Certificate,
     presented: Sequence[x509.Certificate],
     sender: str,
+    bundles: Sequence[Bundle],
     trust: TrustView,
     now: dt.datetime,
 ) -> Verdict:
     who = identity.read_identity(cert)
-    bundles = trust.signer_bundles(sender)
     if not bundles:
         return Verdict.reject(Reason.UNTRUSTED_ISSUER, f"no trust bundle applies to senders of {sender}", who)
     # Several bundles may be trusted for one sender; the signer passes if one

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
 from relay.core import certpath
 from relay.core.bundle import RevocationMode
 from relay.core.errors import Rejection

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 
@@ -327,22 +326,23 @@ def test_pss_salt_length_is_taken_from_the_parameters(alice: devpki.Issued, salt
     assert verify_signed_data(der, CONTENT).signers[0].signature_algorithm == "rsassa_pss"
 
 
-def test_pss_salt_length_must_be_the_stated_one(alice: devpki.Issued) -> None:
-    stated = {
-        "hash_algorithm": {"algorithm": "sha256"},
-        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
-        "salt_length": 20,
+def pss_params(hash_name: str, mgf1_hash: str, salt: int) -> dict:
+    """RSASSA-PSS-params as a signer states them (RFC 4055 §3.1)."""
+    return {
+        "hash_algorithm": {"algorithm": hash_name},
+        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": mgf1_hash}},
+        "salt_length": salt,
     }
+
+
+def test_pss_salt_length_must_be_the_stated_one(alice: devpki.Issued) -> None:
+    stated = pss_params("sha256", "sha256", 20)
     der = cmsbuild.sign(CONTENT, SignerSpec(alice, pss_salt=32, pss_params=stated))
     assert refused(der).reason is Reason.SIGNATURE_INVALID
 
 
 def test_pss_hash_must_agree_with_digest(alice: devpki.Issued) -> None:
-    stated = {
-        "hash_algorithm": {"algorithm": "sha384"},
-        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha384"}},
-        "salt_length": 32,
-    }
+    stated = pss_params("sha384", "sha384", 32)
     assert refused(cmsbuild.sign(CONTENT, SignerSpec(alice, pss_salt=32, pss_params=stated))).reason is Reason.MALFORMED
 
 
@@ -357,13 +357,9 @@ def test_pss_with_mgf1_sha1_is_weak(alice: devpki.Issued) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
 
-    stated = {
-        "hash_algorithm": {"algorithm": "sha256"},
-        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha1"}},
-        "salt_length": 32,
-    }
+    stated = pss_params("sha256", "sha1", 32)
     spec = SignerSpec(alice, pss_salt=32, pss_params=stated)
-    info = cmsbuild.signer_info(dataclasses.replace(spec), CONTENT)
+    info = cmsbuild.signer_info(spec, CONTENT)
     to_sign = cmsbuild.attributes(CONTENT)
     signed = asn1_cms.CMSAttributes(to_sign)
     info["signed_attrs"] = signed

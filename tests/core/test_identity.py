@@ -7,7 +7,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from relay import devpki
 from relay.core import identity
 from relay.core.errors import Rejection
 from relay.core.reasons import Reason

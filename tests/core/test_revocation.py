@@ -12,7 +12,7 @@ from relay.core import certpath, revocation
 from relay.core.bundle import RevocationMode
 from relay.core.errors import Rejection
 from relay.core.reasons import Reason
-from tests.pki import CRL_NEXT_UPDATE, CRL_THIS_UPDATE, NOW, UTC
+from tests.pki import CRL_NEXT_UPDATE, CRL_THIS_UPDATE, NOW
 
 DAY = dt.timedelta(days=1)
 
