@@ -76,7 +76,7 @@ class RelayHandler:
     # -- MAIL FROM ---------------------------------------------------------
 
     async def handle_MAIL(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope, address: str, options: list[str]) -> str:
-        refused = self._check_sender(server, session, address)
+        refused = await self._check_sender(server, session, address)
         audit(
             "mail",
             listener=self.listener.name,
@@ -92,22 +92,23 @@ class RelayHandler:
         envelope.mail_options.extend(options)
         return "250 2.1.0 OK"
 
-    def _check_sender(self, server: RelaySMTP, session: Session, address: str) -> Refused | None:
+    async def _check_sender(self, server: RelaySMTP, session: Session, address: str) -> Refused | None:
         kind = self.listener.kind
         if kind is ListenerKind.SUBMISSION:
             if address in ("", "<>"):
                 return Refused(Refusal.NULL_SENDER, "submitted mail needs a sender address")
             return decide.check_submitter(str(session.auth_data), address)
         if kind is ListenerKind.MX:
-            return self._check_peer(server, address)
+            return await self._check_peer(server, address)
         return None
 
-    def _check_peer(self, server: RelaySMTP, address: str) -> Refused | None:
+    async def _check_peer(self, server: RelaySMTP, address: str) -> Refused | None:
         tls = server.tls_object()
         if tls is None:
             return Refused(Refusal.TLS_REQUIRED, "issue STARTTLS first")
         snapshot = self.services.snapshot()
-        peer = check_peer(tls.getpeercert(binary_form=True), snapshot, self.services.clock())
+        # Path validation and CRL checks are CPU work: off the event loop.
+        peer = await asyncio.to_thread(check_peer, tls.getpeercert(binary_form=True), snapshot, self.services.clock())
         if isinstance(peer, Refused):
             return peer
         server.session.peer_certificate = peer  # type: ignore[attr-defined]
