@@ -237,6 +237,13 @@ def read_ready(proc: subprocess.Popen[str], timeout: float = 30.0) -> dict[str, 
     raise AssertionError("process not ready in time")
 
 
+def wait_until(predicate: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)  # polling observable state with a deadline
+
+
 def stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
