@@ -28,6 +28,7 @@ from ..metrics.registry import Metrics
 from ..smtp.config import DeliveryConfig
 from ..smtp.decide import canonical_dn, header_block
 from ..smtp.tls import client_context
+from ..trust.dn import normalise_name
 from .dsn import build_dsn, needs_dsn
 from .spool import Envelope, MessageBusy, RecipientState, Spool, SpoolError, UnknownMessage, new_queue_id
 
@@ -339,10 +340,12 @@ def _loopback(host: str) -> bool:
 def _check_peer_dn(client: aiosmtplib.SMTP, expected: str) -> None:
     ssl_object = client.get_transport_info("ssl_object")
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-    subject = x509.load_der_x509_certificate(der).subject.rfc4514_string() if der else ""
-    if canonical_dn(subject) != canonical_dn(expected):
+    name = x509.load_der_x509_certificate(der).subject if der else None
+    # The certificate's parsed name, not its RFC 4514 text parsed again.
+    if name is None or normalise_name(name) != canonical_dn(expected):
         client.close()
-        raise ValueError(f"next hop certificate subject {subject or 'none'} is not {expected}")
+        subject = name.rfc4514_string() if name is not None else "none"
+        raise ValueError(f"next hop certificate subject {subject} is not {expected}")
 
 
 def _by_hop(snapshot: Snapshot, recipients: tuple[RecipientState, ...]) -> dict[NextHop | None, list[str]]:

@@ -237,39 +237,27 @@ def _unique_names(listeners: tuple[ListenerConfig, ...], path: Path) -> None:
             raise ConfigError(f"{path}: [[listeners]]: name {name!r} is used twice")
 
 
+def _numbers(section: _Section, defaults: Any) -> dict[str, Any]:
+    """The numeric fields of a settings dataclass: counts at least 1, seconds at least 0.01."""
+    values: dict[str, Any] = {}
+    for f in fields(defaults):
+        default = getattr(defaults, f.name)
+        if isinstance(default, int):
+            values[f.name] = section.integer(f.name, default, minimum=1)
+        elif isinstance(default, float):
+            values[f.name] = section.number(f.name, default, minimum=0.01)
+    return values
+
+
 def _limits(section: _Section) -> ServiceLimits:
-    message_defaults = MessageLimits()
-    message = MessageLimits(
-        **{
-            f.name: section.integer(f.name, getattr(message_defaults, f.name), minimum=1)
-            for f in fields(MessageLimits)
-        }
-    )
-    defaults = ServiceLimits()
-    limits = ServiceLimits(
-        max_recipients=section.integer("max_recipients", defaults.max_recipients, minimum=1),
-        max_received=section.integer("max_received", defaults.max_received, minimum=1),
-        max_connections=section.integer("max_connections", defaults.max_connections, minimum=1),
-        max_connections_per_ip=section.integer("max_connections_per_ip", defaults.max_connections_per_ip, minimum=1),
-        command_timeout=section.number("command_timeout", defaults.command_timeout, minimum=0.01),
-        session_timeout=section.number("session_timeout", defaults.session_timeout, minimum=0.01),
-        message=message,
-    )
+    message = MessageLimits(**_numbers(section, MessageLimits()))
+    limits = ServiceLimits(**_numbers(section, ServiceLimits()), message=message)
     section.finish()
     return limits
 
 
 def _delivery(section: _Section) -> DeliveryConfig:
-    d = DeliveryConfig()
-    delivery = DeliveryConfig(
-        first_retry=section.number("first_retry", d.first_retry, minimum=0.01),
-        max_retry_interval=section.number("max_retry_interval", d.max_retry_interval, minimum=0.01),
-        give_up_after=section.number("give_up_after", d.give_up_after, minimum=0.01),
-        connect_timeout=section.number("connect_timeout", d.connect_timeout, minimum=0.01),
-        command_timeout=section.number("command_timeout", d.command_timeout, minimum=0.01),
-        max_per_destination=section.integer("max_per_destination", d.max_per_destination, minimum=1),
-        max_concurrent=section.integer("max_concurrent", d.max_concurrent, minimum=1),
-    )
+    delivery = DeliveryConfig(**_numbers(section, DeliveryConfig()))
     section.finish()
     return delivery
 

@@ -76,7 +76,7 @@ class RelayHandler:
     # -- MAIL FROM ---------------------------------------------------------
 
     async def handle_MAIL(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope, address: str, options: list[str]) -> str:
-        refused = self._check_sender(server, session, address)
+        refused = await self._check_sender(server, session, address)
         audit(
             "mail",
             listener=self.listener.name,
@@ -92,22 +92,23 @@ class RelayHandler:
         envelope.mail_options.extend(options)
         return "250 2.1.0 OK"
 
-    def _check_sender(self, server: RelaySMTP, session: Session, address: str) -> Refused | None:
+    async def _check_sender(self, server: RelaySMTP, session: Session, address: str) -> Refused | None:
         kind = self.listener.kind
         if kind is ListenerKind.SUBMISSION:
             if address in ("", "<>"):
                 return Refused(Refusal.NULL_SENDER, "submitted mail needs a sender address")
             return decide.check_submitter(str(session.auth_data), address)
         if kind is ListenerKind.MX:
-            return self._check_peer(server, address)
+            return await self._check_peer(server, address)
         return None
 
-    def _check_peer(self, server: RelaySMTP, address: str) -> Refused | None:
+    async def _check_peer(self, server: RelaySMTP, address: str) -> Refused | None:
         tls = server.tls_object()
         if tls is None:
             return Refused(Refusal.TLS_REQUIRED, "issue STARTTLS first")
         snapshot = self.services.snapshot()
-        peer = check_peer(tls.getpeercert(binary_form=True), snapshot, self.services.clock())
+        # Path validation and CRL checks are CPU work: off the event loop.
+        peer = await asyncio.to_thread(check_peer, tls.getpeercert(binary_form=True), snapshot, self.services.clock())
         if isinstance(peer, Refused):
             return peer
         server.session.peer_certificate = peer  # type: ignore[attr-defined]
@@ -179,19 +180,20 @@ class RelayHandler:
             recipients=tuple(envelope.rcpt_tos),
             user=str(session.auth_data) if session.authenticated else None,
         )
+        snapshot = self.services.snapshot()  # one snapshot for the whole message, even across a reload
         fields: dict[str, Any] = {}
         dkim_results = await self._verify_dkim(data)
         if dkim_results:
             fields["dkim_results"] = [str(r.status) for r in dkim_results]
         if self.services.inbound is not None:
-            opened = await asyncio.to_thread(self.services.inbound.open, data, tx, self.services.snapshot())
+            opened = await asyncio.to_thread(self.services.inbound.open, data, tx, snapshot)
             if isinstance(opened, Refused):
                 return reply(opened.code, opened.detail), {"refused": str(opened.code), "detail": opened.detail, "encrypted": True}
             if opened.decrypted:
                 data, fields["decrypted"] = opened.message, opened.cipher
         started = time.perf_counter()
         judgement = await self.services.verifier.judge(
-            data, tx, self.services.snapshot(), self.services.clock(), self.limits.message, self.limits.max_received
+            data, tx, snapshot, self.services.clock(), self.limits.message, self.limits.max_received
         )
         if judgement.verdict is not None:
             self.services.metrics.verification_time(time.perf_counter() - started)
@@ -206,7 +208,7 @@ class RelayHandler:
         fields["smime"] = "pass" if outcome.signed else "none"
         # Before signing on behalf or DKIM, so that what they cover is what leaves.
         data = decide.strip_forged_results(data, self.services.config.hostname)
-        encryption = encrypt_step.plan(tx.recipients, self.services.snapshot(), self.services.clock())
+        encryption = encrypt_step.plan(tx.recipients, snapshot, self.services.clock())
         if isinstance(encryption, Refused):
             fields.update(refused=str(encryption.code), detail=encryption.detail)
             return reply(encryption.code, encryption.detail), fields
@@ -214,7 +216,7 @@ class RelayHandler:
         if encryption:
             fields.update(encrypted_with=str(encryption.cipher), encrypted_for=len(encryption.certificates))
         if self.services.outbound is not None:
-            policy = self.services.snapshot().route(tx.sender).policy
+            policy = snapshot.route(tx.sender).policy
             prepared = await asyncio.to_thread(self.services.outbound.prepare, data, tx, outcome, policy, self.services.clock(), seal)
             if isinstance(prepared, Refused):
                 fields.update(refused=str(prepared.code), detail=prepared.detail)

@@ -105,10 +105,6 @@ def reply(code: Reason | Refusal, detail: str) -> str:
     return f"{rc.basic} {rc.enhanced} {code.value}: {_one_line(detail)}"
 
 
-def is_temporary(code: Reason | Refusal) -> bool:
-    return REPLIES[code].temporary
-
-
 def _one_line(text: str) -> str:
     # A reply is one line; a detail with CR/LF would forge further replies.
     return " ".join(text.replace("\r", " ").replace("\n", " ").split())[:400] or "refused"

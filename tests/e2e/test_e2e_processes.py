@@ -7,14 +7,13 @@ import signal
 import smtplib
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from relay.smtp.config import ConfigError, load_service_config
-from tests.smtp.helpers import ROOT, Relay, Sink, basic_spec, free_port, make_pki, message, read_ready, service_toml, stop, write_spec
+from tests.smtp.helpers import ROOT, Relay, Sink, basic_spec, free_port, make_pki, message, read_ready, service_toml, stop, write_spec, wait_until
 
 
 @pytest.fixture
@@ -41,13 +40,6 @@ def _envelope(client: smtplib.SMTP, sender: str, rcpts: list[str]) -> bool:
     return all(client.rcpt(r)[0] == 250 for r in rcpts)
 
 
-def _wait_until(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)  # polling observable state with a deadline
-
-
 def _workers(relay: Relay) -> dict[int, int]:
     """{slot: pid} as the supervisor announced them."""
     return {int(slot): pid for slot, pid in relay.wait_event("supervising")["workers"].items()}
@@ -72,7 +64,7 @@ def test_both_processes_accept_and_each_message_is_delivered_once(tmp_path, tls_
         with ThreadPoolExecutor(max_workers=8) as pool:
             ids = list(pool.map(lambda n: _submit(relay.ports["loopback"], f"marker-{n:03d}"), range(count)))
         assert len(set(ids)) == count
-        _wait_until(lambda: len(relay.events("removed")) >= count)
+        wait_until(lambda: len(relay.events("removed")) >= count, timeout=30)
         delivered = sink.wait_for(count)
     finally:
         relay.stop()
@@ -125,7 +117,7 @@ def test_sighup_reloads_every_process_and_sigterm_stops_them_all(tmp_path, tls_p
         workers = _workers(relay)
         relay.proc.send_signal(signal.SIGHUP)
         reloads = lambda: [e for e in relay.audit_lines if e["event"] in ("reloaded", "reload-unchanged")]  # noqa: E731
-        _wait_until(lambda: len(reloads()) >= 2)
+        wait_until(lambda: len(reloads()) >= 2, timeout=30)
         assert sorted(e["worker"] for e in reloads()) == [0, 1]
         relay.proc.send_signal(signal.SIGTERM)
         assert relay.proc.wait(30) == 0
@@ -145,8 +137,8 @@ def test_the_processes_stop_when_the_supervisor_is_killed(tmp_path, tls_pki):
     try:
         workers = _workers(relay)
         relay.kill()  # SIGKILL: no signal is forwarded
-        _wait_until(lambda: sorted(e.get("worker", -1) for e in relay.events("stopped")) == [0, 1])
-        _wait_until(lambda: all(_gone(pid) for pid in workers.values()))
+        wait_until(lambda: sorted(e.get("worker", -1) for e in relay.events("stopped")) == [0, 1], timeout=30)
+        wait_until(lambda: all(_gone(pid) for pid in workers.values()), timeout=30)
     finally:
         relay.stop()
         sink.stop()
@@ -204,7 +196,7 @@ def test_relay_reload_signals_the_supervisor_and_reaches_every_process(tmp_path,
         _trust_dir(tmp_path, tls_pki, sink.port, ("hospital.test", "clinic.test"))
         reload = subprocess.run([sys.executable, "-m", "relay", "reload", "--config", str(config)], capture_output=True, text=True, cwd=ROOT, timeout=30)
         assert reload.returncode == 0, reload.stderr
-        _wait_until(lambda: len(relay.events("reloaded")) >= 2)
+        wait_until(lambda: len(relay.events("reloaded")) >= 2, timeout=30)
         assert sorted(e["worker"] for e in relay.events("reloaded")) == [0, 1]
         assert [_rcpt(port, "x@clinic.test") for _ in range(8)] == [250] * 8  # whichever process answers
     finally:

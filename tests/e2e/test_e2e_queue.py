@@ -6,11 +6,10 @@ import json
 import smtplib
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.smtp.helpers import ROOT, Relay, Sink, basic_spec, free_port, make_pki, message, service_toml, write_spec
+from tests.smtp.helpers import ROOT, Relay, Sink, basic_spec, free_port, make_pki, message, service_toml, write_spec, wait_until
 
 
 @pytest.fixture
@@ -31,15 +30,6 @@ def _submit(relay: Relay, sender: str, rcpts: list[str], subject: str) -> str:
 
 def _queue_cli(config, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "relay", "queue", "--config", str(config), *args], capture_output=True, text=True, cwd=ROOT, timeout=30)
-
-
-def _wait_until(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)  # polling observable state with a deadline
-    raise AssertionError("condition not reached in time")
 
 
 def test_kill_9_after_250_then_restart_delivers(tmp_path, tls_pki):
@@ -169,7 +159,7 @@ def test_queue_command_while_the_service_runs(tmp_path, tls_pki):
         assert _queue_cli(config, "retry").returncode == 0  # all: the DSN, queued while the sink was down
         dsn = sink.wait_for_marker("multipart/report")  # the bounce of the third, to alice
         assert b"returned to sender by the administrator" in dsn
-        _wait_until(lambda: _queue_cli(config, "list").stdout == "")
+        wait_until(lambda: _queue_cli(config, "list").stdout == "")
         assert not any(b"marker-q2" in m for m in sink.messages())
     finally:
         relay.stop()

@@ -5,16 +5,8 @@ from __future__ import annotations
 import smtplib
 import subprocess
 import sys
-import time
 
-from tests.smtp.helpers import ROOT, Sink, make_pki, message, read_ready, service_toml, stop
-
-
-def _wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)  # polling observable state with a deadline
+from tests.smtp.helpers import ROOT, Sink, make_pki, message, read_ready, service_toml, stop, wait_until
 
 
 def _trust_dir(d, pki, sink_port: int, extra: str = "") -> None:
@@ -51,7 +43,7 @@ def test_relay_serve_with_the_trust_directory_and_relay_reload(tmp_path):
                    f'next_hop = {{ url = "smtp://127.0.0.1:{sink.port}", tls = "none" }}\n')
         reload = subprocess.run([sys.executable, "-m", "relay", "reload", "--config", str(config)], capture_output=True, text=True, cwd=ROOT, timeout=30)
         assert reload.returncode == 0, reload.stderr
-        _wait_for(lambda: '"reloaded"' in (tmp_path / "audit.log").read_text())
+        wait_until(lambda: '"reloaded"' in (tmp_path / "audit.log").read_text())
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
             client.ehlo("client.test")
             client.mail("a@hospital.test")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 import smtplib
 import socket
 import ssl
@@ -12,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.smtp.helpers import Relay, Sink, add_user, basic_spec, make_pki, message, service_toml, swaks, write_spec
+from tests.smtp.helpers import Relay, Sink, add_user, basic_spec, make_pki, message, service_toml, swaks, write_spec, wait_until
 
 PASSWORD = "correct horse battery"
 
@@ -309,10 +308,7 @@ def test_sighup_reloads_the_users_file(env):
             client.login("late@hospital.test", PASSWORD)
     reloads = len(env.relay.events("reloaded") + env.relay.events("reload-unchanged"))
     env.relay.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 20
-    while len(env.relay.events("reloaded") + env.relay.events("reload-unchanged")) == reloads:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)  # polling the audit file with a deadline
+    wait_until(lambda: len(env.relay.events("reloaded") + env.relay.events("reload-unchanged")) != reloads)
     with _tls_client(env) as client:
         assert client.login("late@hospital.test", PASSWORD)[0] == 235
 

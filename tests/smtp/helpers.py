@@ -28,6 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from relay import devpki
 from relay.core.bundle import Bundle, Purpose, RevocationMode
 from relay.core.snapshot import DomainRule, MailboxEntry, MailboxKind, MessagePolicy, NextHop, Snapshot, TlsMode
+from relay.trust.dn import normalise_dn
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = devpki.DEFAULT_NOT_BEFORE.replace(year=2026)
@@ -127,7 +128,7 @@ def _domain(d: dict[str, Any]) -> DomainRule:
         local=d.get("local", False),
         signer_bundles=tuple(d.get("signer_bundles", ["smime"])),
         next_hop=NextHop(hop["host"], hop["port"], TlsMode(hop.get("tls", "none")), hop.get("verify_bundle"), hop.get("verify_dn")) if hop else None,
-        operator_dns=frozenset(d.get("operator_dns", [])),
+        operator_dns=frozenset(normalise_dn(dn) for dn in d.get("operator_dns", [])),  # as the loader stores them
         policy=MessagePolicy(
             require_signature=policy.get("require_signature", True),
             unsigned_senders=frozenset(policy.get("unsigned_senders", [])),
@@ -234,6 +235,13 @@ def read_ready(proc: subprocess.Popen[str], timeout: float = 30.0) -> dict[str, 
         if line.startswith('{"ready"'):  # other JSON lines are log records
             return json.loads(line)["ready"]
     raise AssertionError("process not ready in time")
+
+
+def wait_until(predicate: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)  # polling observable state with a deadline
 
 
 def stop(proc: subprocess.Popen[str]) -> None:

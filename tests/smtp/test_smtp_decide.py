@@ -6,6 +6,7 @@ from relay.core.reasons import Reason
 from relay.core.snapshot import DomainRule, MailboxEntry, MailboxKind, MessagePolicy, Snapshot
 from relay.core.verdict import SignerIdentity, Verdict
 from relay.smtp import decide
+from relay.trust.dn import normalise_dn
 from relay.smtp.decide import Accepted, Refused
 from relay.smtp.replies import REPLIES, Refusal, reply
 from relay.core.limits import MessageLimits
@@ -20,7 +21,7 @@ def snapshot() -> Snapshot:
         domains={
             "hospital.test": DomainRule("hospital.test", True, ("s",)),
             "clinic.test": DomainRule("clinic.test", True, ("s",)),
-            "peer.test": DomainRule("peer.test", False, ("s",), operator_dns=frozenset({"CN=mx.peer.test,O=Peer,C=FR"})),
+            "peer.test": DomainRule("peer.test", False, ("s",), operator_dns=frozenset({normalise_dn("CN=mx.peer.test,O=Peer,C=FR")})),
         },
         mailboxes={"bob@hospital.test": MailboxEntry("bob@hospital.test", MailboxKind.PERSONAL)},
     )
@@ -48,6 +49,12 @@ def test_peer_operator_must_be_listed_for_sender_domain():
     assert decide.check_peer_operator(snap, "a@peer.test", "cn=mx.peer.test, o=Peer, c=FR") is None
     assert decide.check_peer_operator(snap, "a@peer.test", "CN=other,O=Peer,C=FR").code is Refusal.OPERATOR_NOT_LISTED
     assert decide.check_peer_operator(snap, "a@nowhere.test", "CN=mx.peer.test,O=Peer,C=FR").code is Refusal.SENDER_DOMAIN_UNKNOWN
+
+
+def test_peer_operator_with_an_escaped_comma_in_its_dn():
+    listed = DomainRule("acme.test", False, ("s",), operator_dns=frozenset({normalise_dn(r"CN=mx,O=Acme\, Inc.,C=FR")}))
+    snap = Snapshot(version="v1", loaded_at=NOW, domains={"acme.test": listed})
+    assert decide.check_peer_operator(snap, "a@acme.test", r"CN=mx,O=Acme\, Inc.,C=FR") is None
 
 
 @pytest.mark.parametrize(
