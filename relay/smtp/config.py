@@ -285,6 +285,12 @@ class _Section:
             self.fail(key, "must be a non-empty string")
         return value
 
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            self.fail(key, "must be true or false")
+        return value
+
     def integer(self, key: str, default: int | None, minimum: int = 0, maximum: int | None = None) -> int:
         value = self._get(key, default)
         if value is None:

@@ -73,7 +73,7 @@ def _keys(section: _Section, base: Path) -> KeysConfig:
     keys = KeysConfig(
         token=None,
         sign_label=_optional_string(section, "sign_label"),
-        rsa_pss=_boolean(section, "rsa_pss", False),
+        rsa_pss=section.boolean("rsa_pss", False),
         decrypt_label=_optional_string(section, "decrypt_label"),
         decrypt_key_file=section.path("decrypt_key_file", base, None),
         decrypt_cert_file=section.path("decrypt_cert_file", base, None),
@@ -119,9 +119,3 @@ def _optional_string(section: _Section, key: str) -> str | None:
         section.fail(key, "must be a non-empty string")
     return value
 
-
-def _boolean(section: _Section, key: str, default: bool) -> bool:
-    value = section._get(key, default)
-    if not isinstance(value, bool):
-        section.fail(key, "must be true or false")
-    return value

@@ -40,8 +40,8 @@ class DkimVerifyConfig:
 
 def parse_dkim_verify(table: Any, path: Path) -> DkimVerifyConfig:
     section = _Section(table, "dkim_verify", path)
-    enabled = _flag(section, "enabled", True)
-    dns = _flag(section, "dns", True)
+    enabled = section.boolean("enabled", True)
+    dns = section.boolean("dns", True)
     timeout = section.number("dns_timeout", DEFAULT_DNS_TIMEOUT, minimum=0.1)
     records = _inline_records(section)
     records_file = section.path("records_file", path.parent, None)
@@ -53,12 +53,6 @@ def parse_dkim_verify(table: Any, path: Path) -> DkimVerifyConfig:
             records[name] = value
     return DkimVerifyConfig(enabled, MappingProxyType(records), dns, timeout)
 
-
-def _flag(section: _Section, key: str, default: bool) -> bool:
-    value = section._get(key, default)
-    if not isinstance(value, bool):
-        section.fail(key, "must be true or false")
-    return value
 
 
 def _inline_records(section: _Section) -> dict[str, str]:
