@@ -177,16 +177,40 @@ def _accepted_counter(port: int) -> float:
     )
 
 
-def _peak_rss_kib(pid: int) -> int:
-    """VmHWM of a process and its descendants (the verification workers)."""
-    total, todo = 0, [pid]
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants (the service processes and their verification workers)."""
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process tree, living processes only."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for current in _tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _peak_rss_kib(pid: int) -> int:
+    """VmHWM of a process and its descendants (the verification workers)."""
+    total = 0
+    for current in _tree(pid):
         try:
             status = Path(f"/proc/{current}/status").read_text()
             total += int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, AttributeError):
             continue
     return total
@@ -217,10 +241,12 @@ def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
             port = ready["bench"][1]
             _source(message, port, 20, 4)  # warm-up: workers started, snapshot loaded
             sink.wait(20, 60)
+            cpu_before = _cpu_seconds(proc.pid)
             start = time.monotonic()
             _source(message, port, args.messages, args.sessions)
             accepted = time.monotonic()
             delivered = sink.wait(20 + args.messages, 600)
+            cpu = _cpu_seconds(proc.pid) - cpu_before
             rss = _peak_rss_kib(proc.pid)
             counted = _accepted_counter(ready["metrics"][1]) if "metrics" in ready else None
         finally:
@@ -243,6 +269,7 @@ def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
         "p50_ms": statistics.median(latencies),
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         "peak_rss_mib": rss / 1024,
+        "cpu_ms_per_message": cpu * 1000 / args.messages,
     }
 
 
@@ -307,7 +334,8 @@ def main() -> int:
         message = _message(directory, not args.unsigned, args.size)
         relay = run_relay(directory, message, args)
         print(f"relay:   {relay['accepted_per_s']:8.1f} msg/s accepted, {relay['delivered_per_s']:8.1f} msg/s delivered, "
-              f"DATA->250 p50 {relay['p50_ms']:.1f} ms p99 {relay['p99_ms']:.1f} ms, peak RSS {relay['peak_rss_mib']:.0f} MiB "
+              f"DATA->250 p50 {relay['p50_ms']:.1f} ms p99 {relay['p99_ms']:.1f} ms, peak RSS {relay['peak_rss_mib']:.0f} MiB, "
+              f"CPU {relay['cpu_ms_per_message']:.2f} ms/message "
               f"({'unsigned' if args.unsigned else 'signed'}, {message.stat().st_size} bytes, {args.messages} messages, "
               f"{args.sessions} sessions, {args.processes} processes x {args.workers} workers)")
         if not args.no_postfix:

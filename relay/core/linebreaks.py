@@ -68,7 +68,12 @@ def prepare(raw: bytes, limits: MessageLimits) -> bytes:
 
 
 def _check_line_lengths(data: bytes, max_line_bytes: int) -> None:
-    """Refuse a line longer than max_line_bytes, its line break included.
+    if not lines_fit(data, max_line_bytes):
+        raise Rejection(Reason.MALFORMED, f"line longer than {max_line_bytes} bytes (max_line_bytes)")
+
+
+def lines_fit(data: bytes, max_line_bytes: int) -> bool:
+    """Whether no line is longer than max_line_bytes, its line break included.
 
     From the start of a line, the last LF among the next longest + 1 bytes
     ends the lines that all fit; no LF there means the line is too long. One
@@ -81,8 +86,9 @@ def _check_line_lengths(data: bytes, max_line_bytes: int) -> None:
     while end - pos > longest:  # what is left could be a line too long
         last = rfind(b"\n", pos, pos + longest + 1)
         if last < 0:
-            raise Rejection(Reason.MALFORMED, f"line longer than {max_line_bytes} bytes (max_line_bytes)")
+            return False
         pos = last + 1
+    return True
 
 
 def mixes_conventions(data: bytes) -> bool:

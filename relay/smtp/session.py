@@ -15,11 +15,12 @@ from collections import Counter
 from typing import Any
 
 from aiosmtpd.proxy_protocol import ProxyData
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, syntax
 
 from ..audit.log import audit
 from ..metrics.registry import Metrics
 from .credentials import Credentials
+from .data import CHUNK, DataProblem, read_data
 from .proxy import INVALID, PROXY_TIMEOUT, UNTRUSTED, ProxyPolicy, proxied_client
 from .replies import Refusal, protocol_reply, reply
 
@@ -44,6 +45,12 @@ class ConnectionLimiter:
         self.by_ip[ip] -= 1
         if self.by_ip[ip] <= 0:
             del self.by_ip[ip]
+
+
+_DATA_REFUSALS = {
+    DataProblem.TOO_MUCH: (Refusal.MESSAGE_TOO_BIG, "the message is over the size limit"),
+    DataProblem.LINE_TOO_LONG: (Refusal.LINE_TOO_LONG, "a line of the message is over the limit"),
+}
 
 
 class RelaySMTP(SMTP):
@@ -168,6 +175,40 @@ class RelaySMTP(SMTP):
             self._admitted_ip = None
         self.sessions.discard(self)
         super().connection_lost(error)
+
+    # -- DATA, read in chunks ------------------------------------------------
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA with the stream read by relay.smtp.data, not line by line."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        # The stream's limit bounds a command line; during DATA it bounds one
+        # read (and the buffer), so the whole message comes in a few reads.
+        line_limit, self._reader._limit = self._reader._limit, CHUNK  # type: ignore[attr-defined]
+        try:
+            read = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+        except asyncio.IncompleteReadError:
+            self.transport.close()  # the client went away inside DATA
+            return
+        finally:
+            self._reader._limit = line_limit  # type: ignore[attr-defined]
+        if read.problem is not None:
+            self._set_post_data_state()
+            await self.push(reply(*_DATA_REFUSALS[read.problem]))
+            return
+        self.envelope.content = self.envelope.original_content = read.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     # -- AUTH PLAIN / LOGIN, checked in a thread ------------------------------
 
