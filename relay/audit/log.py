@@ -6,6 +6,7 @@ body, a subject or an attachment name (patient data).
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -13,6 +14,7 @@ from typing import IO, Any
 import structlog
 
 _ALLOWED_VALUE_TYPES = (str, int, float, bool, type(None), list, tuple, dict)
+_state: dict[str, Any] = {}
 
 
 def configure(path: Path | None, worker: int | None = None) -> IO[str]:
@@ -25,14 +27,16 @@ def configure(path: Path | None, worker: int | None = None) -> IO[str]:
     """
     stream: IO[str] = open(path, "a", encoding="utf-8", buffering=1) if path else sys.stderr
     tags: list[Any] = [] if worker is None else [_tag(worker)]
-    structlog.configure(
+    # One bound logger, built here: asking structlog for a new one per event
+    # cost more than rendering the event.
+    _state["logger"] = structlog.wrap_logger(
+        structlog.WriteLogger(stream),
         processors=[
             *tags,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             structlog.processors.JSONRenderer(sort_keys=False, ensure_ascii=False),
         ],
-        logger_factory=structlog.WriteLoggerFactory(file=stream),
-        cache_logger_on_first_use=False,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
     )
     return stream
 
@@ -48,4 +52,8 @@ def _tag(worker: int) -> Any:
 def audit(event: str, **fields: Any) -> None:
     """Record one step; fields are plain values (addresses, codes, ids)."""
     clean = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items() if isinstance(v, _ALLOWED_VALUE_TYPES)}
-    structlog.get_logger().info(event, **clean)
+    logger = _state.get("logger")
+    if logger is None:  # not configured (a command, a test): standard error
+        configure(None)
+        logger = _state["logger"]
+    logger.info(event, **clean)

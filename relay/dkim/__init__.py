@@ -7,9 +7,10 @@ the caller chooses (a static key table in tests, the DNS in service).
 
 from .resolver import DkimLookupFailed, TxtResolver, dns_resolver, static_resolver
 from .signing import SIGNED_HEADERS, DkimAlgorithm, DkimKey, DkimKeyTable, dns_record, load_key, load_key_table, sign_message
-from .verification import DkimResult, DkimStatus, authentication_results, verify_dkim
+from .verification import NO_SIGNATURE, DkimResult, DkimStatus, authentication_results, has_signature, verify_dkim
 
 __all__ = [
+    "NO_SIGNATURE",
     "SIGNED_HEADERS",
     "DkimAlgorithm",
     "DkimKey",
@@ -21,6 +22,7 @@ __all__ = [
     "authentication_results",
     "dns_record",
     "dns_resolver",
+    "has_signature",
     "load_key",
     "load_key_table",
     "sign_message",

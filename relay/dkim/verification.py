@@ -59,15 +59,33 @@ class DkimResult:
 _NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?")
 
 
+NO_SIGNATURE = (DkimResult(DkimStatus.NONE),)
+_SIGNATURE_FIELD = re.compile(rb"(?:^|\n)dkim-signature[ \t]*:", re.IGNORECASE)
+
+
+def has_signature(message: bytes) -> bool:
+    """Whether the header block holds a DKIM-Signature field: a scan of the header alone.
+
+    Most mail carries none, and parsing the whole message for nothing cost
+    more than a millisecond. The block ends where dkimpy's does, at the
+    first empty line in either line-ending convention.
+    """
+    ends = [i for i in (message.find(b"\n\n"), message.find(b"\n\r\n")) if i >= 0]
+    head = message[: min(ends) + 1] if ends else message
+    return _SIGNATURE_FIELD.search(head) is not None
+
+
 def verify_dkim(message: bytes, resolver: TxtResolver) -> tuple[DkimResult, ...]:
     """One result per DKIM-Signature field (top first), or a single `none` when there is none."""
+    if not has_signature(message):
+        return NO_SIGNATURE
     try:
         verifier = dkim.DKIM(message, logger=_LOG)
     except _UNREADABLE:
         return (DkimResult(DkimStatus.PERMERROR, reason="unreadable message"),)
     count = sum(1 for name, _ in verifier.headers if name.lower() == b"dkim-signature")
     if count == 0:
-        return (DkimResult(DkimStatus.NONE),)
+        return NO_SIGNATURE
     # One parsed message for every signature: dkimpy sets its per-signature state anew for each index.
     return tuple(_verify_one(verifier, index, resolver) for index in range(min(count, MAX_SIGNATURES)))
 

@@ -27,7 +27,7 @@ import re
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -80,8 +80,9 @@ class Envelope:
     extra: dict = field(default_factory=dict)  # audit correlation (signer fingerprint...), never content
 
     def to_json(self) -> bytes:
-        data = asdict(self)
-        data["recipients"] = [asdict(r) for r in self.recipients]
+        # Field by field: dataclasses.asdict deep-copies, ~0.2 ms a message.
+        data = {name: getattr(self, name) for name in _ENVELOPE_FIELDS}
+        data["recipients"] = [{"address": r.address, "status": r.status, "reply": r.reply} for r in self.recipients]
         return json.dumps(data, sort_keys=True).encode()
 
     @classmethod
@@ -105,6 +106,9 @@ class Envelope:
     @property
     def received(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.received_at, dt.timezone.utc)
+
+
+_ENVELOPE_FIELDS = tuple(f.name for f in fields(Envelope))
 
 
 class Spool:

@@ -22,7 +22,7 @@ from ..core.reasons import Reason
 from ..core.snapshot import Snapshot
 from ..metrics.registry import Metrics
 from ..core.verdict import Verdict
-from ..dkim import DkimResult
+from ..dkim import NO_SIGNATURE, DkimResult, has_signature
 from ..queue.spool import Envelope, RecipientState, Spool, SpoolError, new_queue_id
 from . import decide, encrypt_step
 from .config import ListenerConfig, ListenerKind, ServiceConfig
@@ -256,6 +256,8 @@ class RelayHandler:
         """The signatures as received (before decryption); submitted mail is ours, not judged."""
         if self.services.dkim_in is None or self.listener.kind is ListenerKind.SUBMISSION:
             return ()
+        if not has_signature(data):  # most mail: no thread and no parse for nothing
+            return NO_SIGNATURE
         return await asyncio.to_thread(self.services.dkim_in.verify, data)
 
     def _trace_fields(

@@ -9,6 +9,7 @@ password checks run off the event loop (scrypt costs tens of milliseconds).
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from base64 import b64decode
 from collections import Counter
@@ -46,6 +47,11 @@ class ConnectionLimiter:
         if self.by_ip[ip] <= 0:
             del self.by_ip[ip]
 
+
+# `<local@domain>` with a dot-atom on each side, then parameters: what
+# nearly every client sends. Anything else goes to aiosmtpd's full parser.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_PATH = re.compile(rf"\s*<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:\s+([^\s()\"\\][^()\"\\]*))?")
 
 _DATA_REFUSALS = {
     DataProblem.TOO_MUCH: (Refusal.MESSAGE_TOO_BIG, "the message is over the size limit"),
@@ -175,6 +181,21 @@ class RelaySMTP(SMTP):
             self._admitted_ip = None
         self.sessions.discard(self)
         super().connection_lost(error)
+
+    # -- MAIL and RCPT paths ----------------------------------------------------
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's path parser, with a fast path for the plain form (its parser costs ~50 µs a call)."""
+        simple = _SIMPLE_PATH.fullmatch(arg) if arg else None
+        if simple is None:
+            try:
+                return super()._getaddr(arg)
+            except IndexError:  # the stdlib parser on a lone "<": a syntax error, not a 500 with a traceback text
+                return None, None
+        address = simple.group(1)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, simple.group(2) or ""
 
     # -- DATA, read in chunks ------------------------------------------------
 

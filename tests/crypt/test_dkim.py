@@ -19,6 +19,7 @@ from relay.dkim import (
     DkimStatus,
     authentication_results,
     dns_record,
+    has_signature,
     load_key,
     load_key_table,
     sign_message,
@@ -213,3 +214,41 @@ def test_crafted_domain_and_selector_never_reach_the_results_header():
     assert crafted.method_result() == 'dkim=fail reason="bad"'
     plain = DkimResult(DkimStatus.PASS, domain="hopital-demo.mssante.fr", selector="relay2026")
     assert plain.method_result() == "dkim=pass header.d=hopital-demo.mssante.fr header.s=relay2026"
+
+
+def _dkimpy_signature_count(message: bytes) -> int:
+    try:
+        parsed = dkim.DKIM(message)
+    except IndexError:  # dkimpy cannot read a header that starts with a continuation line
+        return 0
+    return sum(1 for name, _ in parsed.headers if name.lower() == b"dkim-signature")
+
+
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        (b"From: a@b\r\nDKIM-Signature: v=1\r\n\r\nbody\r\n", True),
+        (b"From: a@b\r\ndkim-signature:v=1\r\n\r\nbody\r\n", True),
+        (b"DKIM-Signature: v=1\n\nbody\n", True),
+        (b"From: a@b\r\n\r\nDKIM-Signature: v=1 (in the body)\r\n", False),
+        (b"From: a@b\n\nDKIM-Signature: v=1 (in the body)\r\n\r\n", False),
+        (b"X-Note: folded\r\n DKIM-Signature: v=1\r\n\r\n", False),
+        (b"X-DKIM-Signature: v=1\r\n\r\n", False),
+    ],
+)
+def test_has_signature_reads_the_header_block_only(message, expected):
+    assert has_signature(message) is expected
+    assert (_dkimpy_signature_count(message) > 0) is expected
+
+
+_header_lines = st.sampled_from(
+    [b"From: a@b", b"DKIM-Signature: v=1; d=x", b"dkim-signature:x", b" folded DKIM-Signature: x", b"To: c@d", b"", b"X: y"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_header_lines, max_size=8), st.sampled_from([b"\r\n", b"\n"]))
+def test_has_signature_never_misses_what_dkimpy_counts(lines, eol):
+    message = eol.join(lines) + eol + eol + b"body" + eol
+    if _dkimpy_signature_count(message) > 0:
+        assert has_signature(message)

@@ -1,0 +1,61 @@
+"""The fast path for MAIL FROM / RCPT TO arguments gives what aiosmtpd's full parser gives."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiosmtpd.smtp import SMTP
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay.smtp.session import RelaySMTP
+
+
+@pytest.fixture(scope="module")
+def session() -> RelaySMTP:
+    loop = asyncio.new_event_loop()
+    yield RelaySMTP(
+        object(), metrics=None, limiter=None, credentials=None, session_timeout=1,
+        line_length_limit=1001, sessions=set(), loop=loop, hostname="relay.test",
+    )
+    loop.close()
+
+
+@pytest.mark.parametrize(
+    "arg",
+    ["<alice@hospital.test>", "<alice@hospital.test> SIZE=123 BODY=8BITMIME", " <a.b@c.d>", "<>", "<a@b>x", "<a@b> (c) X",
+     "<a..b@c>", '<"q"@c>', "<a@[127.0.0.1]>", "alice@hospital.test", "<a@b", "<@relay:a@b>", "<a@b> X ", ""],
+)
+def test_known_forms(session: RelaySMTP, arg: str) -> None:
+    assert session._getaddr(arg) == SMTP._getaddr(session, arg)
+
+
+def test_local_part_limit_holds_on_the_fast_path(session: RelaySMTP) -> None:
+    session.local_part_limit = 3
+    try:
+        assert session._getaddr("<abcd@b>") == (None, None) == SMTP._getaddr(session, "<abcd@b>")
+        assert session._getaddr("<abc@b>") == ("abc@b", "")
+    finally:
+        session.local_part_limit = 0
+
+
+_pieces = st.sampled_from(["<", ">", "a", "b.c", "@", "x.y", " ", "SIZE=1", "(", ")", '"', "\\", ".", "-", "[", "]", "\t", "é"])
+
+
+def full_parser(session: RelaySMTP, arg: str) -> tuple[str | None, str | None]:
+    try:
+        return SMTP._getaddr(session, arg)
+    except IndexError:  # aiosmtpd's parser fails on some truncated paths, e.g. a lone "<"
+        return None, None
+
+
+def test_a_truncated_path_is_a_syntax_error(session: RelaySMTP) -> None:
+    assert session._getaddr("<") == (None, None)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_pieces, max_size=12))
+def test_same_as_aiosmtpd(session: RelaySMTP, pieces: list[str]) -> None:
+    arg = "".join(pieces)
+    assert session._getaddr(arg) == full_parser(session, arg)
