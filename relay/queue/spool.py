@@ -166,7 +166,10 @@ class Spool:
     def _commit_batch(self, batch: list[tuple[bytes, Envelope]]) -> list[SpoolError | None]:
         # Files are written and fsynced concurrently: the file system merges
         # concurrent flushes into one journal commit.
-        outcomes = list(self._io.map(self._write_one, batch))
+        if len(batch) == 1:  # nothing to overlap: no hand-off to another thread
+            outcomes = [self._write_one(batch[0])]
+        else:
+            outcomes = list(self._io.map(self._write_one, batch))
         committed = [envelope.queue_id for (_, envelope), outcome in zip(batch, outcomes) if outcome is None]
         try:
             for queue_id in committed:

@@ -9,6 +9,7 @@ password checks run off the event loop (scrypt costs tens of milliseconds).
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import ssl
 from base64 import b64decode
@@ -53,6 +54,11 @@ class ConnectionLimiter:
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE_PATH = re.compile(rf"\s*<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:\s+([^\s()\"\\][^()\"\\]*))?")
 
+@functools.cache
+def _protocol_names(cls: type) -> list[str]:
+    return [name for name in dir(cls) if name.startswith(("smtp_", "auth_"))]
+
+
 _DATA_REFUSALS = {
     DataProblem.TOO_MUCH: (Refusal.MESSAGE_TOO_BIG, "the message is over the size limit"),
     DataProblem.LINE_TOO_LONG: (Refusal.LINE_TOO_LONG, "a line of the message is over the limit"),
@@ -87,6 +93,15 @@ class RelaySMTP(SMTP):
         self.busy = False  # inside end-of-DATA processing: let it finish on shutdown
         self._admitted_ip: str | None = None
         self._deadline: asyncio.TimerHandle | None = None
+
+    def __dir__(self) -> list[str]:
+        """The SMTP command and AUTH methods only.
+
+        aiosmtpd builds its command and AUTH tables for every connection
+        from dir() and getattr() on each name; with every attribute listed
+        that was half the cost of opening a session.
+        """
+        return _protocol_names(type(self))
 
     async def push(self, status: Any) -> None:
         await super().push(protocol_reply(status) if isinstance(status, str) else status)

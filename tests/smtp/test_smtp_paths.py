@@ -1,4 +1,4 @@
-"""The fast path for MAIL FROM / RCPT TO arguments gives what aiosmtpd's full parser gives."""
+"""The session's MAIL FROM / RCPT TO fast path and command tables give what aiosmtpd alone gives."""
 
 from __future__ import annotations
 
@@ -59,3 +59,9 @@ def test_a_truncated_path_is_a_syntax_error(session: RelaySMTP) -> None:
 def test_same_as_aiosmtpd(session: RelaySMTP, pieces: list[str]) -> None:
     arg = "".join(pieces)
     assert session._getaddr(arg) == full_parser(session, arg)
+
+
+def test_the_protocol_tables_hold_every_command_and_mechanism(session: RelaySMTP) -> None:
+    everything = object.__dir__(session)
+    assert sorted(session._smtp_methods) == sorted(n[5:] for n in everything if n.startswith("smtp_"))
+    assert {"PLAIN", "LOGIN"} <= set(session._auth_methods)
