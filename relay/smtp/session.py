@@ -205,7 +205,7 @@ class RelaySMTP(SMTP):
         if simple is None:
             try:
                 return super()._getaddr(arg)
-            except IndexError:  # the stdlib parser on a lone "<": a syntax error, not a 500 with a traceback text
+            except Exception:  # noqa: BLE001 - the stdlib parser fails on some junk (a lone "<"...): a syntax error, not a 500
                 return None, None
         address = simple.group(1)
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
