@@ -260,8 +260,8 @@ def organisation_subject(name: str, structure_id: str, legal_name: str, departem
     )
 
 
-def direct_subject(email: str, common_name: str) -> x509.Name:
-    """Direct (US) layout: a plain CN with the address in the SAN."""
+def direct_subject(common_name: str) -> x509.Name:
+    """Direct (US) layout: a plain CN; the address goes in the SAN (make_leaf's `emails`), not the subject."""
     return _name((NameOID.COUNTRY_NAME, "US"), (NameOID.ORGANIZATION_NAME, "Direct HISP Test"), (NameOID.COMMON_NAME, common_name))
 
 

@@ -518,7 +518,7 @@ def build_pki() -> Pki:
         "encrypt-only": doctor(key_usage="encrypt"),
         "no-policy": doctor(policies=()),
         "foreign": doctor(issuer=foreign_inter),
-        "direct": make_leaf(inter, direct_subject(DOCTOR, "Jean Dupont"), emails=[DOCTOR]),
+        "direct": make_leaf(inter, direct_subject("Jean Dupont"), emails=[DOCTOR]),
     }
     keys = {
         name: SigningKey(issued, (foreign_inter.cert,), foreign_root.cert)

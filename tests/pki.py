@@ -146,7 +146,7 @@ class HealthPki:
     def direct(self, email: str = "drsmith@direct.example.org", common_name: str = "Dr John Smith", **options: Any) -> Issued:
         options.setdefault("emails", [email])
         options.setdefault("policies", ())
-        return self.leaf(self.direct_ca, devpki.direct_subject(email, common_name), **options)
+        return self.leaf(self.direct_ca, devpki.direct_subject(common_name), **options)
 
     # Revocation and bundles
 

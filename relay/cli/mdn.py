@@ -17,10 +17,10 @@ from ..core.mdn import MdnError, MdnReport
 from ..core.snapshot import Snapshot, normalise_address
 from ..queue.mdn import store_mdn
 from ..queue.spool import Spool, SpoolError, new_queue_id
-from ..smtp.config import ConfigError, load_service_config
-from ..smtp.crypto_config import load_crypto_config
+from ..smtp.config import ConfigError, ServiceConfig, parse_service_config
+from ..smtp.crypto_config import CryptoConfig, parse_crypto_config
 from ..trust.loader import ConfigError as TrustConfigError
-from ..trust.loader import load_snapshot
+from ..trust.loader import load_directory
 from .errors import UsageError
 
 
@@ -38,12 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_service_config(args.config)
-        crypto = load_crypto_config(args.config)
-        snapshot = load_snapshot(args.config)
-    except (ConfigError, TrustConfigError) as error:
-        raise UsageError(str(error)) from None
+    config, crypto, snapshot = _read_configuration(args.config)
     recipient = normalise_address(args.recipient)
     requesters = tuple(normalise_address(a) for a in args.to)
     _check_addresses(snapshot, recipient, requesters)
@@ -73,6 +68,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{config.queue.directory}: cannot spool the MDN ({error})") from None
     print(f"queued {queue_id}: processed/error MDN to {', '.join(requesters)}")
     return 0
+
+
+def _read_configuration(path: Path) -> tuple[ServiceConfig, CryptoConfig, Snapshot]:
+    """relay.toml read once: the trust loader parses it, the service readers take its tables."""
+    try:
+        loaded = load_directory(path)
+        document = loaded.config.source.data
+        return parse_service_config(document, path), parse_crypto_config(document, path), loaded.snapshot
+    except (ConfigError, TrustConfigError) as error:
+        raise UsageError(str(error)) from None
 
 
 def _check_addresses(snapshot: Snapshot, recipient: str, requesters: tuple[str, ...]) -> None:

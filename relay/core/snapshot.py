@@ -148,8 +148,7 @@ class Snapshot:
             next_hop=(override.next_hop if override and override.next_hop else None)
             or (domain.next_hop if domain else None),
             policy=policy,
-            signer_bundles=(override.signer_bundles if override and override.signer_bundles is not None else None)
-            or (domain.signer_bundles if domain else ()),
+            signer_bundles=_signer_bundles(domain, override),
         )
 
     # TrustView, for the verification core.
@@ -166,6 +165,14 @@ class Snapshot:
 
     def encryption_certificate(self, address: str) -> x509.Certificate | None:
         return self.recipients.get(normalise_address(address))
+
+
+def _signer_bundles(domain: DomainRule | None, override: AddressRule | None) -> tuple[str, ...]:
+    # An address rule's empty list is a decision (no bundle trusts this
+    # sender), not an absence: only None falls back to the domain.
+    if override is not None and override.signer_bundles is not None:
+        return override.signer_bundles
+    return domain.signer_bundles if domain else ()
 
 
 def normalise_address(address: str) -> str:

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
 import secrets
 import smtplib
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from ..core.smime_sign import sign_message
 from ..core.snapshot import Snapshot, TlsMode
@@ -34,6 +36,8 @@ SENDER = f"claire.martin@{LOCAL_DOMAIN}"
 RECIPIENT = f"secretariat@{LOCAL_DOMAIN}"
 SIGNER = "dr-martin"  # certs/demo/dr-martin.{pem,key}: Claire Martin's signature certificate
 DELIVERY_TIMEOUT = 60.0
+READY_TIMEOUT = 60.0  # seconds for `relay serve` to bind its listeners (it loads the trust directory first)
+STOP_TIMEOUT = 30.0
 
 Say = Callable[[str], None]
 
@@ -66,7 +70,7 @@ def run(setup: DemoSetup, keep_running: bool, say: Say = print) -> int:
     submission = _prepare_user(config)
     sinks = _start_sinks(snapshot, setup.work)
     try:
-        with _relay_process(setup.config_path, say) as relay:
+        with relay_process(_serve_command(setup.config_path), _relay_log(config), say) as relay:
             ok = _scenario(setup, submission, sinks, say)
             _explain(setup, submission, say)
             if keep_running and relay.poll() is None:
@@ -110,30 +114,58 @@ def _start_sinks(snapshot: Snapshot, work: Path) -> dict[str, MailboxSink]:
 
 
 @contextmanager
-def _relay_process(config_path: Path, say: Say) -> Iterator[subprocess.Popen[str]]:
-    """`relay serve` as a child process, stopped with SIGTERM on exit."""
-    command = [sys.executable, "-m", "relay", "serve", "--config", str(config_path)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    ready = _read_ready_line(process)
-    say(f"relay serve is listening: {', '.join(f'{n} {h}:{p}' for n, (h, p) in ready.items())}")
+def relay_process(
+    command: Sequence[str], log: str, say: Say, ready_timeout: float = READY_TIMEOUT
+) -> Iterator[subprocess.Popen[str]]:
+    """The relay as a child process once it reports listening; stopped on exit, and if it never does.
+
+    `log`: where to read why it did not start, named in the error.
+    """
+    process = subprocess.Popen(list(command), stdout=subprocess.PIPE, text=True)
     try:
+        ready = _read_ready_line(process, log, ready_timeout)
+        say(f"relay serve is listening: {', '.join(f'{n} {h}:{p}' for n, (h, p) in ready.items())}")
         yield process
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop(process)
 
 
-def _read_ready_line(process: subprocess.Popen[str]) -> dict[str, list]:
+def _serve_command(config_path: Path) -> list[str]:
+    return [sys.executable, "-m", "relay", "serve", "--config", str(config_path)]
+
+
+def _relay_log(config: ServiceConfig) -> str:
+    if config.audit.file is None:
+        return "the relay's messages above (standard error, its audit trail included)"
+    return f"the audit log {config.audit.file} and the relay's messages above (standard error)"
+
+
+def _read_ready_line(process: subprocess.Popen[str], log: str, timeout: float) -> dict[str, list]:
+    """The service prints one JSON line once every listener is bound; wait for it at most `timeout` seconds."""
     assert process.stdout is not None
-    line = process.stdout.readline()  # the service prints one JSON line once every listener is bound
+    lines: queue.Queue[str] = queue.Queue(maxsize=1)
+    # readline() cannot time out; the thread ends when the stopped process closes its output.
+    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
+    try:
+        line = lines.get(timeout=timeout)
+    except queue.Empty:
+        raise RuntimeError(
+            f"relay serve did not report listening within {timeout:g} s and was stopped; read {log}"
+        ) from None
     if not line:
-        raise RuntimeError(f"relay serve exited ({process.wait()}) before listening; see the messages above")
+        raise RuntimeError(f"relay serve exited ({process.wait()}) before listening; read {log}")
     return json.loads(line)["ready"]
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL if the relay has not stopped after STOP_TIMEOUT seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _scenario(setup: DemoSetup, submission: Submission, sinks: dict[str, MailboxSink], say: Say) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from .recipients import read_recipients
 from .rules import read_address, read_domain, read_next_hop, read_policy
 from .sources import Sources
 from .tomlsource import Table, TomlFile, parse_toml
-from .whitelist import WhitelistError, check_sha256, parse_whitelist
+from .whitelist import Whitelist, WhitelistError, check_sha256, parse_whitelist
 
 __all__ = ["ConfigError", "Loaded", "load_directory", "load_snapshot"]
 
@@ -233,24 +232,32 @@ def _merge_whitelist(state: _State) -> int:
 
 def _read_whitelist_file(spec: WhitelistSpec, table: Table, state: _State) -> tuple[dict[str, frozenset[str]], dict[str, int]]:
     try:
-        data = state.sources.read(spec.path)
-        if spec.sha256_path:
-            check_sha256(data, state.sources.read(spec.sha256_path))
-        whitelist = parse_whitelist(io.BytesIO(data))
+        whitelist = _parse_whitelist_once(spec, state.sources)
     except OSError as error:
         table.error("file", f"{error.filename}: {error.strerror or error}")
         return {}, {}
     except WhitelistError as error:
         table.error("file", f"{spec.path}: {error}")
         return {}, {}
-    finally:
-        state.sources.forget(spec.path)
     for skipped in whitelist.skipped:
         state.problems.warn(f"{spec.path}", f"entry skipped: {skipped}")
     first_line: dict[str, int] = {}
     for entry in whitelist.entries:
         first_line.setdefault(entry.domain, entry.line)
     return whitelist.operator_dns(), first_line
+
+
+def _parse_whitelist_once(spec: WhitelistSpec, sources: Sources) -> Whitelist:
+    """One pass over the file: the streaming parser, the SHA-256 and the version see the same bytes."""
+    published = sources.read(spec.sha256_path) if spec.sha256_path else None
+    with sources.stream(spec.path) as stream:
+        try:
+            whitelist = parse_whitelist(stream)
+        finally:
+            # Even when the parse fails: a file that is not the published one is reported as such.
+            if published is not None:
+                check_sha256(stream.sha256(), published)
+    return whitelist
 
 
 def _read_mailboxes(state: _State) -> dict:

@@ -33,9 +33,11 @@ def read_address(table: Table) -> AddressRule:
     local, _, domain = address.rpartition("@")
     if not local or not DOMAIN_NAME.fullmatch(domain):
         table.error(None, f"{address!r} is not an e-mail address")
+    # Absent: the domain's bundles; `[]`: none, so the address's signed mail is refused.
+    signers = table.strings("signer_bundles") if table.has("signer_bundles") else None
     rule = AddressRule(
         address=address,
-        signer_bundles=table.strings("signer_bundles") if table.has("signer_bundles") else None,
+        signer_bundles=signers,
         next_hop=read_next_hop(table.table("next_hop")),
         policy=read_policy(table.table("policy")),
         origin=table.where(),

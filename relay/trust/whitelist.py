@@ -9,11 +9,10 @@ sees them: ElementTree would expand internal entities.
 from __future__ import annotations
 
 import codecs
-import hashlib
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
 
 from .dn import DnError, normalise_dn
 
@@ -55,16 +54,22 @@ class Whitelist:
         return {domain: frozenset(dns) for domain, dns in by_domain.items()}
 
 
-def check_sha256(data: bytes, published: bytes) -> None:
+def check_sha256(digest: bytes, published: bytes) -> None:
+    """`digest`: the file's SHA-256, taken while it was read; `published`: the ANS checksum file."""
     expected = published.decode("ascii", "replace").split()
     if not expected or not re.fullmatch(r"[0-9a-fA-F]{64}", expected[0]):
         raise WhitelistError("checksum file holds no SHA-256 hex digest")
-    actual = hashlib.sha256(data).hexdigest()
+    actual = digest.hex()
     if actual != expected[0].lower():
         raise WhitelistError(f"SHA-256 mismatch: file has {actual}, published {expected[0].lower()}")
 
 
-def parse_whitelist(stream: BinaryIO) -> Whitelist:
+class Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+def parse_whitelist(stream: Readable) -> Whitelist:
+    """Reads `stream` in chunks to its end: the file is never held whole."""
     return _Reader().read(stream)
 
 
@@ -79,7 +84,7 @@ class _Reader:
         self.generated = ""
         self.dn_cache: dict[str, str] = {}
 
-    def read(self, stream: BinaryIO) -> Whitelist:
+    def read(self, stream: Readable) -> Whitelist:
         decoder = codecs.getincrementaldecoder("utf-8")()
         pending = tail = ""
         while chunk := stream.read(_CHUNK):

@@ -60,7 +60,7 @@ def test_forged_issuer_with_the_same_name_is_untrusted(pki):
 
 def test_issuer_without_ca_flag_is_untrusted(pki):
     not_ca = devpki.make_ca("NOT A CA", pki.root, ca=False, key_usage=None, not_before=CA_NOT_BEFORE)
-    leaf = pki.leaf(not_ca, devpki.direct_subject("a@b.example", "A"))
+    leaf = pki.leaf(not_ca, devpki.direct_subject("A"))
     refused = refusal(leaf, pki.bundle(), [not_ca.cert])
     assert refused.reason is Reason.UNTRUSTED_ISSUER
     assert "basicConstraints" in refused.detail
@@ -69,7 +69,7 @@ def test_issuer_without_ca_flag_is_untrusted(pki):
 def test_issuer_without_key_cert_sign_is_untrusted(pki):
     usage = x509.KeyUsage(True, False, False, False, False, False, True, False, False)
     no_sign = devpki.make_ca("NO KEYCERTSIGN", pki.root, key_usage=usage, not_before=CA_NOT_BEFORE)
-    leaf = pki.leaf(no_sign, devpki.direct_subject("a@b.example", "A"))
+    leaf = pki.leaf(no_sign, devpki.direct_subject("A"))
     refused = refusal(leaf, pki.bundle(), [no_sign.cert])
     assert refused.reason is Reason.UNTRUSTED_ISSUER
     assert "keyCertSign" in refused.detail
@@ -78,7 +78,7 @@ def test_issuer_without_key_cert_sign_is_untrusted(pki):
 def test_path_length_constraint_is_enforced(pki):
     # personnes has pathLen 0: no CA may sit below it.
     sub = devpki.make_ca("SOUS-AC", pki.personnes, not_before=CA_NOT_BEFORE)
-    leaf = pki.leaf(sub, devpki.direct_subject("a@b.example", "A"))
+    leaf = pki.leaf(sub, devpki.direct_subject("A"))
     refused = refusal(leaf, pki.bundle(), [sub.cert])
     assert refused.reason is Reason.UNTRUSTED_ISSUER
     assert "path length" in refused.detail
@@ -86,7 +86,7 @@ def test_path_length_constraint_is_enforced(pki):
 
 def test_sha1_signed_intermediate_is_weak_even_when_also_expired(pki, tmp_path):
     sha1_ca = pki.sha1_ca(tmp_path)
-    leaf = pki.leaf(sha1_ca, devpki.direct_subject("a@b.example", "A"))
+    leaf = pki.leaf(sha1_ca, devpki.direct_subject("A"))
     refused = refusal(leaf, pki.bundle(), [sha1_ca.cert])
     assert refused.reason is Reason.WEAK_ALGORITHM
     assert "SHA1" in refused.detail and "AC SHA1 TEST" in refused.detail
@@ -95,7 +95,7 @@ def test_sha1_signed_intermediate_is_weak_even_when_also_expired(pki, tmp_path):
 
 def test_sha1_self_signature_of_the_anchor_does_not_count(pki, tmp_path):
     sha1_root = pki.sha1_ca(tmp_path, common_name="AC SHA1 ROOT", self_signed=True)
-    leaf = pki.leaf(sha1_root, devpki.direct_subject("a@b.example", "A"))
+    leaf = pki.leaf(sha1_root, devpki.direct_subject("A"))
     bundle = pki.bundle(anchors=(sha1_root.cert,), intermediates=(), crls=(pki.crl(sha1_root),))
     assert certpath.validate_signer(leaf.cert, [], bundle, NOW) == (leaf.cert, sha1_root.cert)
 
@@ -120,7 +120,7 @@ def test_expired_and_not_yet_valid_leaf_are_distinct(pki):
 
 def test_expired_intermediate_is_named(pki):
     short = devpki.make_ca("AC COURTE", pki.root, not_before=CA_NOT_BEFORE, not_after=dt.datetime(2026, 1, 1, tzinfo=UTC))
-    leaf = pki.leaf(short, devpki.direct_subject("a@b.example", "A"), not_before=dt.datetime(2025, 1, 1, tzinfo=UTC))
+    leaf = pki.leaf(short, devpki.direct_subject("A"), not_before=dt.datetime(2025, 1, 1, tzinfo=UTC))
     refused = refusal(leaf, pki.bundle(), [short.cert])
     assert refused.reason is Reason.CERTIFICATE_EXPIRED
     assert "AC COURTE" in refused.detail
@@ -128,7 +128,7 @@ def test_expired_intermediate_is_named(pki):
 
 def test_expired_anchor_is_reported_as_expired(pki):
     old_root = devpki.make_ca("AC RACINE ANCIENNE", not_before=CA_NOT_BEFORE, not_after=dt.datetime(2026, 3, 1, tzinfo=UTC))
-    leaf = pki.leaf(old_root, devpki.direct_subject("a@b.example", "A"))
+    leaf = pki.leaf(old_root, devpki.direct_subject("A"))
     refused = refusal(leaf, pki.bundle(anchors=(old_root.cert,), crls=()))
     assert refused.reason is Reason.CERTIFICATE_EXPIRED
     assert "AC RACINE ANCIENNE" in refused.detail
@@ -204,7 +204,7 @@ def test_many_same_named_certificates_are_refused(pki):
     keys = [devpki.new_key("p256") for _ in range(40)]
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "AC LABYRINTHE")])
     maze = [_bare_ca(name, key, signer) for key, signer in zip(keys, keys[1:] + keys[:1])]
-    leaf = devpki.make_leaf(devpki.Issued(maze[0], keys[0]), devpki.direct_subject("a@b.example", "A"))
+    leaf = devpki.make_leaf(devpki.Issued(maze[0], keys[0]), devpki.direct_subject("A"))
     assert refusal(leaf, pki.bundle(), maze).reason is Reason.UNTRUSTED_ISSUER
 
 
@@ -239,7 +239,7 @@ def test_sha1_signed_signer_certificate_is_weak(pki, tmp_path):
 def test_rsa_1024_ca_key_in_the_path_is_weak(pki, weak_one):
     root = devpki.make_ca("AC RACINE 1024", key_kind="rsa1024" if weak_one == "anchor" else "rsa2048", not_before=CA_NOT_BEFORE)
     inter = devpki.make_ca("AC 1024", root, key_kind="rsa1024" if weak_one == "intermediate" else "rsa2048", not_before=CA_NOT_BEFORE)
-    leaf = pki.leaf(inter, devpki.direct_subject("a@b.example", "A"))
+    leaf = pki.leaf(inter, devpki.direct_subject("A"))
     refused = refusal(leaf, pki.bundle(anchors=(root.cert,), crls=()), [inter.cert])
     assert refused.reason is Reason.WEAK_ALGORITHM
     assert "1024-bit RSA key" in refused.detail
@@ -249,8 +249,8 @@ def test_rfc822_name_constraints_of_a_ca_are_enforced(pki):
     constraints = x509.NameConstraints([x509.RFC822Name(".mssante.fr")], None)
     ca = devpki.make_ca("AC CONTRAINTE", pki.root, not_before=CA_NOT_BEFORE, extensions=[(constraints, True)])
     bundle = pki.bundle(crls=(pki.crl(pki.root), pki.crl(ca)))
-    inside = pki.leaf(ca, devpki.direct_subject("a", "A"), emails=["a@hopital.mssante.fr"])
-    outside = pki.leaf(ca, devpki.direct_subject("a", "A"), emails=["a@ailleurs.example"])
+    inside = pki.leaf(ca, devpki.direct_subject("A"), emails=["a@hopital.mssante.fr"])
+    outside = pki.leaf(ca, devpki.direct_subject("A"), emails=["a@ailleurs.example"])
     assert certpath.validate_signer(inside.cert, [ca.cert], bundle, NOW)[1] == ca.cert
     refused = refusal(outside, bundle, [ca.cert])
     assert refused.reason is Reason.UNTRUSTED_ISSUER and "name constraint" in refused.detail

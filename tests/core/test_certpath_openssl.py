@@ -65,7 +65,7 @@ def _scenarios(pki) -> dict[str, tuple]:
     leaf = pki.practitioner()
     revoked_crls = (pki.crl(pki.root), pki.crl(pki.personnes, [leaf.cert.serial_number]))
     deep = devpki.make_ca("SOUS-AC", pki.personnes, not_before=CA_NOT_BEFORE)
-    deep_leaf = pki.leaf(deep, devpki.direct_subject("a", "A"))
+    deep_leaf = pki.leaf(deep, devpki.direct_subject("A"))
     client_only = pki.practitioner(eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))
     stale_at = CRL_NEXT_UPDATE + DAY
     return {

@@ -72,3 +72,14 @@ def test_snapshot_mappings_are_read_only(snapshot):
 
 def test_normalise_address():
     assert normalise_address(" Jean.Dupont@Hopital.FR ") == "Jean.Dupont@hopital.fr"
+
+
+def test_an_empty_address_list_trusts_no_bundle(snapshot):
+    closed = AddressRule("closed@hopital.fr", signer_bundles=())
+    snapshot = Snapshot(
+        version="v2", loaded_at=NOW, bundles=snapshot.bundles, domains=snapshot.domains,
+        addresses={**snapshot.addresses, closed.address: closed},
+    )
+    assert snapshot.route("closed@hopital.fr").signer_bundles == ()
+    assert snapshot.signer_bundles("closed@hopital.fr") == ()
+    assert snapshot.route("other@hopital.fr").signer_bundles == ("igc",)  # the domain's, untouched

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from relay.demo import scenario
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,3 +43,31 @@ def test_demo_without_configuration_is_a_usage_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().endswith("missing.toml: no such file (run from the project root or give --config)")
     assert "Traceback" not in result.stderr
+
+
+def test_a_relay_that_never_reports_listening_is_stopped_with_an_error_naming_the_log(monkeypatch):
+    started: list[subprocess.Popen] = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(scenario.subprocess, "Popen", Recorded)
+    silent = [sys.executable, "-c", "import time; time.sleep(600)"]
+    said: list[str] = []
+    with pytest.raises(RuntimeError) as raised:
+        with scenario.relay_process(silent, "the audit log var/audit.log", said.append, ready_timeout=0.5):
+            pytest.fail("a relay that never printed its ready line was used")
+    assert str(raised.value) == (
+        "relay serve did not report listening within 0.5 s and was stopped; read the audit log var/audit.log"
+    )
+    assert said == []
+    assert len(started) == 1 and started[0].returncode is not None  # stopped and reaped, not left running
+
+
+def test_a_relay_that_exits_before_listening_names_the_log():
+    failing = [sys.executable, "-c", "raise SystemExit(3)"]
+    with pytest.raises(RuntimeError, match=r"^relay serve exited \(3\) before listening; read the audit log x.log$"):
+        with scenario.relay_process(failing, "the audit log x.log", print, ready_timeout=60):
+            pytest.fail("a relay that exited was used")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from relay.cli.main import main
 from relay.demopki import write_demo_pki
 from relay.queue.spool import Spool
 from relay.smtp.config import load_service_config
@@ -75,3 +77,23 @@ def test_a_label_that_is_not_printable_ascii_is_refused(example: Path) -> None:
                        "--code", "2", "--label", "Document non int\u00e9gr\u00e9")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("relay mdn: ")
+
+
+_OPENED: list[Path] | None = None  # while set, every file the process opens is recorded
+
+
+def _record_open(event: str, args: tuple) -> None:
+    if _OPENED is not None and event == "open" and isinstance(args[0], (str, bytes, Path)):
+        _OPENED.append(Path(os.fsdecode(args[0])).resolve())
+
+
+sys.addaudithook(_record_open)  # audit hooks cannot be removed: this one is idle unless _OPENED is set
+
+
+def test_relay_toml_is_read_once(example: Path, capsys, monkeypatch) -> None:
+    opened: list[Path] = []
+    monkeypatch.setattr(sys.modules[__name__], "_OPENED", opened)
+    status = main(["mdn", "--config", str(example), "error", "--message-id", "<a@b>", "--recipient", LOCAL,
+                   "--to", REQUESTER, "--code", "2", "--label", "x"])
+    assert status == 0, capsys.readouterr().err
+    assert opened.count(example.resolve()) == 1

@@ -218,7 +218,7 @@ def test_precedence_expired_and_wrong_address_reports_expiry(signatory: Signator
 
 
 def test_an_openssl_envelope_with_a_broken_gcm_tag_is_decryption_failed(tmp_path) -> None:
-    ours = devpki.make_leaf(devpki.make_ca("AC ENVELOPES"), devpki.direct_subject(DOCTOR, "x"), emails=[DOCTOR], key_usage="both")
+    ours = devpki.make_leaf(devpki.make_ca("AC ENVELOPES"), devpki.direct_subject("x"), emails=[DOCTOR], key_usage="both")
     (tmp_path / "ours.pem").write_bytes(ours.cert_pem)
     sealed = subprocess.run(
         ["openssl", "cms", "-encrypt", "-aes-256-gcm", str(tmp_path / "ours.pem")],

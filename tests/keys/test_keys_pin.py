@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from relay.keys.config import SOFTHSM2_MODULE, TokenConfig
+from relay.keys.config import DEFAULT_SESSIONS, SOFTHSM2_MODULE, TokenConfig
 from relay.keys.errors import KeyErrorCode, KeyStoreError
 from relay.keys.pin import PinSource
+from relay.smtp.config import ConfigError
+from relay.smtp.crypto_config import parse_crypto_config
 
 
 def _pin_file(tmp_path, mode: int, text: str = "1234\n"):
@@ -49,23 +53,46 @@ def test_exactly_one_pin_source(tmp_path):
         assert error.value.code is KeyErrorCode.CONFIG
 
 
-def test_configuration_from_a_table(tmp_path):
-    config = TokenConfig.from_mapping({"token": "hospital", "pin_file": str(tmp_path / "pin"), "sessions": 8})
+def _keys_section(tmp_path: Path, **table) -> TokenConfig | None:
+    """[keys] through the relay.toml reader the service uses."""
+    return parse_crypto_config({"keys": table}, tmp_path / "relay.toml").keys.token
+
+
+def test_configuration_from_the_keys_section(tmp_path):
+    config = _keys_section(tmp_path, token="hospital", pin_file="pin", sessions=8)
     assert config == TokenConfig(SOFTHSM2_MODULE, "hospital", PinSource(file=tmp_path / "pin"), 8)
+    assert _keys_section(tmp_path, token="hospital", pin_env="P").sessions == DEFAULT_SESSIONS
 
 
 @pytest.mark.parametrize(
-    "table",
+    ("table", "complaint"),
     [
-        {"token": "hospital", "pin": "1234"},  # a literal PIN never goes in the configuration
-        {"token": "hospital", "pin_env": "P", "colour": "blue"},
-        {"pin_env": "P"},  # no token label
-        {"token": "hospital", "pin_env": "P", "sessions": 0},
-        {"token": "hospital", "pin_env": "P", "sessions": "four"},
-        {"token": 7, "pin_env": "P"},
+        ({"token": "hospital", "pin": "1234"}, "[keys] pin: unknown key"),  # a literal PIN never goes in the configuration
+        ({"token": "hospital", "pin_env": "P", "colour": "blue"}, "[keys] colour: unknown key"),
+        ({"pin_env": "P", "sign_label": "org"}, "[keys] token: sign_label and decrypt_label need the token's label"),
+        ({"token": "", "pin_env": "P"}, "[keys] token: must be a non-empty string"),
+        ({"token": "hospital", "pin_env": "P", "sessions": 0}, "[keys] sessions: must be between 1"),
+        ({"token": "hospital", "pin_env": "P", "sessions": "four"}, "[keys] sessions: must be an integer"),
+        ({"token": 7, "pin_env": "P"}, "[keys] token: must be a non-empty string"),
+        ({"token": "hospital", "module": "", "pin_env": "P"}, "[keys] module: must be a non-empty string"),
     ],
 )
-def test_bad_configuration_is_refused(table):
+def test_bad_configuration_is_refused(tmp_path, table, complaint):
+    with pytest.raises(ConfigError) as error:
+        _keys_section(tmp_path, **table)
+    assert complaint in str(error.value)
+    assert "1234" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"module": "", "token_label": "hospital"},
+        {"module": SOFTHSM2_MODULE, "token_label": ""},
+        {"module": SOFTHSM2_MODULE, "token_label": "hospital", "sessions": 0},
+    ],
+)
+def test_a_token_configuration_is_complete_however_it_is_built(kwargs):
     with pytest.raises(KeyStoreError) as error:
-        TokenConfig.from_mapping(table)
+        TokenConfig(pin=None, **kwargs)
     assert error.value.code is KeyErrorCode.CONFIG

@@ -28,7 +28,7 @@ CA = devpki.make_ca("AC ENCRYPT")
 
 
 def _leaf(address: str, **kwargs) -> devpki.Issued:
-    return devpki.make_leaf(CA, devpki.direct_subject(address, address), emails=[address], key_usage="encrypt", **kwargs)
+    return devpki.make_leaf(CA, devpki.direct_subject(address), emails=[address], key_usage="encrypt", **kwargs)
 
 
 ALICE, BOB, EVE = _leaf("alice@gcm.test"), _leaf("bob@cbc.test"), _leaf("eve@gcm.test", not_after=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,33 @@ def test_junk_toml_never_crashes_the_line_index(text: str) -> None:
     problems = Problems()
     parse_toml(Path("x.toml"), text.encode("utf-8", "surrogatepass"), problems)
     assert all(p.startswith("x.toml:") for p in problems.errors)
+
+
+def test_the_whitelist_is_streamed_never_held_whole(example: Path, tmp_path: Path) -> None:
+    sample = (example.parent / "trust" / "whitelist" / "listeblanchemssante-sample.xml").read_bytes()
+    head, marker, rest = sample.partition(b"<ListeDomaines>\n")
+    assert marker
+    padding = (b"    <!-- " + b"-x" * 500 + b" -->\n") * 16_000  # about 16 MB the parser skips
+    xml = tmp_path / "padded.xml"
+    xml.write_bytes(head + marker + padding + rest)
+    checksum = tmp_path / "padded.xml.sha256"
+    checksum.write_text(hashlib.sha256(xml.read_bytes()).hexdigest() + "  padded.xml\n")
+    point_whitelist_at(example, xml, checksum)
+    expected = load_directory(example).whitelist_domains  # and the checksum matched: no ConfigError
+    tracemalloc.start()
+    try:
+        loaded = load_directory(example)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert loaded.whitelist_domains == expected > 0
+    assert peak < xml.stat().st_size // 4, f"peak {peak} bytes for a {xml.stat().st_size}-byte whitelist"
+
+
+def test_a_whitelist_cut_short_reports_its_checksum_before_its_xml(example: Path) -> None:
+    sample = example.parent / "trust" / "whitelist" / "listeblanchemssante-sample.xml"
+    data = sample.read_bytes()
+    sample.write_bytes(data[: data.index(b"<DNCertificatOperateur>")])  # cut inside the first entry
+    with pytest.raises(ConfigError) as error:
+        load_directory(example)
+    assert "SHA-256 mismatch" in str(error.value) and "cut inside" not in str(error.value)

@@ -27,7 +27,7 @@ def pki():
 
 def _leaf(issuer, email: str, **kwargs) -> devpki.Issued:
     kwargs.setdefault("key_usage", "encrypt")
-    return devpki.make_leaf(issuer, devpki.direct_subject(email, email), emails=[email], **kwargs)
+    return devpki.make_leaf(issuer, devpki.direct_subject(email), emails=[email], **kwargs)
 
 
 def _directory(tmp_path: Path, ca: devpki.Issued, certs: dict[str, bytes], policy: str = 'encrypt = "required"\nencryption_aead = true') -> Path:
@@ -76,7 +76,7 @@ def test_an_expired_certificate_is_a_warning_and_unused(tmp_path, pki):
         (lambda ca, s: _leaf(ca, f"x@{PEER}", key_kind="p256").cert_pem, "only RSA key transport"),
         (lambda ca, s: _leaf(s, f"x@{PEER}").cert_pem, "no path to an anchor of its domain's signer bundles (smime)"),
         (lambda ca, s: _leaf(ca, "x@unknown.test").cert_pem, "x@unknown.test: no domain rule"),
-        (lambda ca, s: devpki.make_leaf(ca, devpki.direct_subject("x", "x"), key_usage="encrypt").cert_pem, "no rfc822Name"),
+        (lambda ca, s: devpki.make_leaf(ca, devpki.direct_subject("x"), key_usage="encrypt").cert_pem, "no rfc822Name"),
         (lambda ca, s: b"not a certificate\n", "not a PEM certificate"),
     ],
 )

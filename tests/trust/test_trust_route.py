@@ -64,3 +64,15 @@ def test_an_explicit_rule_without_operators_keeps_the_whitelisted_ones(example: 
     rule = load_snapshot(example).domains["cabinet-exemple.mssante.fr"]
     assert rule.next_hop.port == 2600 and rule.origin.startswith(str(domains))
     assert len(rule.operator_dns) == 2
+
+
+def test_an_empty_signer_list_on_an_address_trusts_no_bundle(example: Path, capsys) -> None:
+    domains = example.parent / "trust" / "domains.toml"
+    domains.write_text(domains.read_text() + '\n[address."claire.martin@hopital-demo.mssante.fr"]\nsigner_bundles = []\n')
+    snapshot = load_snapshot(example)
+    assert snapshot.addresses["claire.martin@hopital-demo.mssante.fr"].signer_bundles == ()
+    assert snapshot.route("claire.martin@hopital-demo.mssante.fr").signer_bundles == ()
+    assert snapshot.addresses["secretariat@hopital-demo.mssante.fr"].signer_bundles is None  # unset: the domain's
+    assert snapshot.route("secretariat@hopital-demo.mssante.fr").signer_bundles == ("igc-sante-signers",)
+    _, out = route(example, capsys, "x@hopital-demo.mssante.fr", "--from", "claire.martin@hopital-demo.mssante.fr")
+    assert "signers:     none: signed mail from this sender is refused (untrusted-issuer)" in out

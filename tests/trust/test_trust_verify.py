@@ -50,3 +50,10 @@ def test_the_directory_disagreeing_with_the_certificate_is_refused(example: Path
 def test_a_sender_of_an_unknown_domain_has_no_trusted_signers(example: Path, tmp_path: Path) -> None:
     signed = sign_openssl(text_message("claire.martin@ailleurs.example"), demo_signer(example, "dr-martin"))
     assert verify(example, signed, tmp_path)["code"] == "untrusted-issuer"
+
+
+def test_an_address_rule_with_no_signer_bundles_refuses_its_signed_mail(example: Path, tmp_path: Path) -> None:
+    domains = example.parent / "trust" / "domains.toml"
+    domains.write_text(domains.read_text() + '\n[address."claire.martin@hopital-demo.mssante.fr"]\nsigner_bundles = []\n')
+    signed = sign_openssl(text_message("claire.martin@hopital-demo.mssante.fr"), demo_signer(example, "dr-martin"))
+    assert verify(example, signed, tmp_path)["code"] == "untrusted-issuer"
