@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import IO, Callable, Iterator, Sequence
 
 from ..core.smime_sign import sign_message
 from ..core.snapshot import Snapshot, TlsMode
@@ -143,18 +143,46 @@ def _relay_log(config: ServiceConfig) -> str:
 def _read_ready_line(process: subprocess.Popen[str], log: str, timeout: float) -> dict[str, list]:
     """The service prints one JSON line once every listener is bound; wait for it at most `timeout` seconds."""
     assert process.stdout is not None
-    lines: queue.Queue[str] = queue.Queue(maxsize=1)
+    ready: queue.Queue[dict[str, list] | None] = queue.Queue(maxsize=1)
     # readline() cannot time out; the thread ends when the stopped process closes its output.
-    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
+    threading.Thread(target=_watch_output, args=(process.stdout, ready), daemon=True).start()
     try:
-        line = lines.get(timeout=timeout)
+        listening = ready.get(timeout=timeout)
     except queue.Empty:
         raise RuntimeError(
             f"relay serve did not report listening within {timeout:g} s and was stopped; read {log}"
         ) from None
-    if not line:
+    if listening is None:
         raise RuntimeError(f"relay serve exited ({process.wait()}) before listening; read {log}")
-    return json.loads(line)["ready"]
+    return listening
+
+
+def _watch_output(output: IO[str], ready: queue.Queue[dict[str, list] | None]) -> None:
+    """Hand over the ready line and echo every other line, for as long as the relay runs.
+
+    The relay also logs warnings on standard output: read to the end, its
+    pipe never fills (which would block it), and a warning before the ready
+    line is shown rather than taken for it.
+    """
+    announced = False
+    for line in output:
+        listening = None if announced else _listening(line)
+        if listening is not None:
+            ready.put(listening)
+            announced = True
+        else:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    if not announced:
+        ready.put(None)
+
+
+def _listening(line: str) -> dict[str, list] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value.get("ready") if isinstance(value, dict) and isinstance(value.get("ready"), dict) else None
 
 
 def _stop(process: subprocess.Popen[str]) -> None:

@@ -71,3 +71,22 @@ def test_a_relay_that_exits_before_listening_names_the_log():
     with pytest.raises(RuntimeError, match=r"^relay serve exited \(3\) before listening; read the audit log x.log$"):
         with scenario.relay_process(failing, "the audit log x.log", print, ready_timeout=60):
             pytest.fail("a relay that exited was used")
+
+
+def test_lines_before_the_ready_line_are_shown_and_the_output_keeps_flowing(capfd):
+    # A warning first, the ready line, then far more than a pipe holds: the relay must never block on it.
+    chatty = [sys.executable, "-c", (
+        "import json, sys\n"
+        "print(json.dumps({'level': 'warning', 'event': 'early'}), flush=True)\n"
+        "print(json.dumps({'ready': {'loopback': ['127.0.0.1', 2525]}}), flush=True)\n"
+        "for i in range(20000): print('x' * 100)\n"
+        "sys.stdout.flush()\n"
+        "print('done', file=sys.stderr, flush=True)\n"
+    )]
+    said: list[str] = []
+    with scenario.relay_process(chatty, "the audit log x.log", said.append, ready_timeout=60) as process:
+        assert process.wait(timeout=60) == 0  # wrote 2 MB to its standard output and ended
+    assert said == ["relay serve is listening: loopback 127.0.0.1:2525"]
+    out, err = capfd.readouterr()
+    assert out.startswith('{"level": "warning", "event": "early"}\n')
+    assert "done" in err
