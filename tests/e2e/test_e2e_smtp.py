@@ -235,6 +235,19 @@ def test_smtp_smuggling_refused(env, smuggled):
     assert not any(marker.encode() in m or b"hidden" in m for m in env.sink.messages())
 
 
+@pytest.mark.parametrize("path", [b"<", b"<a@[", b"<a@"])
+def test_a_broken_path_is_a_syntax_error_not_an_internal_error(env, path):
+    replies = _raw_session(
+        env.relay.ports["loopback"],
+        [b"EHLO c\r\n", b"MAIL FROM:" + path + b"\r\n", b"MAIL FROM:<alice@hospital.test>\r\n", b"RCPT TO:" + path + b"\r\n", b"QUIT\r\n"],
+    )
+    lines = replies.splitlines()
+    assert lines[1].startswith(b"553 5.1.3 "), replies  # not "500 Error: (IndexError) ..."
+    assert lines[2].startswith(b"250 "), replies  # the session goes on
+    assert lines[3].startswith(b"553 5.1.3 "), replies
+    assert b"Error: (" not in replies
+
+
 def test_starttls_command_injection_is_discarded(env):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
