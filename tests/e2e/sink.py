@@ -2,6 +2,8 @@
 
 usage: sink.py DIRECTORY PORT MODE [CERT KEY]
 MODE: accept (store each message as DIRECTORY/N.eml), reject (550 5.7.1 at DATA), tempfail (451 at RCPT),
+drop-reused (accept one message per session: a second MAIL gets no reply, the connection is closed, as a
+next hop that closed an idle session would look to the client that sends MAIL on it),
 implicit (accept, over implicit TLS: needs CERT and KEY; with them, other modes offer STARTTLS).
 Prints {"ready": {"sink": [host, port]}} once listening; stops on SIGTERM.
 """
@@ -31,6 +33,14 @@ class Sink:
         session.host_name = hostname
         return responses
 
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        if self.mode == "drop-reused" and getattr(session, "transactions", 0):
+            server.transport.close()
+            return "421 4.4.2 never sent: the connection is closed"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, options):
         if self.mode == "tempfail":
             return "451 4.3.0 try again later"
@@ -45,6 +55,7 @@ class Sink:
         tmp = self.directory / f".{os.getpid()}.{n}.tmp"
         tmp.write_bytes(head + b"\n" + envelope.original_content)
         os.replace(tmp, self.directory / f"{os.getpid()}-{n:06d}.eml")
+        session.transactions = getattr(session, "transactions", 0) + 1
         return "250 2.0.0 stored"
 
 
