@@ -124,21 +124,25 @@ class Delivery:
         self.destinations = Destinations(config.max_per_destination)
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        # A due message waited for room: the next delivery to finish wakes a scan.
+        # Without one, finishing needs no scan (the timer still runs one).
+        self._backlog = False
         self._stopping = False
 
     # -- scheduling ----------------------------------------------------------
 
     def queued(self, queue_id: str) -> None:
-        """A message just entered the spool: try it now if there is room."""
+        """A message just entered the spool: try it now, else once there is room."""
         if not self._start(queue_id):
-            self._wake.set()
+            self._backlog = True
 
     async def run(self) -> None:
         while not self._stopping:
+            self._backlog = False
             # Reading every state file is I/O: done in a thread, started here.
-            for queue_id in await asyncio.to_thread(self._due, self.clock()):
-                if not self._start(queue_id):
-                    break
+            due = await asyncio.to_thread(self._due, self.clock())
+            if not all(self._start(queue_id) for queue_id in due) or len(due) >= self.config.max_concurrent:
+                self._backlog = True  # no room for all, or more than one scan returns
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.scan_interval)
             self._wake.clear()
@@ -167,7 +171,8 @@ class Delivery:
 
     def _finished(self, queue_id: str) -> None:
         self.inflight.pop(queue_id, None)
-        self._wake.set()  # room for another
+        if self._backlog:
+            self._wake.set()  # room for one that waited
 
     async def stop(self) -> None:
         self._stopping = True
@@ -195,7 +200,7 @@ class Delivery:
             envelope = self.spool.envelope(queue_id)
             attempt: tuple[dict[str, tuple[str, str]], bytes] | None = None
             if envelope.pending and envelope.next_attempt <= self.clock():
-                message = self.spool.message(queue_id)
+                message = lock.content()
                 results: dict[str, tuple[str, str]] = {}
                 for hop, recipients in _by_hop(self.snapshot(), envelope.pending).items():
                     results.update(await self._send(hop, envelope, recipients, message))
