@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import ipaddress
 import re
 import time
@@ -356,7 +357,7 @@ async def _data(client: aiosmtplib.SMTP, message: bytes) -> aiosmtplib.SMTPRespo
     reply = await client.execute_command(b"DATA")
     if reply.code != 354:
         raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-    if client.protocol is None:  # a 421 to DATA closes the session
+    if client.protocol is None:  # the connection was lost just after the 354
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
     client.protocol.write(_wire_data(message))
     reply = await client.protocol.read_response(timeout=client.timeout)
@@ -403,6 +404,7 @@ def _unusable(hop: NextHop | None, sender: str) -> tuple[str, str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)  # asked for every message; next hops are few
 def _loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
