@@ -181,6 +181,26 @@ def test_sessions_to_a_next_hop_are_reused(tmp_path, tls_pki):
         sink.stop()
 
 
+def test_a_session_the_next_hop_closed_while_idle_is_not_reused(tmp_path, tls_pki):
+    sink = Sink(tmp_path / "sink", 0).start(mode="idle-close")
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
+    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    closed = sink.directory / "closed.log"
+    try:
+        queue_ids = []
+        for n in range(2):
+            queue_ids.append(_submit(relay, "alice@hospital.test", ["bob@hospital.test"], f"marker-idle-{n}"))
+            relay.wait_event("removed", queue_id=queue_ids[-1])
+            wait_until(lambda: closed.exists() and len(closed.read_text().splitlines()) == n + 1)
+        attempts = [(e["queue_id"], e["status"]) for e in relay.events("attempt")]
+        assert attempts == [(q, "delivered") for q in queue_ids]
+        assert relay.events("deferred") == []
+        assert len((sink.directory / "sessions.log").read_text().splitlines()) == 2
+    finally:
+        relay.stop()
+        sink.stop()
+
+
 def test_a_reused_session_closed_by_the_next_hop_is_replaced_without_deferral(tmp_path, tls_pki):
     sink = Sink(tmp_path / "sink", 0).start(mode="drop-reused")
     write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
