@@ -124,26 +124,23 @@ class Delivery:
         self.backoff = Backoff(config.first_retry, config.max_retry_interval)
         self.destinations = Destinations(config.max_per_destination)
         self.inflight: dict[str, asyncio.Task[None]] = {}
+        # Due messages that found no room, oldest first: each delivery that
+        # finishes starts the next one, without reading the spool again.
+        self.waiting: dict[str, None] = {}
         self._wake = asyncio.Event()
-        # A due message waited for room: the next delivery to finish wakes a scan.
-        # Without one, finishing needs no scan (the timer still runs one).
-        self._backlog = False
         self._stopping = False
 
     # -- scheduling ----------------------------------------------------------
 
     def queued(self, queue_id: str) -> None:
-        """A message just entered the spool: try it now, else once there is room."""
-        if not self._start(queue_id):
-            self._backlog = True
+        """A message just entered the spool: try it now, else once a delivery finishes."""
+        self._start_or_wait(queue_id)
 
     async def run(self) -> None:
         while not self._stopping:
-            self._backlog = False
             # Reading every state file is I/O: done in a thread, started here.
-            due = await asyncio.to_thread(self._due, self.clock())
-            if not all(self._start(queue_id) for queue_id in due) or len(due) >= self.config.max_concurrent:
-                self._backlog = True  # no room for all, or more than one scan returns
+            for queue_id in await asyncio.to_thread(self._due, self.clock()):
+                self._start_or_wait(queue_id)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.scan_interval)
             self._wake.clear()
@@ -151,20 +148,23 @@ class Delivery:
     def _due(self, now: float) -> list[str]:
         due = []
         for queue_id in self.spool.ids():
-            if queue_id in self.inflight:
+            if queue_id in self.inflight or queue_id in self.waiting:
                 continue
             try:
                 if self.spool.envelope(queue_id).next_attempt <= now:
                     due.append(queue_id)
             except SpoolError:
                 continue  # removed meanwhile, or being rewritten
-            if len(due) >= self.config.max_concurrent:
-                break
         return due
+
+    def _start_or_wait(self, queue_id: str) -> None:
+        if not self._start(queue_id) and not self._stopping and queue_id not in self.inflight:
+            self.waiting[queue_id] = None
 
     def _start(self, queue_id: str) -> bool:
         if self._stopping or queue_id in self.inflight or len(self.inflight) >= self.config.max_concurrent:
             return False
+        self.waiting.pop(queue_id, None)
         task = asyncio.create_task(self._deliver_logged(queue_id))
         self.inflight[queue_id] = task
         task.add_done_callback(lambda _t: self._finished(queue_id))
@@ -172,11 +172,12 @@ class Delivery:
 
     def _finished(self, queue_id: str) -> None:
         self.inflight.pop(queue_id, None)
-        if self._backlog:
-            self._wake.set()  # room for one that waited
+        if self.waiting:
+            self._start(next(iter(self.waiting)))  # the room just freed
 
     async def stop(self) -> None:
         self._stopping = True
+        self.waiting.clear()
         self._wake.set()
         for task in list(self.inflight.values()):
             task.cancel()

@@ -1,4 +1,4 @@
-"""The delivery scheduler: a message that found no room starts when a delivery finishes, not at the next timed scan."""
+"""The delivery scheduler: a message that found no room starts when a delivery finishes, without a scan of the spool."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ def test_a_message_waiting_for_room_starts_when_a_delivery_finishes(tmp_path):
         delivery = Delivery(spool, lambda: None, DeliveryConfig(max_concurrent=1), "relay.test", 600.0, Metrics())
         gated = GatedDeliveries(spool)
         delivery.deliver = gated.deliver  # type: ignore[method-assign]
+        scans = []
+        due = delivery._due
+        delivery._due = lambda now: scans.append(now) or due(now)  # type: ignore[method-assign]
         runner = asyncio.create_task(delivery.run())
         first, second, third = _store(spool), _store(spool), _store(spool)
         for queue_id in (first, second, third):
@@ -61,5 +64,6 @@ def test_a_message_waiting_for_room_starts_when_a_delivery_finishes(tmp_path):
         await delivery.stop()
         await runner
         assert sorted(gated.started) == sorted((first, second, third))
+        assert len(scans) == 1  # the one at start: finishing deliveries read no state file
 
     asyncio.run(scenario())
