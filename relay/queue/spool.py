@@ -116,6 +116,9 @@ class Spool:
         self.directory = directory
         self.tmp = directory / "tmp"
         self.queue = directory / "queue"
+        # Delivery opens a message's files several times per attempt: string
+        # paths spare pathlib's per-call object building and formatting.
+        self._queue_prefix = f"{self.queue}{os.sep}"
         self._pending: list[tuple[bytes, Envelope, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
         self._io = ThreadPoolExecutor(max_workers=16, thread_name_prefix="spool")
@@ -204,9 +207,12 @@ class Spool:
     def ids(self) -> list[str]:
         return sorted(p.stem for p in self.queue.glob("*.json") if valid_queue_id(p.stem))
 
+    def _queued(self, queue_id: str, suffix: str) -> str:
+        return f"{self._queue_prefix}{queue_id}{suffix}"
+
     def envelope(self, queue_id: str) -> Envelope:
         try:
-            return Envelope.from_json((self.queue / f"{queue_id}.json").read_bytes())
+            return Envelope.from_json(_read_all(self._queued(queue_id, ".json")))
         except FileNotFoundError:
             raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
         except (ValueError, TypeError, KeyError) as error:
@@ -214,7 +220,7 @@ class Spool:
 
     def message(self, queue_id: str) -> bytes:
         try:
-            return (self.queue / f"{queue_id}.eml").read_bytes()
+            return _read_all(self._queued(queue_id, ".eml"))
         except FileNotFoundError:
             raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
 
@@ -223,7 +229,7 @@ class Spool:
         if not valid_queue_id(queue_id):
             raise UnknownMessage(errno.EINVAL, f"not a queue id: {queue_id!r}")
         try:
-            fd = os.open(self.queue / f"{queue_id}.eml", os.O_RDONLY)
+            fd = os.open(self._queued(queue_id, ".eml"), os.O_RDONLY)
         except FileNotFoundError:
             raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
         lock = MessageLock(fd)
@@ -232,7 +238,7 @@ class Spool:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise MessageBusy(errno.EBUSY, f"message {queue_id} is being delivered") from None
-            if not (self.queue / f"{queue_id}.json").exists():
+            if not os.path.exists(self._queued(queue_id, ".json")):
                 raise UnknownMessage(errno.ENOENT, f"no message {queue_id}")
         except BaseException:
             lock.release()
@@ -249,10 +255,9 @@ class Spool:
 
     def update(self, envelope: Envelope) -> None:
         """Replace the state of a message (caller holds its lock)."""
-        path = self.queue / f"{envelope.queue_id}.json"
         tmp = self.tmp / f"{envelope.queue_id}.json.{secrets.token_hex(4)}"
         _write_synced(tmp, envelope.to_json())
-        os.replace(tmp, path)
+        os.replace(tmp, self._queued(envelope.queue_id, ".json"))
         _fsync_dir(self.queue)
 
     def remove(self, queue_id: str) -> None:
@@ -261,8 +266,9 @@ class Spool:
         No directory fsync: a removal lost in a crash costs a second delivery
         of a delivered message, never the loss of one.
         """
-        (self.queue / f"{queue_id}.json").unlink(missing_ok=True)
-        (self.queue / f"{queue_id}.eml").unlink(missing_ok=True)
+        for suffix in (".json", ".eml"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._queued(queue_id, suffix))
 
 
 class MessageLock:
@@ -274,6 +280,16 @@ class MessageLock:
 
     def __init__(self, fd: int) -> None:
         self._fd: int | None = fd
+
+    def content(self) -> bytes:
+        """The message bytes, read through the descriptor that holds the lock (no second open)."""
+        if self._fd is None:
+            raise SpoolError(errno.EBADF, "message lock already released")
+        size = os.fstat(self._fd).st_size  # the .eml never changes once queued
+        data = os.pread(self._fd, size, 0)
+        while len(data) < size and (more := os.pread(self._fd, size - len(data), len(data))):
+            data += more  # a short read, as a signal can cause
+        return data
 
     def release(self) -> None:
         if self._fd is not None:
@@ -289,6 +305,18 @@ def _write_synced(path: Path, data: bytes) -> None:
             written = os.write(fd, view)
             view = view[written:]
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_all(path: str) -> bytes:
+    """A whole file by raw reads: a buffered file object costs more system calls than the data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
     finally:
         os.close(fd)
 

@@ -2,7 +2,11 @@
 
 usage: sink.py DIRECTORY PORT MODE [CERT KEY]
 MODE: accept (store each message as DIRECTORY/N.eml), reject (550 5.7.1 at DATA), tempfail (451 at RCPT),
+drop-reused (accept one message per session: a second MAIL gets no reply, the connection is closed, as a
+next hop that closed an idle session would look to the client that sends MAIL on it),
+idle-close (accept; a session idle for half a second is closed, as aiosmtpd's timeout does),
 implicit (accept, over implicit TLS: needs CERT and KEY; with them, other modes offer STARTTLS).
+Each EHLO adds a line to DIRECTORY/sessions.log, each closed connection one to DIRECTORY/closed.log.
 Prints {"ready": {"sink": [host, port]}} once listening; stops on SIGTERM.
 """
 
@@ -31,6 +35,14 @@ class Sink:
         session.host_name = hostname
         return responses
 
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        if self.mode == "drop-reused" and getattr(session, "transactions", 0):
+            server.transport.close()
+            return "421 4.4.2 never sent: the connection is closed"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, options):
         if self.mode == "tempfail":
             return "451 4.3.0 try again later"
@@ -45,7 +57,19 @@ class Sink:
         tmp = self.directory / f".{os.getpid()}.{n}.tmp"
         tmp.write_bytes(head + b"\n" + envelope.original_content)
         os.replace(tmp, self.directory / f"{os.getpid()}-{n:06d}.eml")
+        session.transactions = getattr(session, "transactions", 0) + 1
         return "250 2.0.0 stored"
+
+
+class LoggedSMTP(SMTP):
+    def __init__(self, handler: Sink, **kwargs) -> None:
+        super().__init__(handler, **kwargs)
+        self.closed_log = handler.directory / "closed.log"
+
+    def connection_lost(self, error) -> None:
+        with open(self.closed_log, "a") as log:
+            log.write(f"{self.session.peer[1]}\n")
+        super().connection_lost(error)
 
 
 async def main() -> None:
@@ -59,7 +83,9 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     implicit = mode == "implicit"
     server = await loop.create_server(
-        lambda: SMTP(handler, tls_context=None if implicit else context, hostname="sink.test"),
+        lambda: LoggedSMTP(
+            handler, tls_context=None if implicit else context, hostname="sink.test", timeout=0.5 if mode == "idle-close" else 300
+        ),
         host="127.0.0.1",
         port=port,
         ssl=context if implicit else None,

@@ -181,6 +181,31 @@ def test_sessions_to_a_next_hop_are_reused(tmp_path, tls_pki):
         sink.stop()
 
 
+@pytest.mark.parametrize("mode", ["idle-close", "drop-reused"])
+def test_a_session_the_next_hop_closed_costs_a_new_connection_not_a_deferral(tmp_path, tls_pki, mode):
+    """idle-close: the close is seen before the session would be reused; drop-reused: only when MAIL
+    is sent on it, and the attempt goes on over a new connection."""
+    sink = Sink(tmp_path / "sink", 0).start(mode=mode)
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
+    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    closed = sink.directory / "closed.log"
+    try:
+        queue_ids = []
+        for n in range(3):
+            queue_ids.append(_submit(relay, "alice@hospital.test", ["bob@hospital.test"], f"marker-{mode}-{n}"))
+            relay.wait_event("removed", queue_id=queue_ids[-1])
+            if mode == "idle-close":
+                wait_until(lambda: closed.exists() and len(closed.read_text().splitlines()) == n + 1)
+        attempts = [(e["queue_id"], e["status"]) for e in relay.events("attempt")]
+        assert attempts == [(q, "delivered") for q in queue_ids]
+        assert relay.events("deferred") == []
+        assert len(sink.messages()) == 3
+        assert len((sink.directory / "sessions.log").read_text().splitlines()) == 3  # one session each
+    finally:
+        relay.stop()
+        sink.stop()
+
+
 @pytest.mark.parametrize("pinned_dn, delivered", [(None, True), ("CN=someone.else,O=Other,C=FR", False)])
 def test_delivery_over_verified_starttls(tmp_path, tls_pki, pinned_dn, delivered):
     sink = Sink(tmp_path / "sink", 0).start(tls=tls_pki.directory)

@@ -67,6 +67,22 @@ def test_lock_update_remove(tmp_path):
             pass
 
 
+def test_the_lock_reads_the_message_it_holds(tmp_path):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    env = _envelope()
+    body = b"".join(b"line %d\r\n" % n for n in range(100_000))  # larger than one read buffer
+    spool.store_now(body, env)
+    lock = spool.acquire(env.queue_id)
+    assert lock.content() == body == spool.message(env.queue_id)
+    spool.remove(env.queue_id)
+    assert lock.content() == body  # still open: the removed file stays readable until released
+    lock.release()
+    with pytest.raises(SpoolError):
+        lock.content()
+    assert spool.ids() == [] and list(spool.queue.iterdir()) == []
+
+
 def test_write_failure_is_reported_and_leaves_nothing(tmp_path):
     spool = Spool(tmp_path)
     spool.prepare()

@@ -1,0 +1,69 @@
+"""The delivery scheduler: a message that found no room starts when a delivery finishes, without a scan of the spool."""
+
+from __future__ import annotations
+
+import asyncio
+
+from relay.metrics.registry import Metrics
+from relay.queue.delivery import Delivery
+from relay.queue.spool import Envelope, RecipientState, Spool, new_queue_id
+from relay.smtp.config import DeliveryConfig
+
+
+def _store(spool: Spool) -> str:
+    queue_id = new_queue_id()
+    spool.store_now(b"m\r\n", Envelope(queue_id, "alice@hospital.test", (RecipientState("bob@hospital.test"),), 1.0, 0.0))
+    return queue_id
+
+
+class GatedDeliveries:
+    """Stands for `Delivery.deliver`: each delivery waits for its gate, then removes its message."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self.started: list[str] = []
+        self.gates: dict[str, asyncio.Event] = {}
+        self.change = asyncio.Event()
+
+    async def deliver(self, queue_id: str) -> None:
+        self.started.append(queue_id)
+        self.change.set()
+        await self.gates.setdefault(queue_id, asyncio.Event()).wait()
+        with self.spool.locked(queue_id):
+            self.spool.remove(queue_id)
+
+    async def until_started(self, count: int) -> None:
+        while len(self.started) < count:
+            self.change.clear()
+            await asyncio.wait_for(self.change.wait(), 10)
+
+
+def test_a_message_waiting_for_room_starts_when_a_delivery_finishes(tmp_path):
+    spool = Spool(tmp_path)
+    spool.prepare()
+
+    async def scenario() -> None:
+        # A timed scan would come only after ten minutes: every start below is the scheduler's own.
+        delivery = Delivery(spool, lambda: None, DeliveryConfig(max_concurrent=1), "relay.test", 600.0, Metrics())
+        gated = GatedDeliveries(spool)
+        delivery.deliver = gated.deliver  # type: ignore[method-assign]
+        scans = []
+        due = delivery._due
+        delivery._due = lambda now: scans.append(now) or due(now)  # type: ignore[method-assign]
+        runner = asyncio.create_task(delivery.run())
+        first, second, third = _store(spool), _store(spool), _store(spool)
+        for queue_id in (first, second, third):
+            delivery.queued(queue_id)
+        await gated.until_started(1)
+        assert gated.started == [first]  # no room for the others
+        gated.gates[first].set()
+        await gated.until_started(2)
+        gated.gates.setdefault(gated.started[1], asyncio.Event()).set()
+        await gated.until_started(3)
+        gated.gates.setdefault(gated.started[2], asyncio.Event()).set()
+        await delivery.stop()
+        await runner
+        assert sorted(gated.started) == sorted((first, second, third))
+        assert len(scans) == 1  # the one at start: finishing deliveries read no state file
+
+    asyncio.run(scenario())
