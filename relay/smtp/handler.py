@@ -32,7 +32,7 @@ from .inbound_crypto import InboundCrypto
 from .outbound import Outbound
 from .peer import check_peer
 from .replies import Refusal, reply
-from .session import RelaySMTP
+from .session import RelaySMTP, hook_names
 from .verifier import Verifier
 
 
@@ -57,6 +57,10 @@ class RelayHandler:
         self.listener = listener
         self.services = services
         self.limits = services.config.limits
+
+    def __dir__(self) -> list[str]:
+        """The aiosmtpd hooks only: aiosmtpd reads the handler with dir() for every connection."""
+        return hook_names(type(self), ("handle_", "auth_"))
 
     async def handle_PROXY(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope, proxy_data: Any) -> bool:
         return await server.accept_proxy(proxy_data)  # relay.smtp.proxy

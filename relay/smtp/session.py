@@ -55,8 +55,9 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE_PATH = re.compile(rf"\s*<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:\s+([^\s()\"\\][^()\"\\]*))?")
 
 @functools.cache
-def _protocol_names(cls: type) -> list[str]:
-    return [name for name in dir(cls) if name.startswith(("smtp_", "auth_"))]
+def hook_names(cls: type, prefixes: tuple[str, ...]) -> list[str]:
+    """The names of `cls` that aiosmtpd looks up by prefix when a connection opens."""
+    return [name for name in dir(cls) if name.startswith(prefixes)]
 
 
 _DATA_REFUSALS = {
@@ -101,7 +102,7 @@ class RelaySMTP(SMTP):
         from dir() and getattr() on each name; with every attribute listed
         that was half the cost of opening a session.
         """
-        return _protocol_names(type(self))
+        return hook_names(type(self), ("smtp_", "auth_"))
 
     async def push(self, status: Any) -> None:
         await super().push(protocol_reply(status) if isinstance(status, str) else status)

@@ -66,3 +66,17 @@ def test_the_protocol_tables_hold_every_command_and_mechanism(session: RelaySMTP
     everything = object.__dir__(session)
     assert sorted(session._smtp_methods) == sorted(n[5:] for n in everything if n.startswith("smtp_"))
     assert {"PLAIN", "LOGIN"} <= set(session._auth_methods)
+
+
+def test_the_handler_hooks_are_all_found() -> None:
+    from relay.smtp.handler import RelayHandler
+
+    loop = asyncio.new_event_loop()
+    handler = RelayHandler.__new__(RelayHandler)
+    session = RelaySMTP(
+        handler, metrics=None, limiter=None, credentials=None, session_timeout=1,
+        line_length_limit=1001, sessions=set(), loop=loop, hostname="relay.test",
+    )
+    loop.close()
+    expected = {n[len("handle_"):] for n in object.__dir__(handler) if n.startswith("handle_")}
+    assert set(session._handle_hooks) == expected and {"DATA", "MAIL", "RCPT", "EHLO"} <= expected
