@@ -6,10 +6,14 @@ body, a subject or an attachment name (patient data).
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
+import os
 import sys
+import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import structlog
 
@@ -17,20 +21,74 @@ _ALLOWED_VALUE_TYPES = (str, int, float, bool, type(None), list, tuple, dict)
 _state: dict[str, Any] = {}
 
 
-def configure(path: Path | None, worker: int | None = None) -> IO[str]:
-    """Send audit events to a file (appended) or standard error; returns the open stream.
+class AppendedLines:
+    """Whole lines appended to a file, those of one event-loop turn in one write(2).
 
-    Several service processes append to the same file: the stream is line
-    buffered and opened with O_APPEND, so each event is one write(2) of a
-    whole line at the end of the file, never interleaved with another's.
+    Several service processes append to the same file: it is opened with
+    O_APPEND and every write holds whole lines, so lines of different
+    processes never interleave. On the event loop, the events of a turn are
+    written together when the turn ends: a write per event cost more than
+    rendering it, as appends wait on the journal commits of the spool's
+    fsyncs. Anywhere else (a thread, a command) the line is written at once,
+    after whatever is pending.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._pending: list[bytes] = []
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def msg(self, line: str) -> None:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self._lock:
+            self._pending.append(line.encode() + b"\n")
+            if loop is None:
+                self._write_pending()
+                return
+            if self._scheduled:
+                return
+            self._scheduled = True
+        loop.call_soon(self.flush)
+
+    info = warning = error = msg
+
+    def flush(self) -> None:
+        with self._lock:
+            self._scheduled = False
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        data = memoryview(b"".join(self._pending))
+        self._pending.clear()
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self.fd)
+
+
+def configure(path: Path | None, worker: int | None = None) -> None:
+    """Send audit events to a file (appended) or standard error.
+
     `worker` (with [service] processes > 1) tags each event with the process's slot.
     """
-    stream: IO[str] = open(path, "a", encoding="utf-8", buffering=1) if path else sys.stderr
+    previous = _state.get("sink")
+    if isinstance(previous, AppendedLines):
+        previous.close()
+    sink: Any = AppendedLines(path) if path else structlog.WriteLogger(sys.stderr)
+    _state["sink"] = sink
     tags: list[Any] = [] if worker is None else [_tag(worker)]
     # One bound logger, built here: asking structlog for a new one per event
     # cost more than rendering the event.
     _state["logger"] = structlog.wrap_logger(
-        structlog.WriteLogger(stream),
+        sink,
         processors=[
             *tags,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
@@ -38,7 +96,16 @@ def configure(path: Path | None, worker: int | None = None) -> IO[str]:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
     )
-    return stream
+
+
+def flush() -> None:
+    """Write what the current event-loop turn has recorded (at stop, before the process ends)."""
+    sink = _state.get("sink")
+    if isinstance(sink, AppendedLines):
+        sink.flush()
+
+
+atexit.register(flush)
 
 
 def _tag(worker: int) -> Any:
@@ -57,3 +124,4 @@ def audit(event: str, **fields: Any) -> None:
         configure(None)
         logger = _state["logger"]
     logger.info(event, **clean)
+
