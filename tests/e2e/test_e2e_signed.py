@@ -134,7 +134,9 @@ def test_a_killed_worker_costs_at_most_a_temporary_failure(env, tmp_path):
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
     codes = [_send(env, _sign(env.pki, tmp_path, leaf, f"marker-after-kill-{n}"))[0] for n in range(3)]
-    assert codes[0] == 451 and codes[-1] == 250, codes  # the pool broke, then was replaced
+    # A message handed to a dead worker before its death was seen fails temporarily; fresh workers take the rest.
+    assert set(codes) <= {250, 451} and codes[-1] == 250, codes
+    assert len(_children(env.relay.proc.pid)) == len(workers) and not set(_children(env.relay.proc.pid)) & set(workers)
 
 
 def test_sigterm_stops_cleanly(tmp_path):
