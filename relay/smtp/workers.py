@@ -29,6 +29,9 @@ from typing import Any, Callable
 # task id, length of the pickled part, length of the raw part
 _FRAME = struct.Struct("!QQQ")
 _READ_SIZE = 1 << 16
+# A worker that dies before answering anything (it cannot start, say) is
+# replaced after this pause, not at once: no tight loop of doomed spawns.
+RESTART_DELAY = 1.0
 
 Work = Callable[[Any, bytes], Any]  # what a worker does with one task's pickled part and raw bytes
 WorkFactory = Callable[[], Work]  # picklable; called once in each worker
@@ -87,6 +90,7 @@ class _Worker:
     held: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
     unread: bytearray = field(default_factory=bytearray)
     unwritten: bytearray = field(default_factory=bytearray)
+    answered: int = 0
 
 
 class WorkerPool:
@@ -164,6 +168,12 @@ class WorkerPool:
         self._detach(worker, WorkerLost(f"verification worker {worker.process.pid} died"))
         worker.process.kill()  # already gone or going; reap it
         worker.process.join()
+        if worker.answered:
+            self._replace()
+        else:
+            self._loop.call_later(RESTART_DELAY, self._replace)
+
+    def _replace(self) -> None:
         if not self._closed:
             self._start_worker()
             self._dispatch()
@@ -240,6 +250,7 @@ class WorkerPool:
                 break
             ok, value = pickle.loads(bytes(buffer[_FRAME.size : end]))
             del buffer[:end]
+            worker.answered += 1
             future = worker.held.pop(task_id, None)
             if future is None or future.done():  # cancelled meanwhile
                 continue
