@@ -95,15 +95,13 @@ def canonical_dn(dn: str) -> str:
 
 def check_line_endings(data: bytes) -> Refused | None:
     """SMTP smuggling: every line ends in CRLF; a bare CR or LF could hide a second message downstream."""
-    # Counting runs at memory speed, where a regular expression takes seconds on 50 MB. There are
-    # at least as many CRs, and as many LFs, as CRLF pairs: CRs and LFs together twice the pairs
-    # means none is bare, in two passes instead of three.
+    # Counting runs at memory speed, where a regular expression takes seconds on 50 MB.
     crlf = data.count(b"\r\n")
-    if len(data) - len(data.translate(None, b"\r\n")) == 2 * crlf:
-        return None
     if data.count(b"\r") != crlf:
         return Refused(Refusal.BARE_LINE_ENDING, "bare CR in the data")
-    return Refused(Refusal.BARE_LINE_ENDING, "bare LF in the data")
+    if data.count(b"\n") != crlf:
+        return Refused(Refusal.BARE_LINE_ENDING, "bare LF in the data")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
