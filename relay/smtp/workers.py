@@ -60,7 +60,10 @@ def _worker_main(factory: WorkFactory, tasks: Connection, answers: Connection) -
             return  # the service closed the pipe: stop
         task_id, header_len, raw_len = _FRAME.unpack(head)
         header, raw = reader.read(header_len), reader.read(raw_len)
-        _write_all(out, b"".join(frame(task_id, _answer(work, header, raw))))
+        try:
+            _write_all(out, b"".join(frame(task_id, _answer(work, header, raw))))
+        except BrokenPipeError:
+            return  # the service stopped reading: it is closing the pool
 
 
 def _answer(work: Work, header: bytes, raw: bytes) -> bytes:
@@ -101,7 +104,7 @@ class WorkerPool:
     """
 
     def __init__(self, factory: WorkFactory, count: int, depth: int = 2) -> None:
-        self._factory, self._count, self._depth = factory, count, depth
+        self._factory, self._depth = factory, depth
         self._context = multiprocessing.get_context("spawn")
         self._loop = asyncio.get_running_loop()
         self._ids = itertools.count()
@@ -127,7 +130,7 @@ class WorkerPool:
         return future
 
     def close(self, timeout: float = 5.0) -> None:
-        """Workers finish the task in hand and exit; what was not answered fails with WorkerLost."""
+        """Workers exit once they see their pipes closed; what was not answered fails with WorkerLost."""
         self._closed = True
         workers, self._workers = self._workers, []
         for worker in workers:
