@@ -166,10 +166,9 @@ def read_headers(data: bytes) -> Headers:
 def _root_fields(data: bytes) -> dict[bytes, list[str]]:
     """Lowercased name -> values of the fields the relay reads, as compat32 gives them: the value
     after the colon without leading blanks, folds kept, non-ASCII bytes as U+FFFD."""
-    lines = header_block(data).split(b"\r\n")
     fields: dict[bytes, list[str]] = {}
     current: list[bytes] | None = None  # the lines of the wanted field being read
-    for number, line in enumerate(lines):
+    for line in header_block(data).split(b"\r\n"):
         if not _HEADER_LINE.match(line):
             break
         if line[0] in b" \t":  # a fold: part of the field above, if that was a field
