@@ -1,4 +1,4 @@
-"""Judging messages off the event loop: a process pool whose workers load the snapshot themselves.
+"""Judging messages off the event loop: worker processes that load the snapshot themselves.
 
 CPU-bound work (line-ending and header scans, strict MIME reading, S/MIME
 verification) would stall every other session if run on the loop.
@@ -10,69 +10,54 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import multiprocessing
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from ..core.limits import MessageLimits
 from ..core.snapshot import Snapshot
 from .decide import Judgement, Transaction, judge
 from .snapshots import SnapshotLoader
+from .workers import WorkerPool
 
 
 class Verifier:
-    def __init__(self, loader: SnapshotLoader, workers: int) -> None:
-        self._loader, self._workers = loader, workers
-        self._processes = workers > 0
-        self._executor = self._new_executor()
+    """`workers` processes (relay.smtp.workers), or two threads of this process when 0."""
 
-    def _new_executor(self) -> Executor:
-        if not self._processes:
-            return ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
-        return ProcessPoolExecutor(
-            max_workers=self._workers,
-            mp_context=multiprocessing.get_context("spawn"),  # no fork of a running event loop
-            initializer=_init_worker,
-            initargs=(self._loader,),
-        )
+    def __init__(self, loader: SnapshotLoader, workers: int) -> None:
+        self._pool = WorkerPool(functools.partial(_Judging, loader), workers) if workers > 0 else None
+        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify") if workers == 0 else None
 
     async def judge(
         self, raw: bytes, tx: Transaction, snapshot: Snapshot, now: dt.datetime, limits: MessageLimits, max_received: int
     ) -> Judgement:
+        """The judgement; WorkerLost (a temporary failure) when the worker holding the message dies."""
+        if self._pool is not None:
+            return await self._pool.submit((tx, snapshot.version, now, limits, max_received), raw)
         loop = asyncio.get_running_loop()
-        if self._processes:
-            executor = self._executor
-            try:
-                return await loop.run_in_executor(
-                    executor, _judge_in_worker, raw, tx, snapshot.version, now, limits, max_received
-                )
-            except BrokenProcessPool:
-                # A worker died (killed, out of memory): this message fails
-                # temporarily, the next ones get a fresh pool.
-                if executor is self._executor:
-                    executor.shutdown(wait=False, cancel_futures=True)
-                    self._executor = self._new_executor()
-                raise
-        return await loop.run_in_executor(self._executor, judge, raw, tx, snapshot, now, limits, max_received)
+        return await loop.run_in_executor(self._threads, judge, raw, tx, snapshot, now, limits, max_received)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return self._pool.pids if self._pool is not None else []
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.close()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
 
 
-_worker: dict[str, object] = {}
+@dataclass
+class _Judging:
+    """A worker's side: its own snapshot, loaded on first use so that a load error reaches the caller."""
 
+    loader: SnapshotLoader
+    snapshot: Snapshot | None = None
 
-def _init_worker(loader: SnapshotLoader) -> None:
-    _worker["loader"] = loader
-    _worker["snapshot"] = None  # loaded on first use, so a load error reaches the caller as an error
+    def __call__(self, header: tuple[Transaction, str, dt.datetime, MessageLimits, int], raw: bytes) -> Judgement:
+        tx, version, now, limits, max_received = header
+        if self.snapshot is None or self.snapshot.version != version:
+            self.snapshot = self.loader()
+        return judge(raw, tx, self.snapshot, now, limits, max_received)
 
-
-def _judge_in_worker(
-    raw: bytes, tx: Transaction, version: str, now: dt.datetime, limits: MessageLimits, max_received: int
-) -> Judgement:
-    snapshot = _worker["snapshot"]
-    if not isinstance(snapshot, Snapshot) or snapshot.version != version:
-        loader = _worker["loader"]
-        snapshot = loader()  # type: ignore[operator]
-        _worker["snapshot"] = snapshot
-    return judge(raw, tx, snapshot, now, limits, max_received)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from relay import devpki
-from tests.smtp.helpers import Relay, Sink, basic_spec, make_pki, service_toml, write_spec
+from tests.smtp.helpers import Relay, Sink, basic_spec, make_pki, service_toml, wait_until, write_spec
 
 SIGNER = "alice@hospital.test"
 
@@ -134,7 +134,11 @@ def test_a_killed_worker_costs_at_most_a_temporary_failure(env, tmp_path):
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
     codes = [_send(env, _sign(env.pki, tmp_path, leaf, f"marker-after-kill-{n}"))[0] for n in range(3)]
-    assert codes[0] == 451 and codes[-1] == 250, codes  # the pool broke, then was replaced
+    # A message handed to a dead worker before its death was seen fails temporarily; fresh workers take the rest.
+    assert set(codes) <= {250, 451} and codes[-1] == 250, codes
+    # Fresh processes in place of the killed ones (a worker that never answered is replaced after a pause).
+    wait_until(lambda: len(_children(env.relay.proc.pid)) == len(workers))
+    assert not set(_children(env.relay.proc.pid)) & set(workers)
 
 
 def test_sigterm_stops_cleanly(tmp_path):

@@ -106,6 +106,23 @@ def spec_loader(path: Path) -> functools.partial[Snapshot]:
     return functools.partial(load_spec, path)
 
 
+def gated_load(path: Path, gate: Path) -> Snapshot:
+    """load_spec once `gate/open` exists; until then the loading process writes its pid to the
+    FIFO `gate/holding` and blocks for good, so a test can kill a worker that holds a message."""
+    if not (gate / "open").exists():
+        with open(gate / "holding", "w") as holding:
+            holding.write(str(os.getpid()))
+        (gate / "never").read_bytes()  # a FIFO nobody writes to
+    return load_spec(path)
+
+
+def make_gate(directory: Path) -> Path:
+    directory.mkdir()
+    os.mkfifo(directory / "holding")
+    os.mkfifo(directory / "never")
+    return directory
+
+
 def _bundle(b: dict[str, Any]) -> Bundle:
     def certs(key: str) -> tuple[x509.Certificate, ...]:
         return tuple(c for p in b.get(key, []) for c in x509.load_pem_x509_certificates(Path(p).read_bytes()))

@@ -1,0 +1,102 @@
+"""The verification workers: processes fed over pipes, replaced when they die, stopped on close."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from relay.core.limits import MessageLimits
+from relay.smtp.decide import Accepted, Judgement, Refused, Transaction
+from relay.smtp.replies import Refusal
+from relay.smtp.verifier import Verifier
+from relay.smtp.workers import WorkerLost
+from tests.smtp.helpers import basic_spec, gated_load, load_spec, make_gate, make_pki, message, spec_loader, write_spec
+
+SENDER, RCPT = "alice@hospital.test", "bob@hospital.test"
+TX = Transaction(SENDER, (RCPT,), None)
+NOW = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("verifier")
+    return write_spec(d / "spec.json", basic_spec(make_pki(d / "tls"), 9))
+
+
+async def _judge(verifier: Verifier, spec: Path, raw: bytes) -> Judgement:
+    return await verifier.judge(raw, TX, load_spec(spec), NOW, MessageLimits(), 50)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_workers_and_threads_judge_alike(spec, workers):
+    async def go() -> list[Judgement]:
+        verifier = Verifier(spec_loader(spec), workers)
+        try:
+            return await asyncio.gather(
+                _judge(verifier, spec, message(SENDER, [RCPT])), _judge(verifier, spec, b"From: <a@b.test>\nbare LF\r\n\r\n")
+            )
+        finally:
+            verifier.close()
+
+    accepted, refused = asyncio.run(go())
+    assert isinstance(accepted.outcome, Accepted) and not accepted.outcome.signed
+    assert isinstance(refused.outcome, Refused) and refused.outcome.code is Refusal.BARE_LINE_ENDING
+
+
+def test_a_dead_worker_fails_only_the_messages_it_held(spec, tmp_path):
+    gate = make_gate(tmp_path / "gate")
+
+    async def go() -> None:
+        verifier = Verifier(functools.partial(gated_load, spec, gate), 1)
+        try:
+            # One worker holds two messages (the first blocks it in the loader); the third waits in the pool.
+            tasks = [asyncio.ensure_future(_judge(verifier, spec, message(SENDER, [RCPT]))) for _ in range(3)]
+            pid = int(await asyncio.to_thread((gate / "holding").read_text))
+            assert verifier.worker_pids == [pid]
+            (gate / "open").touch()
+            os.kill(pid, signal.SIGKILL)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            assert [type(r) for r in results[:2]] == [WorkerLost, WorkerLost]
+            assert isinstance(results[2], Judgement) and isinstance(results[2].outcome, Accepted)
+            assert len(verifier.worker_pids) == 1 and verifier.worker_pids != [pid]  # a fresh worker took over
+        finally:
+            verifier.close()
+
+    asyncio.run(go())
+
+
+def test_an_error_in_the_worker_reaches_the_caller(spec, tmp_path):
+    async def go() -> None:
+        later = tmp_path / "later.json"
+        verifier = Verifier(spec_loader(later), 1)
+        try:
+            pids = verifier.worker_pids
+            with pytest.raises(FileNotFoundError):
+                await _judge(verifier, spec, message(SENDER, [RCPT]))
+            later.write_bytes(spec.read_bytes())
+            assert isinstance((await _judge(verifier, spec, message(SENDER, [RCPT]))).outcome, Accepted)
+            assert verifier.worker_pids == pids  # the same worker carried on
+        finally:
+            verifier.close()
+
+    asyncio.run(go())
+
+
+def test_close_stops_the_workers(spec):
+    async def go() -> list[int]:
+        verifier = Verifier(spec_loader(spec), 2)
+        await _judge(verifier, spec, message(SENDER, [RCPT]))
+        pids = verifier.worker_pids
+        verifier.close()
+        with pytest.raises(WorkerLost):
+            await _judge(verifier, spec, message(SENDER, [RCPT]))
+        return pids
+
+    pids = asyncio.run(go())
+    assert len(pids) == 2 and not any(Path(f"/proc/{pid}").exists() for pid in pids)
