@@ -17,7 +17,6 @@ from typing import Any
 
 import structlog
 
-_ALLOWED_VALUE_TYPES = (str, int, float, bool, type(None), list, tuple, dict)
 _state: dict[str, Any] = {}
 
 
@@ -92,10 +91,10 @@ def configure(path: Path | None, worker: int | None = None) -> None:
         processors=[
             *tags,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-            structlog.processors.JSONRenderer(sort_keys=False, ensure_ascii=False),
+            structlog.processors.JSONRenderer(sort_keys=False, ensure_ascii=False, default=_not_logged),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-    )
+    ).bind()  # the bound logger itself, not a proxy that binds anew for every event
 
 
 def flush() -> None:
@@ -116,12 +115,16 @@ def _tag(worker: int) -> Any:
     return add_worker
 
 
+def _not_logged(value: Any) -> str:
+    # Only plain values are written: never the text of an object, which could hold content.
+    return f"<{type(value).__name__} not logged>"
+
+
 def audit(event: str, **fields: Any) -> None:
-    """Record one step; fields are plain values (addresses, codes, ids)."""
-    clean = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items() if isinstance(v, _ALLOWED_VALUE_TYPES)}
+    """Record one step; fields are plain values (addresses, codes, ids), anything else is named, not written."""
     logger = _state.get("logger")
     if logger is None:  # not configured (a command, a test): standard error
         configure(None)
         logger = _state["logger"]
-    logger.info(event, **clean)
+    logger.info(event, **fields)
 

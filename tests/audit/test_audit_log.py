@@ -88,3 +88,15 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def test_only_plain_values_are_written(audit_file: Path) -> None:
+    class Message:
+        def __repr__(self) -> str:
+            return "Subject: résultats du patient"
+
+    log.audit("done", queue_id="a", rcpts=("b@hospital.test",), body=b"diagnostic", message=Message())
+    (event,) = _events(audit_file)
+    assert event["rcpts"] == ["b@hospital.test"]
+    assert event["body"] == "<bytes not logged>" and event["message"] == "<Message not logged>"
+    assert "patient" not in audit_file.read_text() and "diagnostic" not in audit_file.read_text()
