@@ -6,12 +6,9 @@ body, a subject or an attachment name (patient data).
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import logging
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,55 +18,25 @@ _state: dict[str, Any] = {}
 
 
 class AppendedLines:
-    """Whole lines appended to a file, those of one event-loop turn in one write(2).
+    """Whole lines appended to a file, each in one write(2), at once.
 
     Several service processes append to the same file: it is opened with
-    O_APPEND and every write holds whole lines, so lines of different
-    processes never interleave. On the event loop, the events of a turn are
-    written together when the turn ends: a write per event cost more than
-    rendering it, as appends wait on the journal commits of the spool's
-    fsyncs. Anywhere else (a thread, a command) the line is written at once,
-    after whatever is pending.
+    O_APPEND and every write is a whole line, so lines of different
+    processes never interleave. Written before the reply that follows the
+    decision is sent: an answer the client got is always in the trail.
     """
 
     def __init__(self, path: Path) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        self._pending: list[bytes] = []
-        self._lock = threading.Lock()
-        self._scheduled = False
 
     def msg(self, line: str) -> None:
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        with self._lock:
-            self._pending.append(line.encode() + b"\n")
-            if loop is None:
-                self._write_pending()
-                return
-            if self._scheduled:
-                return
-            self._scheduled = True
-        loop.call_soon(self.flush)
-
-    info = warning = error = msg
-
-    def flush(self) -> None:
-        with self._lock:
-            self._scheduled = False
-            self._write_pending()
-
-    def _write_pending(self) -> None:
-        if not self._pending:
-            return
-        data = memoryview(b"".join(self._pending))
-        self._pending.clear()
+        data = memoryview(line.encode() + b"\n")
         while data:
             data = data[os.write(self.fd, data) :]
 
+    info = warning = error = msg
+
     def close(self) -> None:
-        self.flush()
         os.close(self.fd)
 
 
@@ -95,16 +62,6 @@ def configure(path: Path | None, worker: int | None = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
     ).bind()  # the bound logger itself, not a proxy that binds anew for every event
-
-
-def flush() -> None:
-    """Write what the current event-loop turn has recorded (at stop, before the process ends)."""
-    sink = _state.get("sink")
-    if isinstance(sink, AppendedLines):
-        sink.flush()
-
-
-atexit.register(flush)
 
 
 def _tag(worker: int) -> Any:

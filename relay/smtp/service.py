@@ -20,7 +20,6 @@ import sys
 from typing import Any
 
 from ..audit.log import audit, configure
-from ..audit.log import flush as flush_audit
 from ..core.snapshot import Snapshot
 from ..metrics.logs import configure_json_logging
 from ..metrics.observe import Observability, start_observability
@@ -194,7 +193,6 @@ class Service:
         if self.observability is not None:
             await self.observability.close()
         audit("stopped")
-        flush_audit()
 
 
 async def serve(config: ServiceConfig, loader: SnapshotLoader, ready: Any = None, worker: int | None = None) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.smtp.helpers import Relay, Sink, basic_spec, free_port, make_pki, message, service_toml, write_spec
+from tests.smtp.helpers import Relay, Sink, basic_spec, free_port, make_pki, message, service_toml, wait_until, write_spec
 
 CLIENT = "127.0.0.5"  # the client's own source address, distinct from HAProxy's 127.0.0.1
 PER_IP = 2
@@ -152,6 +152,8 @@ def test_a_trusted_proxy_must_send_a_valid_header(env):
         assert _reply(sock) == b""
     with _raw(env, b"PROXY TCP4 not-an-address 127.0.0.1 1 25\r\n") as sock:
         assert _reply(sock) == b""
+    # Recorded when the relay sees the connection close, which may come after the client's EOF.
+    wait_until(lambda: len(env.relays[0].events("connect", peer="127.0.0.1", refused="proxy-invalid")) == 2)
     invalid = env.relays[0].events("connect", peer="127.0.0.1", refused="proxy-invalid")
     assert len(invalid) == 2 and all(e["error"] for e in invalid)
 
