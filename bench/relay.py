@@ -6,8 +6,9 @@ smtp-source -> relay (loopback listener, S/MIME verification, spool with
 fsync, delivery) -> smtp-sink, then the same load through a Postfix relaying
 to its own smtp-sink. Prints messages per second (accepted and delivered),
 the ratio to Postfix, p50/p99 end-of-DATA -> 250 latency (from the audit
-trail) and the peak RSS of the relay and its verification workers (with
---processes N, of the supervisor and all its service processes).
+trail), the peak RSS of the relay and its verification workers (with
+--processes N, of the supervisor and all its service processes) and the CPU
+time they used per message (steadier than msg/s on a shared machine).
 Needs root (Postfix and smtp-sink), openssl, smtp-source and smtp-sink.
 """
 
