@@ -53,7 +53,7 @@ class _Collector:
 
     def take(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        self.tail = (self.tail + chunk)[-len(END) :]
+        self.tail = (self.tail + chunk[-len(END) :])[-len(END) :]
         if self.too_much:
             return
         # The final "." CRLF is not content: a message of exactly max_bytes may come with it.
