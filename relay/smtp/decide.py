@@ -71,15 +71,19 @@ def check_submitter(user: str, mail_from: str) -> Refused | None:
     return None
 
 
-def check_peer_operator(snapshot: Snapshot, mail_from: str, peer_dn: str) -> Refused | None:
-    """MX peers: the sender's domain must list the peer certificate's subject among its operators."""
+def check_peer_operator(snapshot: Snapshot, mail_from: str, operator_dn: str, subject: str) -> Refused | None:
+    """MX peers: the sender's domain must list the peer certificate's subject among its operators.
+
+    `operator_dn`: the subject in the trust directory's canonical form
+    (relay.trust.dn, as the snapshot's operator DNs are); `subject`: as shown.
+    """
     if not mail_from:
         return None  # a DSN (<>) carries no domain to check; its content is verified like any other
     rule = snapshot.domains.get(domain_of(mail_from))
     if rule is None:
         return Refused(Refusal.SENDER_DOMAIN_UNKNOWN, f"sender domain {domain_of(mail_from)} is not in the trust directory")
-    if canonical_dn(peer_dn) not in rule.operator_dns:  # normalised when the snapshot was loaded
-        return Refused(Refusal.OPERATOR_NOT_LISTED, f"{peer_dn} is not an operator of {rule.name}")
+    if operator_dn not in rule.operator_dns:
+        return Refused(Refusal.OPERATOR_NOT_LISTED, f"{subject} is not an operator of {rule.name}")
     return None
 
 

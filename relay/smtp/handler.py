@@ -117,7 +117,7 @@ class RelayHandler:
             return peer
         server.session.peer_certificate = peer  # type: ignore[attr-defined]
         audit("tls-peer", peer=server.peer_ip, subject=peer.subject, fingerprint=peer.fingerprint_sha256, bundle=peer.bundle)
-        return decide.check_peer_operator(snapshot, reverse_path(address), peer.subject)
+        return decide.check_peer_operator(snapshot, reverse_path(address), peer.operator_dn, peer.subject)
 
     # -- RCPT TO -----------------------------------------------------------
 

@@ -27,15 +27,19 @@ from ..core import revocation
 from ..core.bundle import Purpose
 from ..core.errors import Rejection
 from ..core.snapshot import Snapshot
+from ..trust.dn import normalise_name
 from .decide import Refused
 from .replies import Refusal
 
 
 @dataclass(frozen=True, slots=True)
 class PeerCertificate:
-    subject: str  # RFC 4514
+    subject: str  # RFC 4514, for replies and the audit trail
     fingerprint_sha256: str
     bundle: str
+    # The subject in the trust directory's canonical form, from the parsed
+    # name: compared with the whitelist's operator DNs, never its text re-read.
+    operator_dn: str
 
 
 def tls_anchors(snapshot: Snapshot) -> tuple[x509.Certificate, ...]:
@@ -62,7 +66,9 @@ def check_peer(der: bytes | None, snapshot: Snapshot, now: dt.datetime) -> PeerC
             revocation.check_path(chain, bundle, now)  # as the bundle's revocation mode says
         except Rejection as refusal:
             return Refused(refusal.reason, f"client certificate: {refusal.detail}")
-        return PeerCertificate(cert.subject.rfc4514_string(), cert.fingerprint(hashes.SHA256()).hex(), bundle.name)
+        return PeerCertificate(
+            cert.subject.rfc4514_string(), cert.fingerprint(hashes.SHA256()).hex(), bundle.name, normalise_name(cert.subject)
+        )
     return Refused(Refusal.CLIENT_CERTIFICATE_UNTRUSTED, why)
 
 

@@ -44,17 +44,22 @@ def test_recipient_decisions(address, may_relay, expected):
     assert (refused.code if refused else None) == expected
 
 
+def _operator(snap, sender, dn):
+    return decide.check_peer_operator(snap, sender, normalise_dn(dn), dn)
+
+
 def test_peer_operator_must_be_listed_for_sender_domain():
     snap = snapshot()
-    assert decide.check_peer_operator(snap, "a@peer.test", "cn=mx.peer.test, o=Peer, c=FR") is None
-    assert decide.check_peer_operator(snap, "a@peer.test", "CN=other,O=Peer,C=FR").code is Refusal.OPERATOR_NOT_LISTED
-    assert decide.check_peer_operator(snap, "a@nowhere.test", "CN=mx.peer.test,O=Peer,C=FR").code is Refusal.SENDER_DOMAIN_UNKNOWN
+    assert _operator(snap, "a@peer.test", "cn=mx.peer.test, o=Peer, c=FR") is None
+    refused = _operator(snap, "a@peer.test", "CN=other,O=Peer,C=FR")
+    assert refused.code is Refusal.OPERATOR_NOT_LISTED and refused.detail.startswith("CN=other,O=Peer,C=FR is not")
+    assert _operator(snap, "a@nowhere.test", "CN=mx.peer.test,O=Peer,C=FR").code is Refusal.SENDER_DOMAIN_UNKNOWN
 
 
 def test_peer_operator_with_an_escaped_comma_in_its_dn():
     listed = DomainRule("acme.test", False, ("s",), operator_dns=frozenset({normalise_dn(r"CN=mx,O=Acme\, Inc.,C=FR")}))
     snap = Snapshot(version="v1", loaded_at=NOW, domains={"acme.test": listed})
-    assert decide.check_peer_operator(snap, "a@acme.test", r"CN=mx,O=Acme\, Inc.,C=FR") is None
+    assert _operator(snap, "a@acme.test", r"CN=mx,O=Acme\, Inc.,C=FR") is None
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,8 @@
 import datetime as dt
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from relay import devpki
@@ -10,6 +12,7 @@ from relay.core.snapshot import Snapshot
 from relay.smtp.decide import Refused
 from relay.smtp.peer import PeerCertificate, check_peer
 from relay.smtp.replies import Refusal
+from relay.trust.dn import normalise_dn
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
 ROOT = devpki.make_ca("Operators root")
@@ -34,6 +37,25 @@ def test_valid_peer_names_its_bundle():
     peer = check_peer(_peer(10), _snapshot(RevocationMode.HARD, ()), NOW)
     assert isinstance(peer, PeerCertificate) and peer.bundle == "operators"
     assert peer.subject.startswith("CN=mx.peer.test,OU=1750000002")
+    assert peer.operator_dn == normalise_dn(peer.subject)
+
+
+def test_the_operator_dn_comes_from_the_parsed_name_not_its_text():
+    # Characters RFC 4514 text must escape, and a multi-valued RDN: the canonical
+    # form is read from the certificate's structure and matches the whitelist's.
+    subject = x509.Name([
+        x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")]),
+        x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.ORGANIZATION_NAME, 'Hôpital "Nord", + Sud')]),
+        x509.RelativeDistinguishedName([
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "1750000002"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "mx.peer.test"),
+        ]),
+    ])
+    leaf = devpki.make_leaf(CA, subject, serial=14, key_usage="both", eku=[ExtendedKeyUsageOID.CLIENT_AUTH], policies=(), key_kind="p256")
+    peer = check_peer(leaf.cert.public_bytes(serialization.Encoding.DER), _snapshot(RevocationMode.HARD, ()), NOW)
+    assert isinstance(peer, PeerCertificate)
+    listed = r'CN=mx.peer.test+OU=1750000002,O=Hôpital \"Nord\"\, \+ Sud,C=FR'
+    assert peer.operator_dn == normalise_dn(listed)
 
 
 def test_revoked_peer_is_refused():
