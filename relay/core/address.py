@@ -39,8 +39,9 @@ class Mailbox:
         return self.address == other.address
 
 
-_ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+"
-_DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*\Z")
+# RFC 5322 §3.2.3 atext, one or more: shared by every reader of addresses.
+ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+"
+_DOT_ATOM = re.compile(rf"{ATEXT}(?:\.{ATEXT})*\Z")
 _ENCODED_WORD = re.compile(r"=\?([^?*\s]+)(?:\*[^?\s]+)?\?([bBqQ])\?([^?\s]*)\?=\Z")
 _QP_HEX = re.compile(r"=([0-9A-Fa-f]{2})")
 

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterator
 
+from ..trust.atomic import fsync_dir
+
 
 class SpoolError(OSError):
     """The spool could not store or change a message."""
@@ -141,7 +143,7 @@ class Spool:
             if not state.with_suffix(".eml").exists():
                 state.unlink(missing_ok=True)
                 removed.append(state.name)
-        _fsync_dir(self.queue)
+        fsync_dir(self.queue)
         return removed
 
     # -- storing (group commit) ------------------------------------------
@@ -178,7 +180,7 @@ class Spool:
             for queue_id in committed:
                 os.rename(self.tmp / f"{queue_id}.eml", self.queue / f"{queue_id}.eml")
                 os.rename(self.tmp / f"{queue_id}.json", self.queue / f"{queue_id}.json")
-            _fsync_dir(self.queue)
+            fsync_dir(self.queue)
         except OSError as error:
             failure = SpoolError(error.errno or errno.EIO, f"spool commit failed: {error.strerror or error}")
             return [failure for _ in batch]
@@ -258,7 +260,7 @@ class Spool:
         tmp = self.tmp / f"{envelope.queue_id}.json.{secrets.token_hex(4)}"
         _write_synced(tmp, envelope.to_json())
         os.replace(tmp, self._queued(envelope.queue_id, ".json"))
-        _fsync_dir(self.queue)
+        fsync_dir(self.queue)
 
     def remove(self, queue_id: str) -> None:
         """Remove a message (caller holds its lock): state first, so a crash leaves an orphan, never a ghost.
@@ -317,14 +319,6 @@ def _read_all(path: str) -> bytes:
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
         return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
+
+from ..trust.atomic import atomic_write
 
 # RFC 7914 §2 parameters: 16 MiB of memory per check, tens of milliseconds.
 _N, _R, _P = 2**14, 8, 1
@@ -112,14 +113,7 @@ def _read(path: Path) -> dict[str, PasswordHash]:
 
 def write_credentials(path: Path, users: Mapping[str, PasswordHash]) -> None:
     body = "".join(f"{name}:{users[name].encode()}\n" for name in sorted(users))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, body.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, body.encode("utf-8"))  # a 0600 temporary file, fsynced, renamed over the old one
 
 
 def edit_credentials(path: Path) -> dict[str, PasswordHash]:

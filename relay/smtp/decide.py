@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..core.address import ATEXT
 from ..core.limits import MessageLimits
 from ..core.reasons import Reason
 from ..core.snapshot import MessagePolicy, Snapshot, normalise_address
@@ -193,13 +194,12 @@ def _keep(fields: dict[bytes, list[str]], field: list[bytes] | None) -> None:
         fields.setdefault(field[0], []).append(b"\r\n".join(field[1:]).decode("ascii", "replace"))
 
 
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
+_ADDR_SPEC = rf"{ATEXT}(?:\.{ATEXT})*@{ATEXT}(?:\.{ATEXT})*"
 _BLANK = r"[ \t\r\n]*"
 # One mailbox with nothing but atoms around it: what getaddresses returns for it is the addr-spec.
 # Every piece is unambiguous (atoms, blanks and dots never overlap): linear time on any input.
 _SIMPLE_MAILBOX = re.compile(
-    rf"{_BLANK}(?:(?:{_ATOM}(?:[ \t\r\n]+{_ATOM})*{_BLANK})?<({_ADDR_SPEC})>|({_ADDR_SPEC})){_BLANK}"
+    rf"{_BLANK}(?:(?:{ATEXT}(?:[ \t\r\n]+{ATEXT})*{_BLANK})?<({_ADDR_SPEC})>|({_ADDR_SPEC})){_BLANK}"
 )
 
 

@@ -23,7 +23,7 @@ def atomic_writer(path: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         os.unlink(temp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -31,8 +31,9 @@ def atomic_write(path: Path, data: bytes) -> None:
         out.write(data)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_dir(folder: Path) -> None:
+    """Make the names created, renamed or removed in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
