@@ -1,6 +1,7 @@
 """Throughput and latency of `relay serve` against a stock Postfix relay.
 
     python3 bench/relay.py [--messages 2000] [--sessions 16] [--workers 2] [--processes 1] [--size 20000] [--unsigned]
+                            [--no-postfix] [--no-floor]
 
 smtp-source -> relay (loopback listener, S/MIME verification, spool with
 fsync, delivery) -> smtp-sink, then the same load through a Postfix relaying
@@ -9,6 +10,15 @@ the ratio to Postfix, p50/p99 end-of-DATA -> 250 latency (from the audit
 trail), the peak RSS of the relay and its verification workers (with
 --processes N, of the supervisor and all its service processes) and the CPU
 time they used per message (steadier than msg/s on a shared machine).
+
+For each run it also prints the whole machine's CPU time per message (from
+/proc/stat: the server, smtp-source, smtp-sink and the kernel's loopback
+work), the one figure that compares like with like. The "libraries" run
+(skip it with --no-floor) sends the same load through the two SMTP
+libraries alone, as many processes as the relay: aiosmtpd's stock server
+accepting each message, handed in memory to the relay's delivery
+transaction over reused aiosmtplib sessions. No verification, spool or
+audit: the cost of the relay's own work is its difference from that floor.
 Needs root (Postfix and smtp-sink), openssl, smtp-source and smtp-sink.
 """
 
@@ -192,6 +202,12 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
+def _machine_cpu_seconds() -> float:
+    """CPU time the whole machine spent busy (user, nice, system, irq, softirq, steal) so far."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
 def _cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process tree, living processes only."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -242,12 +258,12 @@ def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
             port = ready["bench"][1]
             _source(message, port, 20, 4)  # warm-up: workers started, snapshot loaded
             sink.wait(20, 60)
-            cpu_before = _cpu_seconds(proc.pid)
+            cpu_before, machine_before = _cpu_seconds(proc.pid), _machine_cpu_seconds()
             start = time.monotonic()
             _source(message, port, args.messages, args.sessions)
             accepted = time.monotonic()
             delivered = sink.wait(20 + args.messages, 600)
-            cpu = _cpu_seconds(proc.pid) - cpu_before
+            cpu, machine = _cpu_seconds(proc.pid) - cpu_before, _machine_cpu_seconds() - machine_before
             rss = _peak_rss_kib(proc.pid)
             counted = _accepted_counter(ready["metrics"][1]) if "metrics" in ready else None
         finally:
@@ -271,6 +287,7 @@ def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         "peak_rss_mib": rss / 1024,
         "cpu_ms_per_message": cpu * 1000 / args.messages,
+        "machine_ms_per_message": machine * 1000 / args.messages,
     }
 
 
@@ -305,19 +322,97 @@ def run_postfix(directory: Path, message: Path, args: argparse.Namespace) -> dic
         _wait_port(port)
         _source(message, port, 20, 4)
         sink.wait(20, 60)
-        start = time.monotonic()
+        machine_before, start = _machine_cpu_seconds(), time.monotonic()
         _source(message, port, args.messages, args.sessions)
         accepted = time.monotonic()
         delivered = sink.wait(20 + args.messages, 600)
+        machine = _machine_cpu_seconds() - machine_before
     finally:
         subprocess.run(["postfix", "-c", str(d / "conf"), "stop"], check=False)
         sink.stop()
-    return {"accepted_per_s": args.messages / (accepted - start), "delivered_per_s": args.messages / (delivered - start)}
+    return _rates(args, start, accepted, delivered, machine)
+
+
+def _rates(args: argparse.Namespace, start: float, accepted: float, delivered: float, machine: float) -> dict:
+    return {
+        "accepted_per_s": args.messages / (accepted - start),
+        "delivered_per_s": args.messages / (delivered - start),
+        "machine_ms_per_message": machine * 1000 / args.messages,
+    }
+
+
+# -- the libraries' floor ------------------------------------------------------
+
+
+def _serve_floor(port: int, sink_port: int, sessions: int) -> None:
+    """aiosmtpd's stock server; each message handed in memory to the relay's delivery transaction."""
+    import asyncio
+
+    import aiosmtplib
+    from aiosmtpd.smtp import SMTP
+
+    from relay.queue.delivery import _transaction
+
+    class Forward:
+        def __init__(self) -> None:
+            self.idle: list[aiosmtplib.SMTP] = []
+            self.room = asyncio.Semaphore(sessions)
+            self.tasks: set[asyncio.Task[None]] = set()
+
+        async def handle_DATA(self, server: SMTP, session: object, envelope: object) -> str:
+            task = asyncio.create_task(self.forward(envelope.mail_from, envelope.rcpt_tos, envelope.original_content))  # type: ignore[attr-defined]
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            return "250 2.0.0 OK"
+
+        async def forward(self, sender: str, recipients: list[str], message: bytes) -> None:
+            async with self.room:
+                client = self.idle.pop() if self.idle else None
+                if client is None:
+                    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink_port, local_hostname="floor.bench")
+                    await client.connect()
+                outcome = await _transaction(client, sender, recipients, message, reused=False)
+                assert outcome is not None and outcome[1], outcome
+                self.idle.append(client)
+
+    async def serve() -> None:
+        handler = Forward()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: SMTP(handler, hostname="floor.bench"), "127.0.0.1", port, reuse_port=True
+        )
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+def run_floor(directory: Path, message: Path, args: argparse.Namespace) -> dict:
+    sink, port = SmtpSink(), _free_port()
+    command = [sys.executable, __file__, "--serve-floor", str(port), str(sink.port), str(args.destination_sessions)]
+    servers = [subprocess.Popen(command) for _ in range(args.processes)]
+    try:
+        _wait_port(port)
+        _source(message, port, 20, 4)
+        sink.wait(20, 60)
+        machine_before, start = _machine_cpu_seconds(), time.monotonic()
+        _source(message, port, args.messages, args.sessions)
+        accepted = time.monotonic()
+        delivered = sink.wait(20 + args.messages, 600)
+        machine = _machine_cpu_seconds() - machine_before
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(30)
+        sink.stop()
+    return _rates(args, start, accepted, delivered, machine)
 
 
 def main() -> int:
     if sys.argv[1:2] == ["--serve"]:
         _serve(Path(sys.argv[2]), Path(sys.argv[3]))
+        return 0
+    if sys.argv[1:2] == ["--serve-floor"]:
+        _serve_floor(*map(int, sys.argv[2:5]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
@@ -328,6 +423,7 @@ def main() -> int:
     parser.add_argument("--destination-sessions", type=int, default=20, help="[delivery] max_per_destination")
     parser.add_argument("--unsigned", action="store_true", help="send unsigned mail (no verification)")
     parser.add_argument("--no-postfix", action="store_true")
+    parser.add_argument("--no-floor", action="store_true", help="skip the run through the SMTP libraries alone")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
         directory = Path(tmp)
@@ -336,12 +432,18 @@ def main() -> int:
         relay = run_relay(directory, message, args)
         print(f"relay:   {relay['accepted_per_s']:8.1f} msg/s accepted, {relay['delivered_per_s']:8.1f} msg/s delivered, "
               f"DATA->250 p50 {relay['p50_ms']:.1f} ms p99 {relay['p99_ms']:.1f} ms, peak RSS {relay['peak_rss_mib']:.0f} MiB, "
-              f"CPU {relay['cpu_ms_per_message']:.2f} ms/message "
+              f"CPU {relay['cpu_ms_per_message']:.2f} ms/message, machine {relay['machine_ms_per_message']:.2f} ms/message "
               f"({'unsigned' if args.unsigned else 'signed'}, {message.stat().st_size} bytes, {args.messages} messages, "
               f"{args.sessions} sessions, {args.processes} processes x {args.workers} workers)")
+        if not args.no_floor:
+            floor = run_floor(directory, message, args)
+            print(f"libraries: {floor['accepted_per_s']:6.1f} msg/s accepted, {floor['delivered_per_s']:8.1f} msg/s delivered, "
+                  f"machine {floor['machine_ms_per_message']:.2f} ms/message "
+                  f"(aiosmtpd -> aiosmtplib in memory, {args.processes} processes)")
         if not args.no_postfix:
             postfix = run_postfix(directory, message, args)
-            print(f"postfix: {postfix['accepted_per_s']:8.1f} msg/s accepted, {postfix['delivered_per_s']:8.1f} msg/s delivered")
+            print(f"postfix: {postfix['accepted_per_s']:8.1f} msg/s accepted, {postfix['delivered_per_s']:8.1f} msg/s delivered, "
+                  f"machine {postfix['machine_ms_per_message']:.2f} ms/message")
             print(f"ratio relay/postfix: accepted {relay['accepted_per_s'] / postfix['accepted_per_s']:.2f}, "
                   f"delivered {relay['delivered_per_s'] / postfix['delivered_per_s']:.2f}")
     return 0
