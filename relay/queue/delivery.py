@@ -50,13 +50,19 @@ class Backoff:
         return min(self.first * 2 ** max(attempts - 1, 0), self.maximum)
 
 
-# An address goes into a command line: nothing that could end the line or
-# the path (CR/LF injection), nothing outside printable ASCII.
-_SAFE_ADDRESS = re.compile(r"[!-~]{1,254}@[A-Za-z0-9.\-\[\]:]{1,253}")
+# An address goes verbatim into a command line, so it must be a plain RFC 5321
+# mailbox: atext and dots (doubled or edge dots pass, as other MTAs let them)
+# at a domain or an address literal. Nothing that could end the line or the
+# path (CR/LF injection), and nothing a parser could read as another mailbox
+# (a colon, a bracket in the local part).
+_SAFE_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]{1,254}"
+    r"@(?:[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,126}|\[[A-Za-z0-9.:\-]{1,251}\])"
+)
 
 
 def safe_address(address: str) -> bool:
-    return bool(_SAFE_ADDRESS.fullmatch(address)) and not any(c in address for c in "<>\\,;\"()")
+    return _SAFE_ADDRESS.fullmatch(address) is not None
 
 
 class Destinations:
@@ -322,7 +328,7 @@ async def _transaction(
     results: dict[str, tuple[str, str]] = {}
     try:
         try:
-            await client.mail(sender)
+            await _mail(client, sender)
         except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
             if reused:
                 return None
@@ -330,7 +336,7 @@ async def _transaction(
         accepted = []
         for rcpt in recipients:
             try:
-                await client.rcpt(rcpt)
+                await _rcpt(client, rcpt)
                 accepted.append(rcpt)
             except aiosmtplib.SMTPRecipientRefused as error:
                 results[rcpt] = (_status_of(error.code), _reply_text(error))
@@ -346,6 +352,28 @@ async def _transaction(
     except (aiosmtplib.SMTPException, OSError) as error:
         why = f"4.4.2 connection lost: {_error_text(error)}"
         return {**results, **{r: (DEFERRED, why) for r in recipients if r not in results}}, False
+
+
+# MAIL and RCPT carry the spooled paths verbatim (checked by safe_address):
+# aiosmtplib's `mail` and `rcpt` re-read each address with email.utils, which
+# turns `a:b@example.org` into `b@example.org`, another mailbox.
+
+
+async def _mail(client: aiosmtplib.SMTP, sender: str) -> None:
+    if client.is_ehlo_or_helo_needed:  # a new session (no STARTTLS on connect to greet first)
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await client.helo()
+    reply = await client.execute_command(b"MAIL", b"FROM:<" + sender.encode("ascii") + b">")
+    if reply.code != 250:
+        raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
+
+
+async def _rcpt(client: aiosmtplib.SMTP, recipient: str) -> None:
+    reply = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode("ascii") + b">")
+    if reply.code not in (250, 251):
+        raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
 
 
 async def _data(client: aiosmtplib.SMTP, message: bytes) -> aiosmtplib.SMTPResponse:

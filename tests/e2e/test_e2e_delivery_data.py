@@ -21,12 +21,14 @@ def sink(tmp_path_factory):
     sink.stop()
 
 
-async def _send_all(port: int, messages: list[bytes]) -> list[dict[str, tuple[str, str]]]:
+async def _send_all(
+    port: int, messages: list[bytes], sender: str = "alice@hospital.test", recipient: str = "bob@hospital.test"
+) -> list[dict[str, tuple[str, str]]]:
     client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, local_hostname="relay.test", timeout=10)
     await client.connect()
     outcomes = []
     for message in messages:  # one session: each DATA must leave it ready for the next
-        outcome = await _transaction(client, "alice@hospital.test", ["bob@hospital.test"], message, reused=False)
+        outcome = await _transaction(client, sender, [recipient], message, reused=False)
         assert outcome is not None and outcome[1], outcome
         outcomes.append(outcome[0])
     await client.quit()
@@ -60,3 +62,13 @@ def test_consecutive_transactions_share_a_session(sink):
     results = asyncio.run(_send_all(sink.port, [HEAD + b".one\r\n", HEAD + b"two\r\n", HEAD + b"three"]))
     assert [r["bob@hospital.test"][0] for r in results] == ["delivered"] * 3
     assert len(list(sink.directory.glob("*.eml"))) == before + 3
+
+
+def test_the_next_hop_gets_the_paths_verbatim(sink):
+    sender, recipient = "o'brien+lab@hospital.test", "x=y/{service}~1@hospital.test"
+    before = set(sink.directory.glob("*.eml"))
+    [results] = asyncio.run(_send_all(sink.port, [HEAD + b"paths\r\n"], sender, recipient))
+    assert results[recipient][0] == "delivered"
+    [path] = set(sink.directory.glob("*.eml")) - before
+    head, _, _ = path.read_bytes().partition(b"\n")
+    assert json.loads(head) == {"from": sender, "to": [recipient]}

@@ -100,7 +100,20 @@ def test_backoff_doubles_up_to_a_cap():
 
 @pytest.mark.parametrize(
     "address, ok",
-    [("bob@hospital.test", True), ("bob@hospital.test>\r\nRCPT TO:<x@y", False), ("a b@c.test", False), ("a@b.test\n", False), ("é@b.test", False)],
+    [
+        ("bob@hospital.test", True),
+        ("o'brien+lab/x=y{1}@hospital.test", True),
+        ("bob@[192.0.2.1]", True),
+        ("bob@hospital.test>\r\nRCPT TO:<x@y", False),
+        ("a b@c.test", False),
+        ("a@b.test\n", False),
+        ("é@b.test", False),
+        # what a path parser reads as another mailbox: never sent
+        ("a:b@hospital.test", False),
+        ("a[b@hospital.test", False),
+        ("bob@hospital.test:other", False),
+        ("@relay.test:bob@hospital.test", False),
+    ],
 )
-def test_addresses_cannot_inject_commands(address, ok):
+def test_addresses_cannot_inject_commands_or_name_another_mailbox(address, ok):
     assert safe_address(address) is ok
