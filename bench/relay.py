@@ -320,20 +320,21 @@ def run_postfix(directory: Path, message: Path, args: argparse.Namespace) -> dic
     try:
         subprocess.run(["postfix", "-c", str(d / "conf"), "start"], check=True)
         _wait_port(port)
-        _source(message, port, 20, 4)
-        sink.wait(20, 60)
-        machine_before, start = _machine_cpu_seconds(), time.monotonic()
-        _source(message, port, args.messages, args.sessions)
-        accepted = time.monotonic()
-        delivered = sink.wait(20 + args.messages, 600)
-        machine = _machine_cpu_seconds() - machine_before
+        return _timed_load(message, port, sink, args)
     finally:
         subprocess.run(["postfix", "-c", str(d / "conf"), "stop"], check=False)
         sink.stop()
-    return _rates(args, start, accepted, delivered, machine)
 
 
-def _rates(args: argparse.Namespace, start: float, accepted: float, delivered: float, machine: float) -> dict:
+def _timed_load(message: Path, port: int, sink: SmtpSink, args: argparse.Namespace) -> dict:
+    """A warm-up, then the measured load: rates and the whole machine's CPU per message."""
+    _source(message, port, 20, 4)
+    sink.wait(20, 60)
+    machine_before, start = _machine_cpu_seconds(), time.monotonic()
+    _source(message, port, args.messages, args.sessions)
+    accepted = time.monotonic()
+    delivered = sink.wait(20 + args.messages, 600)
+    machine = _machine_cpu_seconds() - machine_before
     return {
         "accepted_per_s": args.messages / (accepted - start),
         "delivered_per_s": args.messages / (delivered - start),
@@ -392,19 +393,12 @@ def run_floor(directory: Path, message: Path, args: argparse.Namespace) -> dict:
     servers = [subprocess.Popen(command) for _ in range(args.processes)]
     try:
         _wait_port(port)
-        _source(message, port, 20, 4)
-        sink.wait(20, 60)
-        machine_before, start = _machine_cpu_seconds(), time.monotonic()
-        _source(message, port, args.messages, args.sessions)
-        accepted = time.monotonic()
-        delivered = sink.wait(20 + args.messages, 600)
-        machine = _machine_cpu_seconds() - machine_before
+        return _timed_load(message, port, sink, args)
     finally:
         for server in servers:
             server.terminate()
             server.wait(30)
         sink.stop()
-    return _rates(args, start, accepted, delivered, machine)
 
 
 def main() -> int:
