@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("queue", help="inspect and act on the delivery queue")
     p.add_argument("--config", type=Path, required=True, help="relay.toml")
     p.add_argument("--json", action="store_true", help="list/show as JSON")
+    p.add_argument("--message", action="store_true", help="show: write the message as it will be delivered, nothing else")
     p.add_argument("action", choices=("list", "show", "retry", "bounce", "delete"))
     p.add_argument("queue_id", nargs="?", metavar="ID")
     p.set_defaults(run=run)
@@ -56,6 +58,9 @@ def _list(spool: Spool, args: argparse.Namespace, _host: str) -> int:
 
 
 def _show(spool: Spool, args: argparse.Namespace, _host: str) -> int:
+    if args.message:
+        sys.stdout.buffer.write(spool.message(args.queue_id))
+        return 0
     env = spool.envelope(args.queue_id)
     if args.json:
         print(json.dumps(json.loads(env.to_json()), indent=2))

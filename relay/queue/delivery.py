@@ -205,10 +205,9 @@ class Delivery:
     async def deliver(self, queue_id: str) -> None:
         lock = self.spool.acquire(queue_id)
         try:
-            envelope = self.spool.envelope(queue_id)
+            envelope, message = self.spool.contents(lock)
             attempt: tuple[dict[str, tuple[str, str]], bytes] | None = None
             if envelope.pending and envelope.next_attempt <= self.clock():
-                message = lock.content()
                 results: dict[str, tuple[str, str]] = {}
                 for hop, recipients in _by_hop(self.snapshot(), envelope.pending).items():
                     results.update(await self._send(hop, envelope, recipients, message))

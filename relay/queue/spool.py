@@ -2,16 +2,21 @@
 
 Layout under the spool directory:
   tmp/          files being written; never trusted, removed on recovery
-  queue/ID.eml  the message bytes, immutable once there
-  queue/ID.json the envelope and delivery state; its arrival commits the message
+  queue/ID.msg  the envelope as accepted (one JSON line), then the message
+                bytes; written once, and its arrival commits the message
+  queue/ID.json the delivery state once it changes (an attempt that left
+                recipients pending); read instead of the .msg's first line
 
-Commit order: write both files in tmp/, fsync them, rename the .eml then the
-.json into queue/, fsync queue/. A crash at any point leaves either no .json
-(the message was never acknowledged; recovery removes the orphan .eml) or a
-whole message. Concurrent commits share one directory fsync (group commit).
+Commit: write ID.msg in tmp/, fsync it, rename it into queue/, fsync queue/.
+One file and one fsync per message, and concurrent commits share one
+directory fsync (group commit). A crash before the rename leaves nothing in
+queue/ (never acknowledged); after it, the whole message.
 
-The .eml file is also the message's lock (flock): delivery and the `relay
-queue` command take it before changing or removing a message.
+Removal takes the .msg first, then the .json: a crash between leaves a .json
+alone, which recovery removes. The .msg is also the message's lock (flock):
+delivery and the `relay queue` command take it before changing or removing
+a message. Spools of earlier versions (ID.eml plus ID.json) are converted
+when the service starts.
 """
 
 from __future__ import annotations
@@ -113,6 +118,9 @@ class Envelope:
 _ENVELOPE_FIELDS = tuple(f.name for f in fields(Envelope))
 
 
+_MESSAGE, _STATE = ".msg", ".json"
+
+
 class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -128,22 +136,43 @@ class Spool:
     # -- set-up and recovery ---------------------------------------------
 
     def prepare(self) -> list[str]:
-        """Create the directories and clean what a crash left; returns the removed names."""
+        """Create the directories, convert an earlier version's messages and clean what a
+        crash left; returns the removed names."""
         for path in (self.tmp, self.queue):
             path.mkdir(parents=True, exist_ok=True)
         removed = []
         for leftover in self.tmp.iterdir():
             leftover.unlink(missing_ok=True)
             removed.append(f"tmp/{leftover.name}")
-        for eml in self.queue.glob("*.eml"):
-            if not eml.with_suffix(".json").exists() and not _locked(eml):
-                eml.unlink(missing_ok=True)  # never committed (or half-removed): never acknowledged
-                removed.append(eml.name)
-        for state in self.queue.glob("*.json"):
-            if not state.with_suffix(".eml").exists():
-                state.unlink(missing_ok=True)
+        removed += self._convert_earlier_layout()
+        for state in self.queue.glob(f"*{_STATE}"):
+            if not state.with_suffix(_MESSAGE).exists():
+                state.unlink(missing_ok=True)  # its message was removed just before a crash
                 removed.append(state.name)
         fsync_dir(self.queue)
+        return removed
+
+    def _convert_earlier_layout(self) -> list[str]:
+        """ID.eml plus ID.json (the state file committed the message) become ID.msg, an
+        .eml alone was never acknowledged; an unreadable .json is left for the operator."""
+        removed = []
+        for eml in self.queue.glob("*.eml"):
+            state = eml.with_suffix(_STATE)
+            if _locked(eml):
+                continue  # an earlier version still runs: never touch its messages
+            if eml.with_suffix(_MESSAGE).exists():
+                eml.unlink(missing_ok=True)  # converted before a crash
+            elif not state.exists():
+                eml.unlink(missing_ok=True)
+                removed.append(eml.name)
+            else:
+                try:
+                    envelope = Envelope.from_json(state.read_bytes())
+                except (ValueError, TypeError, KeyError):
+                    continue
+                self.store_now(eml.read_bytes(), envelope)  # raises rather than lose a message
+                state.unlink()
+                eml.unlink()
         return removed
 
     # -- storing (group commit) ------------------------------------------
@@ -178,8 +207,7 @@ class Spool:
         committed = [envelope.queue_id for (_, envelope), outcome in zip(batch, outcomes) if outcome is None]
         try:
             for queue_id in committed:
-                os.rename(self.tmp / f"{queue_id}.eml", self.queue / f"{queue_id}.eml")
-                os.rename(self.tmp / f"{queue_id}.json", self.queue / f"{queue_id}.json")
+                os.rename(self.tmp / f"{queue_id}{_MESSAGE}", self._queued(queue_id, _MESSAGE))
             fsync_dir(self.queue)
         except OSError as error:
             failure = SpoolError(error.errno or errno.EIO, f"spool commit failed: {error.strerror or error}")
@@ -188,14 +216,13 @@ class Spool:
 
     def _write_one(self, item: tuple[bytes, Envelope]) -> SpoolError | None:
         message, envelope = item
+        path = self.tmp / f"{envelope.queue_id}{_MESSAGE}"
         try:
-            _write_synced(self.tmp / f"{envelope.queue_id}.eml", message)
-            _write_synced(self.tmp / f"{envelope.queue_id}.json", envelope.to_json())
+            _write_synced(path, envelope.to_json() + b"\n" + message)
             return None
         except OSError as error:
-            for suffix in (".eml", ".json"):
-                with contextlib.suppress(OSError):
-                    (self.tmp / f"{envelope.queue_id}{suffix}").unlink()
+            with contextlib.suppress(OSError):
+                path.unlink()
             return SpoolError(error.errno or errno.EIO, f"spool write failed: {error.strerror or error}")
 
     def store_now(self, message: bytes, envelope: Envelope) -> None:
@@ -207,40 +234,51 @@ class Spool:
     # -- reading and changing --------------------------------------------
 
     def ids(self) -> list[str]:
-        return sorted(p.stem for p in self.queue.glob("*.json") if valid_queue_id(p.stem))
+        return sorted(p.stem for p in self.queue.glob(f"*{_MESSAGE}") if valid_queue_id(p.stem))
 
     def _queued(self, queue_id: str, suffix: str) -> str:
         return f"{self._queue_prefix}{queue_id}{suffix}"
 
     def envelope(self, queue_id: str) -> Envelope:
+        """The current state: the .json if an attempt changed it, else the envelope as accepted."""
         try:
-            return Envelope.from_json(_read_all(self._queued(queue_id, ".json")))
+            try:
+                return _envelope_of(queue_id, _read_all(self._queued(queue_id, _STATE)))
+            except FileNotFoundError:
+                return _envelope_of(queue_id, _read_line(self._queued(queue_id, _MESSAGE)))
         except FileNotFoundError:
             raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
-        except (ValueError, TypeError, KeyError) as error:
-            raise SpoolError(errno.EINVAL, f"{queue_id}: unreadable envelope ({error})") from None
 
     def message(self, queue_id: str) -> bytes:
         try:
-            return _read_all(self._queued(queue_id, ".eml"))
+            return _split(queue_id, _read_all(self._queued(queue_id, _MESSAGE)))[1]
         except FileNotFoundError:
             raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
+
+    def contents(self, lock: MessageLock) -> tuple[Envelope, bytes]:
+        """The current state and the message bytes of a held message, its file read once."""
+        accepted, message = _split(lock.queue_id, lock.read())
+        try:
+            state = _read_all(self._queued(lock.queue_id, _STATE))
+        except FileNotFoundError:
+            state = accepted
+        return _envelope_of(lock.queue_id, state), message
 
     def acquire(self, queue_id: str) -> MessageLock:
         """Hold the message exclusively, or raise MessageBusy / UnknownMessage at once."""
         if not valid_queue_id(queue_id):
             raise UnknownMessage(errno.EINVAL, f"not a queue id: {queue_id!r}")
         try:
-            fd = os.open(self._queued(queue_id, ".eml"), os.O_RDONLY)
+            fd = os.open(self._queued(queue_id, _MESSAGE), os.O_RDONLY)
         except FileNotFoundError:
             raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
-        lock = MessageLock(fd)
+        lock = MessageLock(queue_id, fd)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise MessageBusy(errno.EBUSY, f"message {queue_id} is being delivered") from None
-            if not os.path.exists(self._queued(queue_id, ".json")):
+            if os.fstat(fd).st_nlink == 0:  # removed by the holder we waited for
                 raise UnknownMessage(errno.ENOENT, f"no message {queue_id}")
         except BaseException:
             lock.release()
@@ -257,46 +295,67 @@ class Spool:
 
     def update(self, envelope: Envelope) -> None:
         """Replace the state of a message (caller holds its lock)."""
-        tmp = self.tmp / f"{envelope.queue_id}.json.{secrets.token_hex(4)}"
+        tmp = self.tmp / f"{envelope.queue_id}{_STATE}.{secrets.token_hex(4)}"
         _write_synced(tmp, envelope.to_json())
-        os.replace(tmp, self._queued(envelope.queue_id, ".json"))
+        os.replace(tmp, self._queued(envelope.queue_id, _STATE))
         fsync_dir(self.queue)
 
     def remove(self, queue_id: str) -> None:
-        """Remove a message (caller holds its lock): state first, so a crash leaves an orphan, never a ghost.
+        """Remove a message (caller holds its lock): the message first, so a crash leaves a
+        stray state file (removed at start), never a message with a stale state.
 
         No directory fsync: a removal lost in a crash costs a second delivery
         of a delivered message, never the loss of one.
         """
-        for suffix in (".json", ".eml"):
+        for suffix in (_MESSAGE, _STATE):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._queued(queue_id, suffix))
 
 
 class MessageLock:
-    """The open .eml holding the flock.
+    """The open .msg holding the flock.
 
     Releasing it closes the last reference to a removed message, which is
     when the file system frees it: slow enough to keep off the event loop.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, queue_id: str, fd: int) -> None:
+        self.queue_id = queue_id
         self._fd: int | None = fd
 
-    def content(self) -> bytes:
-        """The message bytes, read through the descriptor that holds the lock (no second open)."""
+    def read(self) -> bytes:
+        """The whole .msg, read through the descriptor that holds the lock (no second open)."""
         if self._fd is None:
             raise SpoolError(errno.EBADF, "message lock already released")
-        size = os.fstat(self._fd).st_size  # the .eml never changes once queued
+        size = os.fstat(self._fd).st_size  # the .msg never changes once queued
         data = os.pread(self._fd, size, 0)
         while len(data) < size and (more := os.pread(self._fd, size - len(data), len(data))):
             data += more  # a short read, as a signal can cause
         return data
 
+    def content(self) -> bytes:
+        """The message bytes."""
+        return _split(self.queue_id, self.read())[1]
+
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+def _split(queue_id: str, stored: bytes) -> tuple[bytes, bytes]:
+    """A .msg's envelope line and message bytes."""
+    line, newline, message = stored.partition(b"\n")
+    if not newline:
+        raise SpoolError(errno.EINVAL, f"{queue_id}: no envelope line")
+    return line, message
+
+
+def _envelope_of(queue_id: str, raw: bytes) -> Envelope:
+    try:
+        return Envelope.from_json(raw)
+    except (ValueError, TypeError, KeyError) as error:
+        raise SpoolError(errno.EINVAL, f"{queue_id}: unreadable envelope ({error})") from None
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -319,6 +378,21 @@ def _read_all(path: str) -> bytes:
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
         return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _read_line(path: str) -> bytes:
+    """The first line of a file (the envelope of a .msg), without reading the message after it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        head = b""
+        while chunk := os.read(fd, 1 << 16):
+            head += chunk
+            line, newline, _ = head.partition(b"\n")
+            if newline:
+                return line
+        return head
     finally:
         os.close(fd)
 

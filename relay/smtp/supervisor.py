@@ -12,7 +12,7 @@ sockets are bound but never listen: they hold the port (port 0 is resolved
 once, for all) and receive no connection.
 
 Delivery stays exactly-once because every worker delivers a message only
-under its spool lock (a flock on the .eml, see relay.queue.spool), which the
+under its spool lock (a flock on the .msg, see relay.queue.spool), which the
 kernel releases when a worker dies: another worker's next scan takes the
 message over. A worker that dies is started again.
 

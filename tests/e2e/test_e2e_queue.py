@@ -42,6 +42,8 @@ def test_kill_9_after_250_then_restart_delivers(tmp_path, tls_pki):
         relay.kill()
         listed = _queue_cli(config, "list")
         assert listed.returncode == 0 and listed.stdout.startswith(queue_id), listed
+        shown = _queue_cli(config, "--message", "show", queue_id)
+        assert shown.stdout.startswith("Received: ") and "marker-crash" in shown.stdout, shown
         sink.start()
         relay.start()
         delivered = sink.wait_for_marker("marker-crash")

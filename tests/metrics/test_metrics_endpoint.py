@@ -56,7 +56,7 @@ def _spool(directory: Path, ages_hours: list[float]) -> Spool:
         received = NOW.timestamp() - age * HOUR
         envelope = Envelope(queue_id, "a@x.test", (RecipientState("b@y.test"),), received, 0.0)
         spool.store_now(b"Subject: not read by metrics\r\n\r\nbody\r\n", envelope)
-        os.utime(spool.queue / f"{queue_id}.eml", (received, received))
+        os.utime(spool.queue / f"{queue_id}.msg", (received, received))
     return spool
 
 

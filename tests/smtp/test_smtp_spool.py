@@ -3,6 +3,7 @@ import os
 
 import pytest
 
+from relay.queue import spool as spool_module
 from relay.queue.delivery import Backoff, safe_address
 from relay.queue.spool import Envelope, MessageBusy, RecipientState, Spool, SpoolError, UnknownMessage, new_queue_id
 
@@ -37,14 +38,73 @@ def test_recovery_drops_half_written_messages(tmp_path):
     spool.prepare()
     whole = _envelope()
     spool.store_now(b"whole\r\n", whole)
-    (spool.tmp / "abc.eml").write_bytes(b"half")  # crash while writing
-    orphan = new_queue_id()
-    (spool.queue / f"{orphan}.eml").write_bytes(b"renamed, state not yet")  # crash between the two renames
+    (spool.tmp / "abc.msg").write_bytes(b"half")  # crash while writing
     ghost = new_queue_id()
     (spool.queue / f"{ghost}.json").write_bytes(_envelope(ghost).to_json())  # crash while removing
     removed = Spool(tmp_path).prepare()
-    assert sorted(removed) == sorted(["tmp/abc.eml", f"{orphan}.eml", f"{ghost}.json"])
+    assert sorted(removed) == sorted(["tmp/abc.msg", f"{ghost}.json"])
     assert spool.ids() == [whole.queue_id]
+    assert spool.message(whole.queue_id) == b"whole\r\n"
+
+
+def test_one_file_and_one_fsync_commit_a_message(tmp_path, monkeypatch):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd))
+    env = _envelope()
+    spool.store_now(b"m\r\n", env)
+    assert [p.name for p in spool.queue.iterdir()] == [f"{env.queue_id}.msg"]
+    assert synced == [str(spool.tmp / f"{env.queue_id}.msg"), str(spool.queue)]
+
+
+def test_an_earlier_layout_is_converted_at_start(tmp_path):
+    queue = tmp_path / "queue"
+    queue.mkdir(parents=True)
+    kept = _envelope().with_results({"bob@hospital.test": ("delivered", "250 ok")})
+    (queue / f"{kept.queue_id}.eml").write_bytes(b"Subject: kept\r\n\r\nbody\r\n")
+    (queue / f"{kept.queue_id}.json").write_bytes(kept.to_json())
+    orphan = new_queue_id()
+    (queue / f"{orphan}.eml").write_bytes(b"renamed, state not yet")  # never acknowledged
+    spool = Spool(tmp_path)
+    assert spool.prepare() == [f"{orphan}.eml"]
+    assert sorted(p.name for p in queue.iterdir()) == [f"{kept.queue_id}.msg"]
+    assert spool.envelope(kept.queue_id) == kept
+    assert spool.message(kept.queue_id) == b"Subject: kept\r\n\r\nbody\r\n"
+    assert [r.address for r in spool.envelope(kept.queue_id).pending] == ["carol@peer.test"]
+
+
+def test_a_state_change_is_read_instead_of_the_accepted_envelope(tmp_path):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    env = _envelope()
+    spool.store_now(b"m\r\n", env)
+    later = env.with_results({"bob@hospital.test": ("delivered", "250 ok")})
+    with spool.locked(env.queue_id):
+        spool.update(later)
+    lock = spool.acquire(env.queue_id)
+    try:
+        assert spool.contents(lock) == (later, b"m\r\n")
+    finally:
+        lock.release()
+    assert spool.envelope(env.queue_id) == later
+
+
+def test_a_message_removed_while_waiting_for_its_lock_is_unknown(tmp_path, monkeypatch):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    env = _envelope()
+    spool.store_now(b"m\r\n", env)
+    real_flock = spool_module.fcntl.flock
+
+    def flock_after_removal(fd, operation):  # the holder removes it between our open and flock
+        spool.remove(env.queue_id)
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(spool_module.fcntl, "flock", flock_after_removal)
+    with pytest.raises(UnknownMessage):
+        spool.acquire(env.queue_id)
 
 
 def test_lock_update_remove(tmp_path):
