@@ -201,14 +201,14 @@ def _signed_attributes(attrs: Any, content_type: str) -> _SignedAttributes | Non
             raise Rejection(Reason.MALFORMED, f"no signed attributes with eContentType {content_type}")
         return None
     found: dict[str, Any] = {}
-    for attr in attrs:
-        kind = asn1.dotted(attr["type"])
-        if kind not in _ATTRIBUTE_SPECS:
+    for kind, values in asn1.attributes_in(attrs.contents or b""):
+        spec = _ATTRIBUTE_SPECS.get(kind)
+        if spec is None:
             continue
-        values = attr["values"]
-        if kind in found or len(values) != 1:
+        encoded = [value.encoded for value in asn1.values_in(values)]
+        if kind in found or len(encoded) != 1:
             raise Rejection(Reason.MALFORMED, f"signed attribute {kind} must occur once with one value")
-        found[kind] = values[0].parse(_ATTRIBUTE_SPECS[kind])
+        found[kind] = spec.load(encoded[0], strict=True)
     if _ATTR_CONTENT_TYPE not in found or _ATTR_MESSAGE_DIGEST not in found:
         raise Rejection(Reason.MALFORMED, "signed attributes lack contentType or messageDigest")
     if asn1.dotted(found[_ATTR_CONTENT_TYPE]) != content_type:

@@ -10,8 +10,9 @@ certificates opaque (Any), and the verifier parses only what it reads.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Iterator, NamedTuple
 
-from asn1crypto import cms, core
+from asn1crypto import cms, core, parser
 
 ID_DATA = "1.2.840.113549.1.7.1"
 ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
@@ -77,13 +78,54 @@ class _Chunks(core.SequenceOf):
 
 
 def dotted(oid: core.ObjectIdentifier) -> str:
-    return _dotted(oid.contents or b"")
+    return oid_text(oid.contents or b"")
 
 
 @lru_cache(maxsize=256)
-def _dotted(contents: bytes) -> str:
+def oid_text(contents: bytes) -> str:
     """Decoding OIDs is a hot path; the same few dozen recur in every message."""
     return core.ObjectIdentifier.load(with_header(0x06, contents)).dotted
+
+
+class Value(NamedTuple):
+    """One encoded value: its tag, its whole encoding and its contents."""
+
+    tag_class: int  # 0 universal, 1 application, 2 context, 3 private
+    constructed: bool
+    tag: int
+    encoded: bytes
+    contents: bytes
+
+
+UNIVERSAL_OID, UNIVERSAL_SEQUENCE, UNIVERSAL_SET = 6, 16, 17
+
+
+def values_in(data: bytes) -> Iterator[Value]:
+    """The values of a concatenation (the contents of a SEQUENCE or SET), with
+    asn1crypto's parser: no object per value, where a class built from a
+    specification makes several."""
+    pointer = 0
+    while pointer < len(data):
+        tag_class, method, tag, header, contents, trailer = parser.parse(data[pointer:])
+        end = pointer + len(header) + len(contents) + len(trailer)
+        yield Value(tag_class, method == 1, tag, data[pointer:end], contents)
+        pointer = end
+
+
+def attributes_in(contents: bytes) -> Iterator[tuple[str, bytes]]:
+    """Each Attribute of a SET OF Attribute (RFC 5652 §5.3): its type and the
+    contents of its SET of values, read only by the caller that wants them."""
+    for attribute in values_in(contents):
+        if (attribute.tag_class, attribute.constructed, attribute.tag) != (0, True, UNIVERSAL_SEQUENCE):
+            raise ValueError("an attribute is not a SEQUENCE")
+        fields = list(values_in(attribute.contents))
+        if (
+            len(fields) != 2
+            or (fields[0].tag_class, fields[0].constructed, fields[0].tag) != (0, False, UNIVERSAL_OID)
+            or (fields[1].tag_class, fields[1].constructed, fields[1].tag) != (0, True, UNIVERSAL_SET)
+        ):
+            raise ValueError("an attribute is not an OBJECT IDENTIFIER and a SET of values")
+        yield oid_text(fields[0].contents), fields[1].contents
 
 
 def is_certificate(choice: core.Any) -> bool:
