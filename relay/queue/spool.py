@@ -383,12 +383,13 @@ def _read_all(path: str) -> bytes:
 
 
 def _read_line(path: str) -> bytes:
-    """The first line of a file (the envelope of a .msg), without reading the message after it."""
+    """The first line of a file (the envelope of a .msg), without reading the message after it:
+    the scan for due messages reads it for every message never attempted."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        head = b""
-        while chunk := os.read(fd, 1 << 16):
-            head += chunk
+        head, size = b"", 4096  # an envelope takes a few hundred bytes; many recipients take more
+        while chunk := os.read(fd, size):
+            head, size = head + chunk, 1 << 16
             line, newline, _ = head.partition(b"\n")
             if newline:
                 return line

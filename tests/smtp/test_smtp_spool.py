@@ -177,3 +177,14 @@ def test_backoff_doubles_up_to_a_cap():
 )
 def test_addresses_cannot_inject_commands_or_name_another_mailbox(address, ok):
     assert safe_address(address) is ok
+
+
+def test_an_envelope_longer_than_the_first_read_is_read_whole(tmp_path):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    many = tuple(RecipientState(f"recipient-{n:04d}-with-a-long-local-part@hospital.test") for n in range(300))
+    env = Envelope(queue_id=new_queue_id(), mail_from="alice@hospital.test", recipients=many, received_at=1.0, next_attempt=0.0)
+    assert len(env.to_json()) > 16_000
+    spool.store_now(b"m\r\n", env)
+    assert spool.envelope(env.queue_id) == env
+    assert spool.message(env.queue_id) == b"m\r\n"
