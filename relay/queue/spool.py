@@ -146,7 +146,7 @@ class Spool:
             removed.append(f"tmp/{leftover.name}")
         removed += self._convert_earlier_layout()
         for state in self.queue.glob(f"*{_STATE}"):
-            if not state.with_suffix(_MESSAGE).exists():
+            if not state.with_suffix(_MESSAGE).exists() and not state.with_suffix(".eml").exists():
                 state.unlink(missing_ok=True)  # its message was removed just before a crash
                 removed.append(state.name)
         fsync_dir(self.queue)

@@ -75,6 +75,16 @@ def test_an_earlier_layout_is_converted_at_start(tmp_path):
     assert [r.address for r in spool.envelope(kept.queue_id).pending] == ["carol@peer.test"]
 
 
+def test_an_unreadable_earlier_state_is_left_for_the_operator(tmp_path):
+    queue = tmp_path / "queue"
+    queue.mkdir(parents=True)
+    stuck = new_queue_id()
+    (queue / f"{stuck}.eml").write_bytes(b"Subject: kept\r\n\r\nbody\r\n")
+    (queue / f"{stuck}.json").write_bytes(b"{not json")
+    assert Spool(tmp_path).prepare() == []
+    assert sorted(p.name for p in queue.iterdir()) == [f"{stuck}.eml", f"{stuck}.json"]
+
+
 def test_a_state_change_is_read_instead_of_the_accepted_envelope(tmp_path):
     spool = Spool(tmp_path)
     spool.prepare()
