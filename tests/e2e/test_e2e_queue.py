@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from relay.queue.spool import Envelope, RecipientState, new_queue_id
 from tests.smtp.helpers import ROOT, Relay, Sink, basic_spec, free_port, make_pki, message, service_toml, write_spec, wait_until
 
 
@@ -261,3 +262,24 @@ def test_sessions_per_next_hop_are_capped(tmp_path, tls_pki):
     finally:
         relay.stop()
         sink.stop()
+
+
+def test_a_spool_of_the_two_file_layout_is_delivered_after_an_upgrade(tmp_path, tls_pki):
+    """Messages queued by a version that wrote ID.eml and ID.json are converted at start and delivered."""
+    queue = tmp_path / "spool" / "queue"
+    queue.mkdir(parents=True)
+    queue_id = new_queue_id()
+    envelope = Envelope(queue_id, "alice@hospital.test", (RecipientState("bob@hospital.test"),), 1.0, 0.0, attempts=1)
+    (queue / f"{queue_id}.eml").write_bytes(message("alice@hospital.test", ["bob@hospital.test"], subject="marker-upgrade"))
+    (queue / f"{queue_id}.json").write_bytes(envelope.to_json())
+    sink = Sink(tmp_path / "sink", free_port()).start()
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
+    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    try:
+        sink.wait_for_marker("marker-upgrade")
+        removed = relay.wait_event("removed", queue_id=queue_id)
+        assert removed["delivered"] == ["bob@hospital.test"]
+    finally:
+        relay.stop()
+        sink.stop()
+    assert list(queue.iterdir()) == []
