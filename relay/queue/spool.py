@@ -333,10 +333,6 @@ class MessageLock:
             data += more  # a short read, as a signal can cause
         return data
 
-    def content(self) -> bytes:
-        """The message bytes."""
-        return _split(self.queue_id, self.read())[1]
-
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None

@@ -144,12 +144,12 @@ def test_the_lock_reads_the_message_it_holds(tmp_path):
     body = b"".join(b"line %d\r\n" % n for n in range(100_000))  # larger than one read buffer
     spool.store_now(body, env)
     lock = spool.acquire(env.queue_id)
-    assert lock.content() == body == spool.message(env.queue_id)
+    assert spool.contents(lock) == (env, body) and spool.message(env.queue_id) == body
     spool.remove(env.queue_id)
-    assert lock.content() == body  # still open: the removed file stays readable until released
+    assert spool.contents(lock)[1] == body  # still open: the removed file stays readable until released
     lock.release()
     with pytest.raises(SpoolError):
-        lock.content()
+        spool.contents(lock)
     assert spool.ids() == [] and list(spool.queue.iterdir()) == []
 
 
