@@ -119,6 +119,8 @@ _ENVELOPE_FIELDS = tuple(f.name for f in fields(Envelope))
 
 
 _MESSAGE, _STATE = ".msg", ".json"
+# Converting a spool of the earlier layout: messages (and bytes) held at once.
+_CONVERSION_BATCH, _CONVERSION_BYTES = 64, 64 << 20
 
 
 class Spool:
@@ -155,7 +157,8 @@ class Spool:
     def _convert_earlier_layout(self) -> list[str]:
         """ID.eml plus ID.json (the state file committed the message) become ID.msg, an
         .eml alone was never acknowledged; an unreadable .json is left for the operator."""
-        removed = []
+        removed: list[str] = []
+        batch: list[tuple[bytes, Envelope]] = []
         for eml in self.queue.glob("*.eml"):
             state = eml.with_suffix(_STATE)
             if _locked(eml):
@@ -170,10 +173,22 @@ class Spool:
                     envelope = Envelope.from_json(state.read_bytes())
                 except (ValueError, TypeError, KeyError):
                     continue
-                self.store_now(eml.read_bytes(), envelope)  # raises rather than lose a message
-                state.unlink()
-                eml.unlink()
+                batch.append((eml.read_bytes(), envelope))
+                # Committed like concurrent messages, a batch at a time: a large backlog
+                # costs one directory fsync per batch, not per message.
+                if len(batch) == _CONVERSION_BATCH or sum(len(m) for m, _ in batch) > _CONVERSION_BYTES:
+                    self._convert(batch)
+                    batch = []
+        if batch:
+            self._convert(batch)
         return removed
+
+    def _convert(self, batch: list[tuple[bytes, Envelope]]) -> None:
+        for (_, envelope), outcome in zip(batch, self._commit_batch(batch)):
+            if outcome is not None:
+                raise outcome  # the earlier files stay: nothing is lost, the start fails with the cause
+            os.unlink(self._queued(envelope.queue_id, _STATE))
+            os.unlink(self._queued(envelope.queue_id, ".eml"))
 
     # -- storing (group commit) ------------------------------------------
 

@@ -75,6 +75,40 @@ def test_an_earlier_layout_is_converted_at_start(tmp_path):
     assert [r.address for r in spool.envelope(kept.queue_id).pending] == ["carol@peer.test"]
 
 
+def test_a_large_spool_of_the_earlier_layout_is_converted_in_batches(tmp_path, monkeypatch):
+    queue = tmp_path / "queue"
+    queue.mkdir(parents=True)
+    envelopes = [_envelope() for _ in range(150)]
+    for n, env in enumerate(envelopes):
+        (queue / f"{env.queue_id}.eml").write_bytes(b"Subject: %d\r\n\r\nbody\r\n" % n)
+        (queue / f"{env.queue_id}.json").write_bytes(env.to_json())
+    spool = Spool(tmp_path)
+    commits = []
+    real_commit = spool._commit_batch
+    monkeypatch.setattr(spool, "_commit_batch", lambda batch: commits.append(len(batch)) or real_commit(batch))
+    assert spool.prepare() == []
+    assert commits == [64, 64, 22]
+    assert spool.ids() == sorted(e.queue_id for e in envelopes)
+    assert sorted(p.suffix for p in queue.iterdir()) == [".msg"] * 150
+    assert {spool.message(e.queue_id) for e in envelopes} == {b"Subject: %d\r\n\r\nbody\r\n" % n for n in range(150)}
+
+
+def test_a_conversion_that_cannot_write_fails_the_start_and_keeps_the_earlier_files(tmp_path, monkeypatch):
+    queue = tmp_path / "queue"
+    queue.mkdir(parents=True)
+    env = _envelope()
+    (queue / f"{env.queue_id}.eml").write_bytes(b"Subject: kept\r\n\r\nbody\r\n")
+    (queue / f"{env.queue_id}.json").write_bytes(env.to_json())
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(spool_module, "_write_synced", disk_full)
+    with pytest.raises(SpoolError, match="No space left"):
+        Spool(tmp_path).prepare()
+    assert sorted(p.name for p in queue.iterdir()) == [f"{env.queue_id}.eml", f"{env.queue_id}.json"]
+
+
 def test_an_unreadable_earlier_state_is_left_for_the_operator(tmp_path):
     queue = tmp_path / "queue"
     queue.mkdir(parents=True)
