@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import inspect
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -72,6 +73,9 @@ class RelayHandler:
         if self.listener.kind is not ListenerKind.SUBMISSION:
             responses = [r for r in responses if not r.startswith("250-AUTH")]
         return responses
+
+    # aiosmtpd reads this hook's signature for every connection: computed once.
+    handle_EHLO.__signature__ = inspect.signature(handle_EHLO)  # type: ignore[attr-defined]
 
     def handle_STARTTLS(self, server: RelaySMTP, session: Session, envelope: SmtpEnvelope) -> bool:
         server.audit_tls()
