@@ -1,7 +1,7 @@
 """Throughput and latency of `relay serve` against a stock Postfix relay.
 
     python3 bench/relay.py [--messages 2000] [--sessions 16] [--workers 2] [--processes 1] [--size 20000] [--unsigned]
-                            [--no-postfix] [--no-floor]
+                            [--no-postfix] [--no-floor] [--rounds 1]
 
 smtp-source -> relay (loopback listener, S/MIME verification, spool with
 fsync, delivery) -> smtp-sink, then the same load through a Postfix relaying
@@ -239,7 +239,8 @@ def _peak_rss_kib(pid: int) -> int:
 def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
     sink = SmtpSink()
     spec = directory / "spec.json"
-    spec.write_text(json.dumps({"root": str(directory / "root.pem"), "ca": str(directory / "ca.pem"), "sink_port": sink.port, "signed": not args.unsigned}))
+    pki = message.parent  # the message was signed beside the bench's PKI
+    spec.write_text(json.dumps({"root": str(pki / "root.pem"), "ca": str(pki / "ca.pem"), "sink_port": sink.port, "signed": not args.unsigned}))
     config = directory / "relay.toml"
     config.write_text(
         f'[service]\nhostname = "relay.bench"\nverify_workers = {args.workers}\nprocesses = {args.processes}\n'
@@ -308,7 +309,8 @@ maillog_file_prefixes = {d}
 
 def run_postfix(directory: Path, message: Path, args: argparse.Namespace) -> dict:
     d = directory / "postfix"
-    directory.chmod(0o755)  # Postfix's unprivileged daemons walk down to their queue
+    for walked in (directory.parent, directory):  # Postfix's unprivileged daemons walk down to their queue
+        walked.chmod(0o755)
     for sub in ("conf", "queue", "data"):
         (d / sub).mkdir(parents=True)
     shutil.chown(d / "data", "postfix")
@@ -418,29 +420,56 @@ def main() -> int:
     parser.add_argument("--unsigned", action="store_true", help="send unsigned mail (no verification)")
     parser.add_argument("--no-postfix", action="store_true")
     parser.add_argument("--no-floor", action="store_true", help="skip the run through the SMTP libraries alone")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the runs, alternating, and summarise")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
         directory = Path(tmp)
         _pki(directory)
         message = _message(directory, not args.unsigned, args.size)
-        relay = run_relay(directory, message, args)
-        print(f"relay:   {relay['accepted_per_s']:8.1f} msg/s accepted, {relay['delivered_per_s']:8.1f} msg/s delivered, "
-              f"DATA->250 p50 {relay['p50_ms']:.1f} ms p99 {relay['p99_ms']:.1f} ms, peak RSS {relay['peak_rss_mib']:.0f} MiB, "
-              f"CPU {relay['cpu_ms_per_message']:.2f} ms/message, machine {relay['machine_ms_per_message']:.2f} ms/message "
-              f"({'unsigned' if args.unsigned else 'signed'}, {message.stat().st_size} bytes, {args.messages} messages, "
-              f"{args.sessions} sessions, {args.processes} processes x {args.workers} workers)")
-        if not args.no_floor:
-            floor = run_floor(directory, message, args)
-            print(f"libraries: {floor['accepted_per_s']:6.1f} msg/s accepted, {floor['delivered_per_s']:8.1f} msg/s delivered, "
-                  f"machine {floor['machine_ms_per_message']:.2f} ms/message "
-                  f"(aiosmtpd -> aiosmtplib in memory, {args.processes} processes)")
-        if not args.no_postfix:
-            postfix = run_postfix(directory, message, args)
-            print(f"postfix: {postfix['accepted_per_s']:8.1f} msg/s accepted, {postfix['delivered_per_s']:8.1f} msg/s delivered, "
-                  f"machine {postfix['machine_ms_per_message']:.2f} ms/message")
-            print(f"ratio relay/postfix: accepted {relay['accepted_per_s'] / postfix['accepted_per_s']:.2f}, "
-                  f"delivered {relay['delivered_per_s'] / postfix['delivered_per_s']:.2f}")
+        rounds = [_round(directory / f"round-{n}", message, args) for n in range(args.rounds)]
+    if args.rounds > 1:
+        _summarise(rounds)
     return 0
+
+
+def _round(directory: Path, message: Path, args: argparse.Namespace) -> dict[str, dict]:
+    """One run of each kind, printed as it ends."""
+    directory.mkdir()
+    runs = {"relay": run_relay(directory, message, args)}
+    relay = runs["relay"]
+    print(f"relay:   {relay['accepted_per_s']:8.1f} msg/s accepted, {relay['delivered_per_s']:8.1f} msg/s delivered, "
+          f"DATA->250 p50 {relay['p50_ms']:.1f} ms p99 {relay['p99_ms']:.1f} ms, peak RSS {relay['peak_rss_mib']:.0f} MiB, "
+          f"CPU {relay['cpu_ms_per_message']:.2f} ms/message, machine {relay['machine_ms_per_message']:.2f} ms/message "
+          f"({'unsigned' if args.unsigned else 'signed'}, {message.stat().st_size} bytes, {args.messages} messages, "
+          f"{args.sessions} sessions, {args.processes} processes x {args.workers} workers)", flush=True)
+    if not args.no_floor:
+        floor = runs["libraries"] = run_floor(directory, message, args)
+        print(f"libraries: {floor['accepted_per_s']:6.1f} msg/s accepted, {floor['delivered_per_s']:8.1f} msg/s delivered, "
+              f"machine {floor['machine_ms_per_message']:.2f} ms/message "
+              f"(aiosmtpd -> aiosmtplib in memory, {args.processes} processes)", flush=True)
+    if not args.no_postfix:
+        postfix = runs["postfix"] = run_postfix(directory, message, args)
+        print(f"postfix: {postfix['accepted_per_s']:8.1f} msg/s accepted, {postfix['delivered_per_s']:8.1f} msg/s delivered, "
+              f"machine {postfix['machine_ms_per_message']:.2f} ms/message")
+        print(f"ratio relay/postfix: accepted {relay['accepted_per_s'] / postfix['accepted_per_s']:.2f}, "
+              f"delivered {relay['delivered_per_s'] / postfix['delivered_per_s']:.2f}", flush=True)
+    return runs
+
+
+def _summarise(rounds: list[dict[str, dict]]) -> None:
+    """Median and range over the rounds: on a shared machine one run proves little."""
+
+    def spread(values: list[float], form: str) -> str:
+        return f"{form.format(statistics.median(values))} ({form.format(min(values))}-{form.format(max(values))})"
+
+    print(f"over {len(rounds)} rounds, median (range):")
+    for kind in rounds[0]:
+        delivered = [r[kind]["delivered_per_s"] for r in rounds]
+        machine = [r[kind]["machine_ms_per_message"] for r in rounds]
+        print(f"  {kind:9} {spread(delivered, '{:.0f}')} msg/s delivered, machine {spread(machine, '{:.2f}')} ms/message")
+    if "postfix" in rounds[0]:
+        ratios = [r["relay"]["delivered_per_s"] / r["postfix"]["delivered_per_s"] for r in rounds]
+        print(f"  ratio relay/postfix delivered {spread(ratios, '{:.2f}')}")
 
 
 if __name__ == "__main__":
