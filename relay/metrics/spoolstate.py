@@ -1,9 +1,7 @@
 """Queue size and oldest message age, read from the spool directory when scraped.
 
-Only names and file times are read, never an envelope or a message: a
-message's .msg is written once and never changed, so its modification time
-is when the relay accepted it (a .json beside it is rewritten by delivery
-attempts).
+Only names and file times are read, never an envelope or a message
+(Spool.accepted_at).
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ def queue_state(spool: Spool) -> QueueState:
     count = 0
     for queue_id in spool.ids():
         try:
-            accepted = (spool.queue / f"{queue_id}.msg").stat().st_mtime
+            accepted = spool.accepted_at(queue_id)
         except FileNotFoundError:
             continue  # delivered between the listing and the stat
         count += 1

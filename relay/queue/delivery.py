@@ -24,6 +24,7 @@ import aiosmtplib
 from cryptography import x509
 
 from ..audit.log import audit
+from ..core.smime_entity import canonical
 from ..core.snapshot import NextHop, Snapshot, TlsMode
 from ..metrics.registry import Metrics
 from ..smtp.config import DeliveryConfig
@@ -206,32 +207,30 @@ class Delivery:
         lock = self.spool.acquire(queue_id)
         try:
             envelope, message = self.spool.contents(lock)
-            attempt: tuple[dict[str, tuple[str, str]], bytes] | None = None
+            results: dict[str, tuple[str, str]] | None = None  # None: no attempt (not due, or settled)
             if envelope.pending and envelope.next_attempt <= self.clock():
-                results: dict[str, tuple[str, str]] = {}
+                results = {}
                 for hop, recipients in _by_hop(self.snapshot(), envelope.pending).items():
                     results.update(await self._send(hop, envelope, recipients, message))
-                attempt = results, message
         except BaseException:
             await asyncio.shield(asyncio.to_thread(lock.release))
             raise
         # fsyncs, file removal and the release of the lock, in one hop off the event
         # loop (which serves the SMTP sessions); shielded, so a stop cannot leave the
         # attempt half recorded.
-        queued = await asyncio.shield(asyncio.to_thread(self._conclude, lock, envelope, attempt))
+        queued = await asyncio.shield(asyncio.to_thread(self._conclude, lock, envelope, message, results))
         for queued_id in queued:
             self.queued(queued_id)
 
     def _conclude(
-        self, lock: MessageLock, envelope: Envelope, attempt: tuple[dict[str, tuple[str, str]], bytes] | None
+        self, lock: MessageLock, envelope: Envelope, message: bytes, results: dict[str, tuple[str, str]] | None
     ) -> list[str]:
         """Record an attempt, or remove a message settled by a run that stopped before removing it,
         then release the lock; the ids of the acknowledgements and DSN queued meanwhile."""
         try:
-            if attempt is None:
-                dsn_id = None if envelope.pending else finish(self.spool, envelope, self.hostname, self.clock())
+            if results is None:
+                dsn_id = None if envelope.pending else finish(self.spool, envelope, self.hostname, self.clock(), message)
                 return [dsn_id] if dsn_id else []
-            results, message = attempt
             acknowledged = self.acknowledge(envelope, results, message, self.clock()) if self.acknowledge else []
             dsn_id = self._settle(replace(envelope.with_results(results), attempts=envelope.attempts + 1), message)
             return [*acknowledged, *([dsn_id] if dsn_id else [])]
@@ -394,15 +393,12 @@ async def _data(client: aiosmtplib.SMTP, message: bytes) -> aiosmtplib.SMTPRespo
     return reply
 
 
-_LINE_END = re.compile(rb"\r\n|\r|\n")
-
-
 def _wire_data(message: bytes) -> bytes:
     """The message dot-stuffed and followed by the end-of-data line (RFC 5321 4.5.2)."""
     # Received messages are CRLF-only (bare CR/LF are refused at DATA), so the
     # check, at memory speed, almost never leads to the rewrite.
     if check_line_endings(message) is not None:
-        message = _LINE_END.sub(b"\r\n", message)
+        message = canonical(message)
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
     stuffed = message.replace(b"\r\n.", b"\r\n..")

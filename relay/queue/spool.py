@@ -34,7 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..trust.atomic import fsync_dir
 
@@ -159,6 +159,7 @@ class Spool:
         .eml alone was never acknowledged; an unreadable .json is left for the operator."""
         removed: list[str] = []
         batch: list[tuple[bytes, Envelope]] = []
+        held = 0  # bytes in batch
         for eml in self.queue.glob("*.eml"):
             state = eml.with_suffix(_STATE)
             if _locked(eml):
@@ -173,12 +174,14 @@ class Spool:
                     envelope = Envelope.from_json(state.read_bytes())
                 except (ValueError, TypeError, KeyError):
                     continue
-                batch.append((eml.read_bytes(), envelope))
+                message = eml.read_bytes()
+                batch.append((message, envelope))
+                held += len(message)
                 # Committed like concurrent messages, a batch at a time: a large backlog
                 # costs one directory fsync per batch, not per message.
-                if len(batch) == _CONVERSION_BATCH or sum(len(m) for m, _ in batch) > _CONVERSION_BYTES:
+                if len(batch) == _CONVERSION_BATCH or held > _CONVERSION_BYTES:
                     self._convert(batch)
-                    batch = []
+                    batch, held = [], 0
         if batch:
             self._convert(batch)
         return removed
@@ -255,12 +258,8 @@ class Spool:
         return f"{self._queue_prefix}{queue_id}{suffix}"
 
     def envelope(self, queue_id: str) -> Envelope:
-        """The current state: the .json if an attempt changed it, else the envelope as accepted."""
         try:
-            try:
-                return _envelope_of(queue_id, _read_all(self._queued(queue_id, _STATE)))
-            except FileNotFoundError:
-                return _envelope_of(queue_id, _read_line(self._queued(queue_id, _MESSAGE)))
+            return self._state(queue_id, lambda: _read_line(self._queued(queue_id, _MESSAGE)))
         except FileNotFoundError:
             raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
 
@@ -273,11 +272,22 @@ class Spool:
     def contents(self, lock: MessageLock) -> tuple[Envelope, bytes]:
         """The current state and the message bytes of a held message, its file read once."""
         accepted, message = _split(lock.queue_id, lock.read())
+        return self._state(lock.queue_id, lambda: accepted), message
+
+    def _state(self, queue_id: str, accepted: Callable[[], bytes]) -> Envelope:
+        """The current state: the .json if an attempt changed it, else the envelope as accepted."""
         try:
-            state = _read_all(self._queued(lock.queue_id, _STATE))
+            raw = _read_all(self._queued(queue_id, _STATE))
         except FileNotFoundError:
-            state = accepted
-        return _envelope_of(lock.queue_id, state), message
+            raw = accepted()
+        try:
+            return Envelope.from_json(raw)
+        except (ValueError, TypeError, KeyError) as error:
+            raise SpoolError(errno.EINVAL, f"{queue_id}: unreadable envelope ({error})") from None
+
+    def accepted_at(self, queue_id: str) -> float:
+        """When the message was accepted: its .msg is written once, never changed."""
+        return os.stat(self._queued(queue_id, _MESSAGE)).st_mtime
 
     def acquire(self, queue_id: str) -> MessageLock:
         """Hold the message exclusively, or raise MessageBusy / UnknownMessage at once."""
@@ -342,11 +352,7 @@ class MessageLock:
         """The whole .msg, read through the descriptor that holds the lock (no second open)."""
         if self._fd is None:
             raise SpoolError(errno.EBADF, "message lock already released")
-        size = os.fstat(self._fd).st_size  # the .msg never changes once queued
-        data = os.pread(self._fd, size, 0)
-        while len(data) < size and (more := os.pread(self._fd, size - len(data), len(data))):
-            data += more  # a short read, as a signal can cause
-        return data
+        return _read_fd(self._fd)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -362,13 +368,6 @@ def _split(queue_id: str, stored: bytes) -> tuple[bytes, bytes]:
     return line, message
 
 
-def _envelope_of(queue_id: str, raw: bytes) -> Envelope:
-    try:
-        return Envelope.from_json(raw)
-    except (ValueError, TypeError, KeyError) as error:
-        raise SpoolError(errno.EINVAL, f"{queue_id}: unreadable envelope ({error})") from None
-
-
 def _write_synced(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -382,15 +381,20 @@ def _write_synced(path: Path, data: bytes) -> None:
 
 
 def _read_all(path: str) -> bytes:
-    """A whole file by raw reads: a buffered file object costs more system calls than the data."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return _read_fd(fd)
     finally:
         os.close(fd)
+
+
+def _read_fd(fd: int) -> bytes:
+    """A whole file by raw reads: a buffered file object costs more system calls than the data."""
+    size = os.fstat(fd).st_size  # spool files are replaced, never changed in place
+    data = os.pread(fd, size, 0)
+    while len(data) < size and (more := os.pread(fd, size - len(data), len(data))):
+        data += more  # a short read, as a signal can cause
+    return data
 
 
 def _read_line(path: str) -> bytes:
