@@ -8,15 +8,13 @@ sender, spooled and delivered by the running service like any message.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import time
 from pathlib import Path
 
-from ..core.errors import Rejection
-from ..core.mdn import MdnError, MdnReport
+from ..core.mdn import MdnError
 from ..core.snapshot import Snapshot, normalise_address
-from ..queue.mdn import store_mdn
-from ..queue.spool import Spool, SpoolError, new_queue_id
+from ..queue.mdn import MdnOutbox
+from ..queue.spool import Spool
 from ..smtp.config import ConfigError, ServiceConfig, parse_service_config
 from ..smtp.crypto_config import CryptoConfig, parse_crypto_config
 from ..trust.loader import ConfigError as TrustConfigError
@@ -45,26 +43,14 @@ def run(args: argparse.Namespace) -> int:
     spool = Spool(config.queue.directory)
     if not spool.queue.is_dir():  # made by `relay serve`; never prepared here, under a running service
         raise UsageError(f"{spool.queue}: no spool here (start relay serve once)")
-    queue_id = new_queue_id()
-    now = time.time()
-    report = MdnReport(
-        reporting_ua=crypto.mdn.reporting_ua or f"{config.hostname}; relay",
-        from_address=recipient,
-        to=requesters,
-        final_recipient=recipient,
-        original_recipient=None,
-        original_message_id=args.message_id.strip(),
-        message_id=f"<{queue_id}.mdn@{config.hostname}>",
-        date=dt.datetime.fromtimestamp(now, dt.timezone.utc),
-        error=MdnError(args.code, args.label),
-    )
+    outbox = MdnOutbox(spool, config.hostname, crypto.mdn.reporting_ua, crypto.dkim)
     try:
-        store_mdn(spool, report, crypto.dkim, queue_id, now, {"mdn_error": args.code})
-    except Rejection as refusal:
-        raise UsageError(refusal.detail) from None
+        queue_id = outbox.send(
+            recipient, requesters, args.message_id.strip(), time.time(), {"mdn_error": args.code}, MdnError(args.code, args.label)
+        )
     except ValueError as error:  # the builder's refusal of a field it cannot carry safely
         raise UsageError(str(error)) from None
-    except (SpoolError, OSError) as error:
+    except OSError as error:  # SpoolError among them
         raise UsageError(f"{config.queue.directory}: cannot spool the MDN ({error})") from None
     print(f"queued {queue_id}: processed/error MDN to {', '.join(requesters)}")
     return 0

@@ -16,7 +16,7 @@ from typing import Callable
 from ..audit.log import audit
 from ..core.errors import Rejection
 from ..core.headers import HeaderBlock
-from ..core.mdn import MdnReport, build_mdn, mdn_decision
+from ..core.mdn import MdnError, MdnReport, build_mdn, mdn_decision
 from ..core.mime import read_headers
 from ..core.snapshot import Snapshot
 from ..dkim import DkimKeyTable
@@ -63,8 +63,8 @@ class Acknowledgements:
     def __init__(
         self, spool: Spool, snapshot: Callable[[], Snapshot], hostname: str, reporting_ua: str | None, dkim: DkimKeyTable
     ) -> None:
-        self.spool, self.snapshot, self.hostname, self.dkim = spool, snapshot, hostname, dkim
-        self.reporting_ua = reporting_ua or f"{hostname}; relay"
+        self.spool, self.snapshot = spool, snapshot
+        self.outbox = MdnOutbox(spool, hostname, reporting_ua, dkim)
 
     def after_attempt(self, envelope: Envelope, results: dict[str, tuple[str, str]], message: bytes, now: float) -> list[str]:
         """Spool the MDNs due (blocking: fsyncs); their queue ids. Never raises: a failure here
@@ -83,41 +83,57 @@ class Acknowledgements:
         return [self._queue(envelope, mdn, now) for mdn in planned]
 
     def _queue(self, envelope: Envelope, mdn: PlannedMdn, now: float) -> str:
-        queue_id = new_queue_id()
-        report = MdnReport(
-            reporting_ua=self.reporting_ua,
-            from_address=mdn.final_recipient,
-            to=mdn.to,
-            final_recipient=mdn.final_recipient,
-            original_recipient=None,
-            original_message_id=mdn.original_message_id,
-            message_id=f"<{queue_id}.mdn@{self.hostname}>",
-            date=dt.datetime.fromtimestamp(now, dt.timezone.utc),
-        )
-        store_mdn(self.spool, report, self.dkim, queue_id, now, {"mdn_for": envelope.queue_id})
+        queue_id = self.outbox.send(mdn.final_recipient, mdn.to, mdn.original_message_id, now, {"mdn_for": envelope.queue_id})
         audit("mdn", queue_id=queue_id, mdn_for=envelope.queue_id, message_id=envelope.message_id, to=list(mdn.to))
         return queue_id
 
 
-def store_mdn(
-    spool: Spool, report: MdnReport, dkim: DkimKeyTable, queue_id: str, now: float, extra: dict[str, str]
-) -> None:
-    """Spool an MDN from the null sender (DKIM-signed when its domain has a key); blocking: fsyncs."""
-    body = build_mdn(report)
-    key = dkim.key_for(domain_of(report.from_address))
-    if key is not None:
-        body = dkim_sign(body, key)
-    stored = Envelope(
-        queue_id=queue_id,
-        mail_from="",
-        recipients=tuple(RecipientState(a) for a in report.to),
-        received_at=now,
-        next_attempt=0.0,
-        message_id=report.message_id,
-        is_dsn=True,  # a notification: never answered by a DSN in turn
-        extra=extra,
-    )
-    spool.store_now(body, stored)
+class MdnOutbox:
+    """MDNs from the relay's mailboxes, built, DKIM-signed when the domain has a key, and spooled."""
+
+    def __init__(self, spool: Spool, hostname: str, reporting_ua: str | None, dkim: DkimKeyTable) -> None:
+        self.spool, self.hostname, self.dkim = spool, hostname, dkim
+        self.reporting_ua = reporting_ua or f"{hostname}; relay"
+
+    def send(
+        self,
+        recipient: str,
+        to: tuple[str, ...],
+        original_message_id: str | None,
+        now: float,
+        extra: dict[str, str],
+        error: MdnError | None = None,
+    ) -> str:
+        """Spool one MDN from the null sender for a message delivered to `recipient`; its queue id.
+        Blocking: fsyncs."""
+        queue_id = new_queue_id()
+        report = MdnReport(
+            reporting_ua=self.reporting_ua,
+            from_address=recipient,
+            to=to,
+            final_recipient=recipient,
+            original_recipient=None,
+            original_message_id=original_message_id,
+            message_id=f"<{queue_id}.mdn@{self.hostname}>",
+            date=dt.datetime.fromtimestamp(now, dt.timezone.utc),
+            error=error,
+        )
+        body = build_mdn(report)
+        key = self.dkim.key_for(domain_of(report.from_address))
+        if key is not None:
+            body = dkim_sign(body, key)
+        stored = Envelope(
+            queue_id=queue_id,
+            mail_from="",
+            recipients=tuple(RecipientState(a) for a in to),
+            received_at=now,
+            next_attempt=0.0,
+            message_id=report.message_id,
+            is_dsn=True,  # a notification: never answered by a DSN in turn
+            extra=extra,
+        )
+        self.spool.store_now(body, stored)
+        return queue_id
 
 
 def _message_id(headers: HeaderBlock) -> str | None:
