@@ -41,7 +41,8 @@ class Mailbox:
 
 # RFC 5322 §3.2.3 atext, one or more: shared by every reader of addresses.
 ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+"
-_DOT_ATOM = re.compile(rf"{ATEXT}(?:\.{ATEXT})*\Z")
+DOT_ATOM = rf"{ATEXT}(?:\.{ATEXT})*"  # RFC 5322 §3.2.3, as a pattern to build others from
+_WHOLE_DOT_ATOM = re.compile(rf"{DOT_ATOM}\Z")
 _ENCODED_WORD = re.compile(r"=\?([^?*\s]+)(?:\*[^?\s]+)?\?([bBqQ])\?([^?\s]*)\?=\Z")
 _QP_HEX = re.compile(r"=([0-9A-Fa-f]{2})")
 
@@ -143,11 +144,11 @@ def _addr_spec(tokens: list[Token]) -> tuple[str, str]:
 
 def _local_part(token: Token) -> str:
     kind, text = token
-    if kind is Kind.WORD and _DOT_ATOM.match(text):
+    if kind is Kind.WORD and _WHOLE_DOT_ATOM.match(text):
         return text
     if kind is Kind.QUOTED and text.isascii() and text.isprintable():
         # One spelling per mailbox: "john"@x and john@x are the same address.
-        if _DOT_ATOM.match(text):
+        if _WHOLE_DOT_ATOM.match(text):
             return text
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     raise Rejection(Reason.MALFORMED, "invalid local part")
@@ -155,7 +156,7 @@ def _local_part(token: Token) -> str:
 
 def _domain(token: Token) -> str:
     kind, text = token
-    if kind is Kind.WORD and _DOT_ATOM.match(text):
+    if kind is Kind.WORD and _WHOLE_DOT_ATOM.match(text):
         return text
     if kind is Kind.LITERAL:
         return text

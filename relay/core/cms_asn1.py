@@ -78,11 +78,11 @@ class _Chunks(core.SequenceOf):
 
 
 def dotted(oid: core.ObjectIdentifier) -> str:
-    return oid_text(oid.contents or b"")
+    return _oid_text(oid.contents or b"")
 
 
 @lru_cache(maxsize=256)
-def oid_text(contents: bytes) -> str:
+def _oid_text(contents: bytes) -> str:
     """Decoding OIDs is a hot path; the same few dozen recur in every message."""
     return core.ObjectIdentifier.load(with_header(0x06, contents)).dotted
 
@@ -97,7 +97,7 @@ class Value(NamedTuple):
     contents: bytes
 
 
-UNIVERSAL_OID, UNIVERSAL_SEQUENCE, UNIVERSAL_SET = 6, 16, 17
+_UNIVERSAL_OID, _UNIVERSAL_SEQUENCE, _UNIVERSAL_SET = 6, 16, 17
 
 
 def values_in(data: bytes) -> Iterator[Value]:
@@ -116,16 +116,16 @@ def attributes_in(contents: bytes) -> Iterator[tuple[str, bytes]]:
     """Each Attribute of a SET OF Attribute (RFC 5652 §5.3): its type and the
     contents of its SET of values, read only by the caller that wants them."""
     for attribute in values_in(contents):
-        if (attribute.tag_class, attribute.constructed, attribute.tag) != (0, True, UNIVERSAL_SEQUENCE):
+        if (attribute.tag_class, attribute.constructed, attribute.tag) != (0, True, _UNIVERSAL_SEQUENCE):
             raise ValueError("an attribute is not a SEQUENCE")
         fields = list(values_in(attribute.contents))
         if (
             len(fields) != 2
-            or (fields[0].tag_class, fields[0].constructed, fields[0].tag) != (0, False, UNIVERSAL_OID)
-            or (fields[1].tag_class, fields[1].constructed, fields[1].tag) != (0, True, UNIVERSAL_SET)
+            or (fields[0].tag_class, fields[0].constructed, fields[0].tag) != (0, False, _UNIVERSAL_OID)
+            or (fields[1].tag_class, fields[1].constructed, fields[1].tag) != (0, True, _UNIVERSAL_SET)
         ):
             raise ValueError("an attribute is not an OBJECT IDENTIFIER and a SET of values")
-        yield oid_text(fields[0].contents), fields[1].contents
+        yield _oid_text(fields[0].contents), fields[1].contents
 
 
 def is_certificate(choice: core.Any) -> bool:

@@ -189,10 +189,8 @@ def _listener(section: _Section, base: Path) -> ListenerConfig:
 
 def _proxy_from(section: _Section) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """The trusted proxies when `proxy_protocol = true`; both keys go together."""
-    enabled = section._get("proxy_protocol", False)
+    enabled = section.boolean("proxy_protocol", False)
     raw = section._get("proxy_from", None)
-    if not isinstance(enabled, bool):
-        section.fail("proxy_protocol", "must be true or false")
     if not enabled:
         if raw is not None:
             section.fail("proxy_from", "is only read with proxy_protocol = true")

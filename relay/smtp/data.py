@@ -66,7 +66,6 @@ class _Collector:
         """Whether the last read ended with the end marker; if so, its "." CRLF is dropped."""
         if self.tail != END:
             return False
-        self.size -= 3
         if self.parts:
             self.parts[-1] = self.parts[-1][:-3]  # the read that found it ends with it
         return True
@@ -102,7 +101,7 @@ async def read_data(reader: asyncio.StreamReader, max_bytes: int | None, max_lin
             break
         line_start = True  # "\n.\r\n" after a bare LF: data, and now a new line starts
     raw = b"".join(collected.parts)
-    if collected.too_much or (collected.max_bytes is not None and len(raw) > collected.max_bytes):
+    if collected.too_much or (max_bytes is not None and len(raw) > max_bytes):
         return DataRead(b"", DataProblem.TOO_MUCH)
     if not lines_fit(raw, max_line):
         return DataRead(b"", DataProblem.LINE_TOO_LONG)

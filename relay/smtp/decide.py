@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..core.address import ATEXT
+from ..core.address import ATEXT, DOT_ATOM
 from ..core.limits import MessageLimits
 from ..core.reasons import Reason
 from ..core.snapshot import MessagePolicy, Snapshot, normalise_address
@@ -194,7 +194,7 @@ def _keep(fields: dict[bytes, list[str]], field: list[bytes] | None) -> None:
         fields.setdefault(field[0], []).append(b"\r\n".join(field[1:]).decode("ascii", "replace"))
 
 
-_ADDR_SPEC = rf"{ATEXT}(?:\.{ATEXT})*@{ATEXT}(?:\.{ATEXT})*"
+_ADDR_SPEC = rf"{DOT_ATOM}@{DOT_ATOM}"
 _BLANK = r"[ \t\r\n]*"
 # One mailbox with nothing but atoms around it: what getaddresses returns for it is the addr-spec.
 # Every piece is unambiguous (atoms, blanks and dots never overlap): linear time on any input.
@@ -322,8 +322,8 @@ def strip_forged_results(message: bytes, hostname: str) -> bytes:
     not be able to hand them a verdict of its own making. Everything else
     stays byte for byte.
     """
-    end = message.find(b"\r\n\r\n")
-    head, rest = (message, b"") if end < 0 else (message[: end + 2], message[end + 2 :])
+    head = header_block(message)
+    rest = message[len(head) :]
     if b"authentication-results" not in head.lower():  # most mail: nothing to look at
         return message
     kept, dropping = [], False

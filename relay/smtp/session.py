@@ -20,7 +20,7 @@ from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, syntax
 
 from ..audit.log import audit
-from ..core.address import ATEXT
+from ..core.address import DOT_ATOM
 from ..metrics.registry import Metrics
 from .credentials import Credentials
 from .data import CHUNK, DataProblem, read_data
@@ -52,7 +52,7 @@ class ConnectionLimiter:
 
 # `<local@domain>` with a dot-atom on each side, then parameters: what
 # nearly every client sends. Anything else goes to aiosmtpd's full parser.
-_SIMPLE_PATH = re.compile(rf"\s*<({ATEXT}(?:\.{ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:\s+([^\s()\"\\][^()\"\\]*))?")
+_SIMPLE_PATH = re.compile(rf"\s*<({DOT_ATOM}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:\s+([^\s()\"\\][^()\"\\]*))?")
 
 @functools.cache
 def hook_names(cls: type, prefixes: tuple[str, ...]) -> list[str]:

@@ -97,8 +97,7 @@ class Supervisor:
         audit("stopped", workers=self.config.processes)
 
     def _stop_all(self) -> None:
-        for pid in self.workers:
-            _signal(pid, signal.SIGTERM)
+        self._signal_all(signal.SIGTERM)
         for pid in list(self.workers):
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
@@ -133,10 +132,10 @@ class Supervisor:
     def _worker(self, slot: int, write: int) -> None:
         """The child: a whole service on the shared ports; never returns."""
         code = 0
-        # Closed only at exit: the supervisor reads its end of file as a failure, and stops
-        # the workers, so the error must be written before.
-        ready = os.fdopen(write, "w") if write >= 0 else open(os.devnull, "w")
         try:
+            # Closed only at exit: the supervisor reads its end of file as a failure, and stops
+            # the workers, so the error must be written before.
+            ready = os.fdopen(write, "w") if write >= 0 else open(os.devnull, "w")
             _stop_with_parent(self.supervisor)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
             for sock in self.reserved:
@@ -166,13 +165,15 @@ class Supervisor:
             elif info.si_signo == signal.SIGCHLD:
                 self._reap(stopping)
             elif info.si_signo == signal.SIGHUP:
-                for pid in self.workers:
-                    _signal(pid, signal.SIGHUP)
+                self._signal_all(signal.SIGHUP)
             else:
                 stopping = True
                 self.restarts.clear()
-                for pid in self.workers:
-                    _signal(pid, signal.SIGTERM)
+                self._signal_all(signal.SIGTERM)
+
+    def _signal_all(self, signum: int) -> None:
+        for pid in self.workers:
+            _signal(pid, signum)
 
     def _reap(self, stopping: bool) -> None:
         while self.workers:

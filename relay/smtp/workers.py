@@ -76,6 +76,11 @@ def _answer(work: Work, header: bytes, raw: bytes) -> bytes:
             return pickle.dumps((False, RuntimeError(f"{type(error).__name__}: {error}")))
 
 
+def _append(buffer: bytearray, parts: list[bytes]) -> None:
+    for part in parts:
+        buffer += part
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -206,7 +211,7 @@ class WorkerPool:
 
     def _send(self, worker: _Worker, parts: list[bytes]) -> None:
         if worker.unwritten:
-            worker.unwritten += b"".join(parts)
+            _append(worker.unwritten, parts)
             return
         try:
             written = os.writev(worker.tasks, parts)
@@ -214,9 +219,9 @@ class WorkerPool:
             written = 0
         except OSError:  # the worker is gone; its answer pipe says so too
             return self._lost(worker)
-        total = sum(len(p) for p in parts)
-        if written < total:
-            worker.unwritten += b"".join(parts)[written:]
+        if written < sum(len(p) for p in parts):
+            _append(worker.unwritten, parts)  # one copy of the message, not a join and a slice
+            del worker.unwritten[:written]
             self._loop.add_writer(worker.tasks, self._writable, worker)
 
     def _writable(self, worker: _Worker) -> None:
