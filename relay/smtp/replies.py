@@ -111,11 +111,10 @@ def _one_line(text: str) -> str:
 
 
 # aiosmtpd answers some limits itself, with bare texts; the session rewrites
-# them into the relay's form so that every refusal reads the same.
+# them into the relay's form so that every refusal reads the same. (DATA is
+# read by relay.smtp.data, whose refusals the session words itself.)
 _PROTOCOL_REFUSALS: dict[str, tuple[Refusal, str]] = {
     "552 Error: message size exceeds fixed maximum message size": (Refusal.MESSAGE_TOO_BIG, "the declared SIZE is over the limit"),
-    "552 Error: Too much mail data": (Refusal.MESSAGE_TOO_BIG, "the message is over the size limit"),
-    "500 Line too long (see RFC5321 4.5.3.1.6)": (Refusal.LINE_TOO_LONG, "a line of the message is over the limit"),
     "500 Command line too long": (Refusal.LINE_TOO_LONG, "the command line is over the limit"),
     "530 Must issue a STARTTLS command first": (Refusal.TLS_REQUIRED, "issue STARTTLS first"),
 }
