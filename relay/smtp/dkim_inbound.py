@@ -78,11 +78,11 @@ def _file_records(section: _Section, path: Path) -> dict[str, str]:
 
 
 def chained_resolver(*resolvers: TxtResolver) -> TxtResolver:
-    """The first resolver that knows the name answers."""
+    """The first resolver that knows the name answers; each keeps its own timeout unless the caller gives one."""
 
-    def resolve(name: bytes | str, timeout: float = DEFAULT_DNS_TIMEOUT) -> bytes | None:
+    def resolve(name: bytes | str, *timeout: float) -> bytes | None:
         for resolver in resolvers:
-            record = resolver(name, timeout)
+            record = resolver(name, *timeout)
             if record is not None:
                 return record
         return None

@@ -13,6 +13,7 @@ import pytest
 
 from relay import devpki
 from relay.dkim import DkimKey, dns_record, sign_message
+from relay.smtp.dkim_inbound import chained_resolver
 from tests.e2e.crypto_support import append
 from tests.smtp.helpers import Relay, Sink, make_pki, message, service_toml, write_spec
 
@@ -129,3 +130,19 @@ def test_split_txt_strings_are_joined():
     from relay.dkim.records import parse_txt_records
 
     assert parse_txt_records('S._domainkey.A.test. IN TXT "v=DKIM1; " "p=ab"\n# note\n') == {"s._domainkey.a.test": "v=DKIM1; p=ab"}
+
+
+def test_the_chained_resolver_leaves_each_resolver_its_own_timeout():
+    seen: list[float] = []
+
+    def none_here(name, timeout=1.0):
+        return None
+
+    def configured(name, timeout=0.75):  # like dns_resolver(timeout=dns_timeout)
+        seen.append(timeout)
+        return b"v=DKIM1; p="
+
+    resolve = chained_resolver(none_here, configured)
+    assert resolve(b"s._domainkey.example.test.") == b"v=DKIM1; p="
+    assert resolve(b"s._domainkey.example.test.", 2.0) == b"v=DKIM1; p="
+    assert seen == [0.75, 2.0]
