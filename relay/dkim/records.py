@@ -19,6 +19,14 @@ _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _RECORD_NAME = re.compile(r"[A-Za-z0-9_.-]+\._domainkey\.[A-Za-z0-9.-]+")
 
 
+def record_name(name: str) -> str:
+    """The key name as the resolver looks it up (no trailing dot, lower case); ValueError if it is none."""
+    normal = name.rstrip(".").lower()
+    if not _RECORD_NAME.fullmatch(normal):
+        raise ValueError(f"{name!r} is not `selector._domainkey.domain`")
+    return normal
+
+
 def parse_txt_records(text: str) -> dict[str, str]:
     """{"selector._domainkey.domain": "v=DKIM1; ..."}; ValueError naming the line when one is wrong."""
     records: dict[str, str] = {}
@@ -27,9 +35,10 @@ def parse_txt_records(text: str) -> dict[str, str]:
         if not line or line.startswith(("#", ";")):
             continue
         match = _LINE.match(line)
-        name = match.group("name").rstrip(".").lower() if match else ""
-        if match is None or not _RECORD_NAME.fullmatch(name):
-            raise ValueError(f"line {number}: not `selector._domainkey.domain TXT \"...\"`")
+        try:
+            name = record_name(match.group("name") if match else "")
+        except ValueError:
+            raise ValueError(f"line {number}: not `selector._domainkey.domain TXT \"...\"`") from None
         value = "".join(part.replace('\\"', '"') for part in _QUOTED.findall(match.group("value")))
         if not value:
             raise ValueError(f"line {number}: the TXT value must be quoted")

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from ..dkim import DkimResult, TxtResolver, dns_resolver, static_resolver, verify_dkim
-from ..dkim.records import parse_txt_records
+from ..dkim.records import parse_txt_records, record_name
 from .config import ConfigError, _Section
 
 DEFAULT_DNS_TIMEOUT = 5.0
@@ -59,12 +59,16 @@ def _inline_records(section: _Section) -> dict[str, str]:
     table = section._get("records", {})
     if not isinstance(table, dict) or not all(isinstance(v, str) and v for v in table.values()):
         section.fail("records", 'must be a table "selector._domainkey.domain" = "v=DKIM1; ..."')
-    lines = "\n".join(f'{name} TXT "{value}"' for name, value in table.items())
-    try:
-        return parse_txt_records(lines)
-    except ValueError as error:
-        section.fail("records", str(error).split(": ", 1)[-1])
-    return {}
+    records: dict[str, str] = {}
+    for name, value in table.items():
+        try:
+            normal = record_name(name)
+        except ValueError:
+            section.fail("records", f"not `selector._domainkey.domain`: {name!r}")
+        if normal in records:
+            section.fail("records", f"{normal} is given twice")
+        records[normal] = value  # as written: no zone-file quoting to undo
+    return records
 
 
 def _file_records(section: _Section, path: Path) -> dict[str, str]:
