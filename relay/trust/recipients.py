@@ -25,6 +25,7 @@ from cryptography.x509 import verification
 
 from ..core.certpath import verify_chain
 from ..core.snapshot import Snapshot, normalise_address
+from ..core.x509read import UNREADABLE, extension_value
 from .problems import Problems
 from .sources import Sources
 
@@ -59,14 +60,17 @@ def _read_one(
         problems.error(str(path), "not a PEM certificate")
         return ()
     leaf, presented = certs[0], certs[1:]
-    why = _unusable(leaf)
+    try:  # cryptography reads extensions on first use: an odd one fails here, not later
+        why, addresses = _unusable(leaf), _addresses(leaf)
+    except UNREADABLE as error:
+        problems.error(str(path), f"unreadable certificate extension ({error})")
+        return ()
     if why:
         problems.error(str(path), why)
         return ()
     if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
         problems.warn(str(path), f"outside its validity ({leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d}): not used")
         return ()
-    addresses = _addresses(leaf)
     if not addresses:
         problems.error(str(path), "no rfc822Name in subjectAltName: no address to encrypt for")
         return ()
@@ -83,9 +87,8 @@ def _read_one(
 def _unusable(cert: x509.Certificate) -> str | None:
     if not isinstance(cert.public_key(), rsa.RSAPublicKey):
         return "not an RSA key: only RSA key transport is supported"
-    try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
+    usage = extension_value(cert, x509.KeyUsage)
+    if usage is None:
         return "no keyUsage: keyEncipherment is required"
     if not usage.key_encipherment:
         return "keyUsage lacks keyEncipherment"
@@ -93,9 +96,8 @@ def _unusable(cert: x509.Certificate) -> str | None:
 
 
 def _addresses(cert: x509.Certificate) -> list[str]:
-    try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
+    names = extension_value(cert, x509.SubjectAlternativeName)
+    if names is None:
         return []
     return sorted({normalise_address(a) for a in names.get_values_for_type(x509.RFC822Name)})
 

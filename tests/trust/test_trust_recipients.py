@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cryptography.hazmat.primitives import serialization
+
 from relay import devpki
 from relay.core.snapshot import EncryptMode
 from relay.trust.loader import ConfigError, load_directory
@@ -117,3 +119,17 @@ def test_route_and_check_show_the_policy_and_the_certificate(tmp_path, pki):
     (config.parent / "trust" / "recipients" / "bad.pem").write_bytes(_leaf(ca, f"bad@{PEER}", key_usage="sign").cert_pem)
     checked = relay("check", "--config", str(config))
     assert checked.returncode != 0 and "keyEncipherment" in checked.stdout + checked.stderr
+
+
+def test_a_certificate_with_a_duplicated_extension_is_an_error_naming_the_file(tmp_path, pki):
+    from asn1crypto import pem as asn1_pem
+    from asn1crypto import x509 as asn1_x509
+
+    ca, _ = pki
+    parsed = asn1_x509.Certificate.load(_leaf(ca, f"dana@{PEER}").cert.public_bytes(serialization.Encoding.DER))
+    extensions = parsed["tbs_certificate"]["extensions"]
+    extensions.append(extensions[0])  # the same extension twice: RFC 5280 §4.2 forbids it
+    broken = asn1_pem.armor("CERTIFICATE", parsed.dump(force=True))
+    with pytest.raises(ConfigError) as caught:
+        load_directory(_directory(tmp_path, ca, {"dup.pem": broken}), NOW)
+    assert "dup.pem" in str(caught.value) and "extension" in str(caught.value)
