@@ -14,7 +14,6 @@ import re
 import smtplib
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 
 from relay.dkim import DkimStatus, dns_record, load_key, static_resolver, verify_dkim
 from tests.e2e.crypto_support import append, delivered, keys_section, make_token, submit
-from tests.smtp.helpers import ROOT, Sink, add_user, make_pki, read_ready, service_toml, stop
+from tests.smtp.helpers import ROOT, Sink, add_user, make_pki, read_ready, service_toml, stop, wait_until
 
 DOCTOR = "jean.dupont@medecin.mssante.fr"
 ALICE = "alice@peer.test"  # encrypt = "required", receiver opens AES-GCM
@@ -119,15 +118,19 @@ def _send(env, recipients: list[str], data: bytes) -> tuple[int, bytes, list[int
         return code, text, rcpt_codes
 
 
+def _find(env, address: str, marker: str) -> bytes | None:
+    for raw in env.sink.messages():
+        envelope, message = delivered(raw)
+        if address in envelope["to"] and f"Resultats {marker}".encode() in message:
+            return message
+    return None
+
+
 def _poll(env, address: str, marker: str) -> bytes:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        for raw in env.sink.messages():
-            envelope, message = delivered(raw)
-            if address in envelope["to"] and f"Resultats {marker}".encode() in message:
-                return message
-        time.sleep(0.05)  # polling the sink's directory with a deadline
-    raise AssertionError(f"no message {marker} for {address}")
+    wait_until(lambda: _find(env, address, marker) is not None)
+    message = _find(env, address, marker)
+    assert message is not None, f"no message {marker} for {address}"
+    return message
 
 
 def _open_and_verify(env, message: bytes, address: str, marker: str) -> bytes:
