@@ -10,7 +10,6 @@ an inbound envelope whose GCM tag does not verify.
 from __future__ import annotations
 
 import base64
-import re
 import smtplib
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from relay.core.smime_encrypt import ContentCipher, Recipient, encrypt_message
 from cryptography.hazmat.primitives import serialization
 
 from relay.dkim import DkimStatus, dns_record, load_key, static_resolver, verify_dkim
-from tests.e2e.crypto_support import append, delivered, keys_section, make_token, submit
+from tests.e2e.crypto_support import append, crlf, delivered, keys_section, make_token, submit
 from tests.smtp.helpers import ROOT, Sink, add_user, make_pki, read_ready, service_toml, stop, wait_until
 
 DOCTOR = "jean.dupont@medecin.mssante.fr"
@@ -34,10 +33,6 @@ DAVE = "dave@clinic.test"  # when-possible, no certificate
 STAFF = "cardiologie@hospital.test"  # local, the relay decrypts for it
 APP = "dpi@hospital.test"  # a submitting application the relay signs for
 PASSWORD = "app-password-1"
-
-
-def _crlf(data: bytes) -> bytes:
-    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
 
 
 def _cms(*args: str, data: bytes) -> subprocess.CompletedProcess[bytes]:
@@ -104,7 +99,7 @@ def _signed(env, recipients: list[str], marker: str) -> bytes:
         "-from", DOCTOR, "-to", ", ".join(recipients), "-subject", f"Resultats {marker}", data=part,
     )
     assert signed.returncode == 0, signed.stderr
-    return _crlf(signed.stdout)
+    return crlf(signed.stdout)
 
 
 def _send(env, recipients: list[str], data: bytes) -> tuple[int, bytes, list[int]]:
