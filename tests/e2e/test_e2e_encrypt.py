@@ -9,7 +9,6 @@ an inbound envelope whose GCM tag does not verify.
 
 from __future__ import annotations
 
-import base64
 import smtplib
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from relay.core.smime_encrypt import ContentCipher, Recipient, encrypt_message
 from cryptography.hazmat.primitives import serialization
 
 from relay.dkim import DkimStatus, dns_record, load_key, static_resolver, verify_dkim
+from tests.crypt.crypt_support import break_mac
 from tests.e2e.crypto_support import append, crlf, delivered, keys_section, make_token, submit
 from tests.smtp.helpers import ROOT, Sink, add_user, make_pki, read_ready, service_toml, stop, wait_until
 
@@ -193,10 +193,7 @@ def test_a_required_recipient_sharing_a_message_with_one_without_certificate_ref
 def test_an_inbound_envelope_with_a_broken_gcm_tag_is_decryption_failed(env):
     signed = _signed(env, [STAFF], "marker-tag")
     encrypted = encrypt_message(signed, [Recipient(env.org.cert)], ContentCipher.AES256_GCM)
-    head, _, body = encrypted.partition(b"\r\n\r\n")
-    der = bytearray(base64.b64decode(body))
-    der[-1] ^= 0x01  # the last byte of the MAC
-    broken = head + b"\r\n\r\n" + base64.encodebytes(bytes(der)).replace(b"\n", b"\r\n")
+    broken = break_mac(encrypted)  # the last byte of the MAC
     code, text, _ = _send(env, [STAFF], broken)
     assert code == 554 and text.startswith(b"5.7.5 decryption-failed:"), text
 
