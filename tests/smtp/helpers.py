@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -369,7 +369,3 @@ def swaks(*args: str, data: bytes | None = None, timeout: float = 30) -> subproc
     if data is not None:
         command += ["--data", "-"]
     return subprocess.run(command, input=data.decode() if data else None, capture_output=True, text=True, timeout=timeout)
-
-
-def iter_lines(proc_output: str) -> Iterator[str]:
-    yield from (line for line in proc_output.splitlines() if line.strip())
