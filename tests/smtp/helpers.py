@@ -222,6 +222,20 @@ def service_toml(
     return path
 
 
+def write_trust_dir(directory: Path, pki: TestPki, sink_port: int, domains: tuple[str, ...] = ("hospital.test",), extra: str = "") -> None:
+    """directory/trust for `relay serve`: the operators' TLS bundle, and `domains` local, unsigned mail accepted,
+    delivered to the sink; `extra` is appended to domains.toml as is."""
+    trust = directory / "trust"
+    trust.mkdir(exist_ok=True)
+    (trust / "bundles.toml").write_text(f'[bundle.operators]\npurpose = "tls"\nanchors = ["{pki.path("root.pem")}"]\nrevocation = "soft"\n')
+    (trust / "domains.toml").write_text("".join(
+        f'[domain."{domain}"]\nlocal = true\nsigner_bundles = []\n'
+        f'next_hop = {{ url = "smtp://127.0.0.1:{sink_port}", tls = "none" }}\n'
+        f'[domain."{domain}".policy]\nrequire_signature = false\n'
+        for domain in domains
+    ) + extra)
+
+
 def add_user(config: Path, user: str, password: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "relay", "users", "--config", str(config), "add", user],
