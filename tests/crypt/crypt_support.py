@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import subprocess
 from dataclasses import dataclass
@@ -52,6 +53,15 @@ def crypt_pki(tmp_path_factory: pytest.TempPathFactory) -> CryptPki:
         (files / f"{name}.key").write_bytes(issued.key_pem)
     (files / "ca.pem").write_bytes(devpki.pem_bundle([root.cert, ca.cert]))
     return CryptPki(root, ca, sender, recipient, other, files)
+
+
+def break_mac(message: bytes, mask: int = 0x01, *, eol: bytes = b"\r\n") -> bytes:
+    """The S/MIME envelope with `mask` flipped in the last byte of its DER (the MAC / GCM tag),
+    base64 lines rewritten with `eol`; the body follows the first blank line (eol eol)."""
+    head, _, body = message.partition(eol + eol)
+    der = bytearray(base64.b64decode(body))
+    der[-1] ^= mask
+    return head + eol + eol + base64.encodebytes(bytes(der)).replace(b"\n", eol)
 
 
 def openssl(*args: str, data: bytes = b"") -> subprocess.CompletedProcess:

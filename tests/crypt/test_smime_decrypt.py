@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crypt_support import MESSAGE, openssl, software_decryption_key
+from crypt_support import MESSAGE, break_mac, openssl, software_decryption_key
 from relay.core.errors import Rejection
 from relay.core.reasons import Reason
 from relay.core.smime_decrypt import DecryptionKey, decrypt_message, is_encrypted, open_envelope, read_envelope
@@ -168,10 +168,7 @@ def _tamper_content(message: bytes, cipher: ContentCipher) -> bytes:
 
 def test_gcm_tag_is_checked(crypt_pki):
     encrypted = encrypt_message(MESSAGE, [Recipient(crypt_pki.recipient.cert)], ContentCipher.AES256_GCM)
-    head, _, body = encrypted.partition(b"\r\n\r\n")
-    der = bytearray(base64.b64decode(body))
-    der[-1] ^= 0x80  # last byte of the mac
-    forged = head + b"\r\n\r\n" + base64.encodebytes(bytes(der)).replace(b"\n", b"\r\n")
+    forged = break_mac(encrypted, 0x80)  # last byte of the mac
     assert _decryption_failure(crypt_pki, forged).detail == "the message cannot be decrypted"
 
 

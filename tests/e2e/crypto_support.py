@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import smtplib
 import ssl
@@ -107,6 +108,11 @@ def submit(port: int, root_pem: Path, user: str, password: str, recipients: list
         for rcpt in recipients:
             assert client.rcpt(rcpt)[0] == 250
         return client.data(data)
+
+
+def crlf(data: bytes) -> bytes:
+    """Every bare LF made CRLF (openssl folds its base64 with bare LF even under -crlfeol)."""
+    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
 
 
 def delivered(raw: bytes) -> tuple[dict[str, Any], bytes]:

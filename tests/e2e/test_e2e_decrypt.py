@@ -5,7 +5,6 @@ verified as usual, and the clean rebuilt message is what the hospital system rec
 
 from __future__ import annotations
 
-import re
 import smtplib
 import subprocess
 from pathlib import Path
@@ -13,17 +12,13 @@ from pathlib import Path
 import pytest
 
 from relay import devpki
-from tests.e2e.crypto_support import TokenRelay, append, delivered, keys_section, make_token
+from tests.e2e.crypto_support import TokenRelay, append, crlf, delivered, keys_section, make_token
 from tests.smtp.helpers import Relay, Sink, make_pki, service_toml, write_spec
 
 DOMAIN = "hopital-test.mssante.fr"
 STAFF = f"cardiologie@{DOMAIN}"
 DOCTOR = "jean.dupont@medecin.mssante.fr"
 KEY_LABEL = "org-key"
-
-
-def _crlf(data: bytes) -> bytes:
-    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
 
 
 def _openssl(*args: str, data: bytes) -> bytes:
@@ -36,7 +31,7 @@ def _signed_entity(d: Path, pki, marker: str) -> bytes:
     (d / "doctor.pem").write_bytes(leaf.cert_pem)
     (d / "doctor.key").write_bytes(leaf.key_pem)
     part = f"Content-Type: text/plain; charset=us-ascii\r\n\r\nCompte rendu {marker}.\r\n".encode()
-    return _crlf(_openssl("-sign", "-signer", str(d / "doctor.pem"), "-inkey", str(d / "doctor.key"), "-crlfeol", "-binary", data=part))
+    return crlf(_openssl("-sign", "-signer", str(d / "doctor.pem"), "-inkey", str(d / "doctor.key"), "-crlfeol", "-binary", data=part))
 
 
 def _encrypt(d: Path, entity: bytes, recipient_pem: bytes, marker: str) -> bytes:
@@ -45,7 +40,7 @@ def _encrypt(d: Path, entity: bytes, recipient_pem: bytes, marker: str) -> bytes
         "-encrypt", "-aes-256-cbc", "-from", DOCTOR, "-to", STAFF, "-subject", f"Resultats {marker}", str(d / "recipient.pem"),
         data=entity,
     )
-    return _crlf(encrypted)
+    return crlf(encrypted)
 
 
 def _spec(d: Path, tls, pki, sink_port: int) -> dict:

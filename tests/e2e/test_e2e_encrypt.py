@@ -9,12 +9,9 @@ an inbound envelope whose GCM tag does not verify.
 
 from __future__ import annotations
 
-import base64
-import re
 import smtplib
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,8 +21,9 @@ from relay.core.smime_encrypt import ContentCipher, Recipient, encrypt_message
 from cryptography.hazmat.primitives import serialization
 
 from relay.dkim import DkimStatus, dns_record, load_key, static_resolver, verify_dkim
-from tests.e2e.crypto_support import append, delivered, keys_section, make_token, submit
-from tests.smtp.helpers import ROOT, Sink, add_user, make_pki, read_ready, service_toml, stop
+from tests.crypt.crypt_support import break_mac
+from tests.e2e.crypto_support import append, crlf, delivered, keys_section, make_token, submit
+from tests.smtp.helpers import ROOT, Sink, add_user, make_pki, read_ready, service_toml, stop, wait_until
 
 DOCTOR = "jean.dupont@medecin.mssante.fr"
 ALICE = "alice@peer.test"  # encrypt = "required", receiver opens AES-GCM
@@ -35,10 +33,6 @@ DAVE = "dave@clinic.test"  # when-possible, no certificate
 STAFF = "cardiologie@hospital.test"  # local, the relay decrypts for it
 APP = "dpi@hospital.test"  # a submitting application the relay signs for
 PASSWORD = "app-password-1"
-
-
-def _crlf(data: bytes) -> bytes:
-    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
 
 
 def _cms(*args: str, data: bytes) -> subprocess.CompletedProcess[bytes]:
@@ -105,7 +99,7 @@ def _signed(env, recipients: list[str], marker: str) -> bytes:
         "-from", DOCTOR, "-to", ", ".join(recipients), "-subject", f"Resultats {marker}", data=part,
     )
     assert signed.returncode == 0, signed.stderr
-    return _crlf(signed.stdout)
+    return crlf(signed.stdout)
 
 
 def _send(env, recipients: list[str], data: bytes) -> tuple[int, bytes, list[int]]:
@@ -119,15 +113,19 @@ def _send(env, recipients: list[str], data: bytes) -> tuple[int, bytes, list[int
         return code, text, rcpt_codes
 
 
+def _find(env, address: str, marker: str) -> bytes | None:
+    for raw in env.sink.messages():
+        envelope, message = delivered(raw)
+        if address in envelope["to"] and f"Resultats {marker}".encode() in message:
+            return message
+    return None
+
+
 def _poll(env, address: str, marker: str) -> bytes:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        for raw in env.sink.messages():
-            envelope, message = delivered(raw)
-            if address in envelope["to"] and f"Resultats {marker}".encode() in message:
-                return message
-        time.sleep(0.05)  # polling the sink's directory with a deadline
-    raise AssertionError(f"no message {marker} for {address}")
+    wait_until(lambda: _find(env, address, marker) is not None)
+    message = _find(env, address, marker)
+    assert message is not None, f"no message {marker} for {address}"
+    return message
 
 
 def _open_and_verify(env, message: bytes, address: str, marker: str) -> bytes:
@@ -195,10 +193,7 @@ def test_a_required_recipient_sharing_a_message_with_one_without_certificate_ref
 def test_an_inbound_envelope_with_a_broken_gcm_tag_is_decryption_failed(env):
     signed = _signed(env, [STAFF], "marker-tag")
     encrypted = encrypt_message(signed, [Recipient(env.org.cert)], ContentCipher.AES256_GCM)
-    head, _, body = encrypted.partition(b"\r\n\r\n")
-    der = bytearray(base64.b64decode(body))
-    der[-1] ^= 0x01  # the last byte of the MAC
-    broken = head + b"\r\n\r\n" + base64.encodebytes(bytes(der)).replace(b"\n", b"\r\n")
+    broken = break_mac(encrypted)  # the last byte of the MAC
     code, text, _ = _send(env, [STAFF], broken)
     assert code == 554 and text.startswith(b"5.7.5 decryption-failed:"), text
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from relay.smtp.config import ConfigError, load_service_config
-from tests.smtp.helpers import ROOT, Relay, Sink, basic_spec, free_port, make_pki, message, read_ready, service_toml, stop, write_spec, wait_until
+from tests.smtp.helpers import ROOT, Relay, Sink, basic_spec, free_port, make_pki, message, read_ready, service_toml, stop, write_spec, write_trust_dir, wait_until
 
 
 @pytest.fixture
@@ -163,18 +163,6 @@ def test_a_second_relay_on_the_same_port_is_refused(tmp_path, tls_pki):
         sink.stop()
 
 
-def _trust_dir(directory: Path, pki, sink_port: int, domains: tuple[str, ...]) -> None:
-    trust = directory / "trust"
-    trust.mkdir(exist_ok=True)
-    (trust / "bundles.toml").write_text(f'[bundle.operators]\npurpose = "tls"\nanchors = ["{pki.path("root.pem")}"]\nrevocation = "soft"\n')
-    (trust / "domains.toml").write_text("".join(
-        f'[domain."{domain}"]\nlocal = true\nsigner_bundles = []\n'
-        f'next_hop = {{ url = "smtp://127.0.0.1:{sink_port}", tls = "none" }}\n'
-        f'[domain."{domain}".policy]\nrequire_signature = false\n'
-        for domain in domains
-    ))
-
-
 def _rcpt(port: int, address: str) -> int:
     with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
         client.ehlo("client.test")
@@ -184,7 +172,7 @@ def _rcpt(port: int, address: str) -> int:
 
 def test_relay_reload_signals_the_supervisor_and_reaches_every_process(tmp_path, tls_pki):
     sink = Sink(tmp_path / "sink", 0).start()
-    _trust_dir(tmp_path, tls_pki, sink.port, ("hospital.test",))
+    write_trust_dir(tmp_path, tls_pki, sink.port, ("hospital.test",))
     config = _two_processes(service_toml(tmp_path, tls_pki, listeners=("loopback",)))
     config.write_text('trust_dir = "trust"\npid_file = "relay.pid"\n' + config.read_text())
     proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -193,7 +181,7 @@ def test_relay_reload_signals_the_supervisor_and_reaches_every_process(tmp_path,
         port = read_ready(proc)["loopback"][1]
         assert (tmp_path / "relay.pid").read_text().strip() == str(proc.pid)
         assert _rcpt(port, "x@clinic.test") == 550
-        _trust_dir(tmp_path, tls_pki, sink.port, ("hospital.test", "clinic.test"))
+        write_trust_dir(tmp_path, tls_pki, sink.port, ("hospital.test", "clinic.test"))
         reload = subprocess.run([sys.executable, "-m", "relay", "reload", "--config", str(config)], capture_output=True, text=True, cwd=ROOT, timeout=30)
         assert reload.returncode == 0, reload.stderr
         wait_until(lambda: len(relay.events("reloaded")) >= 2, timeout=30)

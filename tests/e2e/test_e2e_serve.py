@@ -6,26 +6,13 @@ import smtplib
 import subprocess
 import sys
 
-from tests.smtp.helpers import ROOT, Sink, make_pki, message, read_ready, service_toml, stop, wait_until
-
-
-def _trust_dir(d, pki, sink_port: int, extra: str = "") -> None:
-    trust = d / "trust"
-    trust.mkdir(exist_ok=True)
-    (trust / "bundles.toml").write_text(
-        f'[bundle.operators]\npurpose = "tls"\nanchors = ["{pki.path("root.pem")}"]\nrevocation = "soft"\n'
-    )
-    (trust / "domains.toml").write_text(
-        '[domain."hospital.test"]\nlocal = true\nsigner_bundles = []\n'
-        f'next_hop = {{ url = "smtp://127.0.0.1:{sink_port}", tls = "none" }}\n'
-        '[domain."hospital.test".policy]\nrequire_signature = false\n' + extra
-    )
+from tests.smtp.helpers import ROOT, Sink, make_pki, message, read_ready, service_toml, stop, wait_until, write_trust_dir
 
 
 def test_relay_serve_with_the_trust_directory_and_relay_reload(tmp_path):
     pki = make_pki(tmp_path / "pki")
     sink = Sink(tmp_path / "sink", 0).start()
-    _trust_dir(tmp_path, pki, sink.port)
+    write_trust_dir(tmp_path, pki, sink.port)
     config = service_toml(tmp_path, pki, listeners=("loopback",))
     config.write_text('trust_dir = "trust"\npid_file = "relay.pid"\n' + config.read_text())
     proc = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -39,8 +26,8 @@ def test_relay_serve_with_the_trust_directory_and_relay_reload(tmp_path):
             assert client.rcpt("x@clinic.test")[0] == 550
         sink.wait_for_marker("marker-serve")
         # A new domain, announced with `relay reload`.
-        _trust_dir(tmp_path, pki, sink.port, extra='[domain."clinic.test"]\nlocal = true\nsigner_bundles = []\n'
-                   f'next_hop = {{ url = "smtp://127.0.0.1:{sink.port}", tls = "none" }}\n')
+        write_trust_dir(tmp_path, pki, sink.port, extra='[domain."clinic.test"]\nlocal = true\nsigner_bundles = []\n'
+                        f'next_hop = {{ url = "smtp://127.0.0.1:{sink.port}", tls = "none" }}\n')
         reload = subprocess.run([sys.executable, "-m", "relay", "reload", "--config", str(config)], capture_output=True, text=True, cwd=ROOT, timeout=30)
         assert reload.returncode == 0, reload.stderr
         wait_until(lambda: '"reloaded"' in (tmp_path / "audit.log").read_text())
@@ -57,7 +44,7 @@ def test_relay_serve_with_the_trust_directory_and_relay_reload(tmp_path):
 
 def test_relay_serve_reports_trust_problems(tmp_path):
     pki = make_pki(tmp_path / "pki")
-    _trust_dir(tmp_path, pki, 2525)
+    write_trust_dir(tmp_path, pki, 2525)
     (tmp_path / "trust" / "domains.toml").write_text('[domain."hospital.test"]\nlocal = "yes"\n')
     config = service_toml(tmp_path, pki, listeners=("loopback",))
     config.write_text('trust_dir = "trust"\n' + config.read_text())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import smtplib
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from relay import devpki
+from tests.e2e.crypto_support import crlf
 from tests.smtp.helpers import Relay, Sink, basic_spec, make_pki, service_toml, wait_until, write_spec
 
 SIGNER = "alice@hospital.test"
@@ -33,7 +33,7 @@ def _sign(pki, d: Path, leaf, subject: str, body: str = "Compte rendu.") -> byte
         capture_output=True, check=True,
     ).stdout
     # openssl folds the base64 signature with bare LF; on the wire every line ends in CRLF.
-    return re.sub(rb"(?<!\r)\n", b"\r\n", signed)
+    return crlf(signed)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from relay.cli.main import main
 from relay.demopki import write_demo_pki
 from relay.queue.spool import Spool
 from relay.smtp.config import load_service_config
+from tests.smtp.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 LOCAL = "claire.martin@hopital-demo.mssante.fr"
 REQUESTER = "paul.durand@clinique-peer.mssante.fr"
 

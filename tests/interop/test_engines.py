@@ -25,6 +25,7 @@ from relay.core.verify import verify_message
 from relay.devpki import IGC_SANTE_TEST_POLICY, make_crl
 from relay.keys.decrypt import software_decryption_key
 from tests import engines
+from tests.crypt.crypt_support import break_mac
 from tests.engines import DOCTOR, DOCTOR_ID, NOW, Pki, bundle_for
 
 from .conftest import ONE_PER_ENGINE, SUPPORTED, EngineCase, Signatory, doctor_message
@@ -225,10 +226,7 @@ def test_an_openssl_envelope_with_a_broken_gcm_tag_is_decryption_failed(tmp_path
         input=b"Content-Type: text/plain\r\n\r\nResultats.\r\n", capture_output=True, check=True, timeout=30,
     ).stdout
     assert b"Resultats." in decrypt_message(sealed, [software_decryption_key(ours.key, ours.cert)]).message
-    head, _, body = sealed.replace(b"\r\n", b"\n").partition(b"\n\n")
-    der = bytearray(base64.b64decode(body))
-    der[-1] ^= 0x01  # the last byte of the MAC
-    broken = head + b"\n\n" + base64.encodebytes(bytes(der))
+    broken = break_mac(sealed.replace(b"\r\n", b"\n"), eol=b"\n")  # the last byte of the MAC
     with pytest.raises(Rejection) as caught:
         decrypt_message(broken, [software_decryption_key(ours.key, ours.cert)])
     assert caught.value.reason is Reason.DECRYPTION_FAILED

@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -222,6 +222,20 @@ def service_toml(
     return path
 
 
+def write_trust_dir(directory: Path, pki: TestPki, sink_port: int, domains: tuple[str, ...] = ("hospital.test",), extra: str = "") -> None:
+    """directory/trust for `relay serve`: the operators' TLS bundle, and `domains` local, unsigned mail accepted,
+    delivered to the sink; `extra` is appended to domains.toml as is."""
+    trust = directory / "trust"
+    trust.mkdir(exist_ok=True)
+    (trust / "bundles.toml").write_text(f'[bundle.operators]\npurpose = "tls"\nanchors = ["{pki.path("root.pem")}"]\nrevocation = "soft"\n')
+    (trust / "domains.toml").write_text("".join(
+        f'[domain."{domain}"]\nlocal = true\nsigner_bundles = []\n'
+        f'next_hop = {{ url = "smtp://127.0.0.1:{sink_port}", tls = "none" }}\n'
+        f'[domain."{domain}".policy]\nrequire_signature = false\n'
+        for domain in domains
+    ) + extra)
+
+
 def add_user(config: Path, user: str, password: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "relay", "users", "--config", str(config), "add", user],
@@ -369,7 +383,3 @@ def swaks(*args: str, data: bytes | None = None, timeout: float = 30) -> subproc
     if data is not None:
         command += ["--data", "-"]
     return subprocess.run(command, input=data.decode() if data else None, capture_output=True, text=True, timeout=timeout)
-
-
-def iter_lines(proc_output: str) -> Iterator[str]:
-    yield from (line for line in proc_output.splitlines() if line.strip())
