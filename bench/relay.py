@@ -256,15 +256,7 @@ def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
         try:
             assert proc.stdout is not None
             ready = json.loads(proc.stdout.readline())["ready"]
-            port = ready["bench"][1]
-            _source(message, port, 20, 4)  # warm-up: workers started, snapshot loaded
-            sink.wait(20, 60)
-            cpu_before, machine_before = _cpu_seconds(proc.pid), _machine_cpu_seconds()
-            start = time.monotonic()
-            _source(message, port, args.messages, args.sessions)
-            accepted = time.monotonic()
-            delivered = sink.wait(20 + args.messages, 600)
-            cpu, machine = _cpu_seconds(proc.pid) - cpu_before, _machine_cpu_seconds() - machine_before
+            rates = _timed_load(message, ready["bench"][1], sink, args, proc.pid)
             rss = _peak_rss_kib(proc.pid)
             counted = _accepted_counter(ready["metrics"][1]) if "metrics" in ready else None
         finally:
@@ -282,13 +274,10 @@ def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
     if counted != 20 + args.messages:
         raise RuntimeError(f"relay_messages_total counted {counted} accepted messages, not {20 + args.messages}")
     return {
-        "accepted_per_s": args.messages / (accepted - start),
-        "delivered_per_s": args.messages / (delivered - start),
+        **rates,
         "p50_ms": statistics.median(latencies),
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         "peak_rss_mib": rss / 1024,
-        "cpu_ms_per_message": cpu * 1000 / args.messages,
-        "machine_ms_per_message": machine * 1000 / args.messages,
     }
 
 
@@ -328,20 +317,25 @@ def run_postfix(directory: Path, message: Path, args: argparse.Namespace) -> dic
         sink.stop()
 
 
-def _timed_load(message: Path, port: int, sink: SmtpSink, args: argparse.Namespace) -> dict:
-    """A warm-up, then the measured load: rates and the whole machine's CPU per message."""
+def _timed_load(message: Path, port: int, sink: SmtpSink, args: argparse.Namespace, pid: int | None = None) -> dict:
+    """A warm-up (workers started, snapshot loaded), then the measured load: rates and the whole
+    machine's CPU per message, and with `pid` that process tree's own."""
     _source(message, port, 20, 4)
     sink.wait(20, 60)
+    own_before = _cpu_seconds(pid) if pid else 0.0
     machine_before, start = _machine_cpu_seconds(), time.monotonic()
     _source(message, port, args.messages, args.sessions)
     accepted = time.monotonic()
     delivered = sink.wait(20 + args.messages, 600)
     machine = _machine_cpu_seconds() - machine_before
-    return {
+    rates = {
         "accepted_per_s": args.messages / (accepted - start),
         "delivered_per_s": args.messages / (delivered - start),
         "machine_ms_per_message": machine * 1000 / args.messages,
     }
+    if pid:
+        rates["cpu_ms_per_message"] = (_cpu_seconds(pid) - own_before) * 1000 / args.messages
+    return rates
 
 
 # -- the libraries' floor ------------------------------------------------------
