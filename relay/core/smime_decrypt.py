@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -73,6 +74,15 @@ _ENCRYPTED_KINDS = {"enveloped-data": "enveloped_data", "authenveloped-data": "a
 _WEAK_CIPHERS = frozenset({"des", "tripledes_3key", "rc2", "rc4", "rc5"})
 _CRLF = b"\r\n"
 _FAILED = "the message cannot be decrypted"  # one text for every failure an attacker could provoke
+
+
+# Any sign of an S/MIME envelope somewhere in the data: without one, no strict parse is needed.
+_MAYBE_ENVELOPE = re.compile(rb"pkcs7-mime|\.p7m", re.IGNORECASE)
+
+
+def may_hold_envelope(raw: bytes) -> bool:
+    """False when no entity of the message can be an S/MIME envelope (a byte scan, no parse)."""
+    return _MAYBE_ENVELOPE.search(raw) is not None
 
 
 def is_encrypted(raw: bytes, limits: MessageLimits = DEFAULT_LIMITS) -> bool:

@@ -31,7 +31,7 @@ from cryptography import x509
 
 from ..core.errors import Rejection
 from ..core.limits import MessageLimits
-from ..core.smime_decrypt import is_encrypted
+from ..core.smime_decrypt import is_encrypted, may_hold_envelope
 from ..core.smime_encrypt import ContentCipher, Recipient, choose_cipher, encrypt_message
 from ..core.snapshot import EncryptMode, Snapshot
 from ..core.timewindow import as_utc
@@ -47,7 +47,7 @@ class EncryptPlan:
     def seal(self, data: bytes, limits: MessageLimits) -> bytes | Refused:
         """The message with its content enveloped; CPU work, run it in a thread."""
         try:
-            if is_encrypted(data, limits):
+            if may_hold_envelope(data) and is_encrypted(data, limits):
                 return data  # already enveloped by the sender: never wrapped twice
             return encrypt_message(data, [Recipient(cert) for cert in self.certificates], self.cipher, limits)
         except Rejection as rejection:

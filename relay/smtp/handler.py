@@ -210,32 +210,28 @@ class RelayHandler:
             fields.update(_verdict_fields(judgement.verdict))
         outcome = judgement.outcome
         if isinstance(outcome, Refused):
-            fields["refused"] = str(outcome.code)
-            fields["detail"] = outcome.detail
-            return reply(outcome.code, outcome.detail), fields
+            return _refuse(outcome, fields)
         fields["smime"] = "pass" if outcome.signed else "none"
         # Before signing on behalf or DKIM, so that what they cover is what leaves.
         data = decide.strip_forged_results(data, self.services.config.hostname)
         encryption = encrypt_step.plan(tx.recipients, snapshot, self.services.clock())
         if isinstance(encryption, Refused):
-            fields.update(refused=str(encryption.code), detail=encryption.detail)
-            return reply(encryption.code, encryption.detail), fields
-        seal = functools.partial(encryption.seal, limits=self.limits.message) if encryption else None
+            return _refuse(encryption, fields)
+        seal = None
         if encryption:
+            seal = functools.partial(encryption.seal, limits=self.limits.message)
             fields.update(encrypted_with=str(encryption.cipher), encrypted_for=len(encryption.certificates))
         if self.services.outbound is not None:
             policy = snapshot.route(tx.sender).policy
             prepared = await asyncio.to_thread(self.services.outbound.prepare, data, tx, outcome, policy, self.services.clock(), seal)
             if isinstance(prepared, Refused):
-                fields.update(refused=str(prepared.code), detail=prepared.detail)
-                return reply(prepared.code, prepared.detail), fields
+                return _refuse(prepared, fields)
             data = prepared.message
             fields.update(signed_on_behalf=prepared.signed_by, dkim=prepared.dkim_domain)
         elif seal is not None:
             sealed = await asyncio.to_thread(seal, data)
             if isinstance(sealed, Refused):
-                fields.update(refused=str(sealed.code), detail=sealed.detail)
-                return reply(sealed.code, sealed.detail), fields
+                return _refuse(sealed, fields)
             data = sealed
         queue_id = new_queue_id()
         fields["queue_id"] = queue_id
@@ -304,3 +300,9 @@ def _verdict_fields(verdict: Verdict) -> dict[str, Any]:
         "signer_national_id": signer.national_id if signer else None,
         "signer_email": signer.email if signer else None,
     }
+
+
+def _refuse(why: Refused, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The reply to a refusal, its code and detail added to the audit fields."""
+    fields.update(refused=str(why.code), detail=why.detail)
+    return reply(why.code, why.detail), fields

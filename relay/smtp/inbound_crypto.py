@@ -11,20 +11,16 @@ next hop. A clear message carrying an envelope deeper in its tree is refused
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..core.errors import Rejection
 from ..core.limits import MessageLimits
-from ..core.smime_decrypt import decrypt_if_encrypted
+from ..core.smime_decrypt import decrypt_if_encrypted, may_hold_envelope
 from ..core.snapshot import Snapshot
 from ..keys.errors import KeyStoreError
 from .decide import Refused, Transaction
 from .keyring import KeyRing
 from .replies import Refusal
-
-# Any sign of an S/MIME envelope somewhere in the data; the strict parse runs only then.
-_MAYBE_ENVELOPE = re.compile(rb"pkcs7-mime|\.p7m", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +37,7 @@ class InboundCrypto:
     def open(self, data: bytes, tx: Transaction, snapshot: Snapshot) -> Opened | Refused:
         if not tx.recipients or not all(snapshot.route(r).local for r in tx.recipients):
             return Opened(data, False)
-        if not _MAYBE_ENVELOPE.search(data):
+        if not may_hold_envelope(data):
             return Opened(data, False)
         try:
             decrypted = decrypt_if_encrypted(data, self.keyring.decryption_keys, self.limits)
