@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..queue.spool import Spool
 from ..smtp.config import ConfigError, ServiceConfig, load_service_config
 from ..trust.config import DEFAULT_CONFIG
 from ..trust.problems import ConfigError as TrustConfigError
@@ -22,6 +23,14 @@ def service_config(path: Path) -> ServiceConfig:
         return load_service_config(path)
     except ConfigError as error:
         raise UsageError(str(error)) from None
+
+
+def existing_spool(config: ServiceConfig) -> Spool:
+    """The service's spool; never created here (`relay serve` prepares it, and may be running)."""
+    spool = Spool(config.queue.directory)
+    if not spool.queue.is_dir():
+        raise UsageError(f"{spool.queue}: no spool here (start relay serve once)")
+    return spool
 
 
 def invalid_trust(config: Path, error: TrustConfigError) -> UsageError:

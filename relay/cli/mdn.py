@@ -14,11 +14,11 @@ from pathlib import Path
 from ..core.mdn import MdnError
 from ..core.snapshot import Snapshot, normalise_address
 from ..queue.mdn import MdnOutbox
-from ..queue.spool import Spool
 from ..smtp.config import ConfigError, ServiceConfig, parse_service_config
 from ..smtp.crypto_config import CryptoConfig, parse_crypto_config
 from ..trust.loader import ConfigError as TrustConfigError
 from ..trust.loader import load_directory
+from .config import existing_spool
 from .errors import UsageError
 
 
@@ -40,10 +40,7 @@ def run(args: argparse.Namespace) -> int:
     recipient = normalise_address(args.recipient)
     requesters = tuple(normalise_address(a) for a in args.to)
     _check_addresses(snapshot, recipient, requesters)
-    spool = Spool(config.queue.directory)
-    if not spool.queue.is_dir():  # made by `relay serve`; never prepared here, under a running service
-        raise UsageError(f"{spool.queue}: no spool here (start relay serve once)")
-    outbox = MdnOutbox(spool, config.hostname, crypto.mdn.reporting_ua, crypto.dkim)
+    outbox = MdnOutbox(existing_spool(config), config.hostname, crypto.mdn.reporting_ua, crypto.dkim)
     try:
         queue_id = outbox.send(
             recipient, requesters, args.message_id.strip(), time.time(), {"mdn_error": args.code}, MdnError(args.code, args.label)

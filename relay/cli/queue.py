@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..queue.delivery import FAILED, finish
 from ..queue.spool import MessageBusy, Spool, SpoolError, UnknownMessage
-from .config import service_config
+from .config import existing_spool, service_config
 from .errors import UsageError
 
 
@@ -32,9 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = service_config(args.config)
-    spool = Spool(config.queue.directory)
-    if not spool.queue.is_dir():
-        raise UsageError(f"{spool.queue}: no spool here")
+    spool = existing_spool(config)
     if args.action in ("show", "bounce", "delete") and not args.queue_id:
         raise UsageError(f"{args.action} needs a queue id")
     try:

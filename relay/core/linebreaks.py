@@ -63,13 +63,9 @@ def prepare(raw: bytes, limits: MessageLimits) -> bytes:
         raise Rejection(Reason.MALFORMED, "bare CR in message")
     else:
         data = raw
-    _check_line_lengths(data, limits.max_line_bytes)
+    if not lines_fit(data, limits.max_line_bytes):
+        raise Rejection(Reason.MALFORMED, f"line longer than {limits.max_line_bytes} bytes (max_line_bytes)")
     return data
-
-
-def _check_line_lengths(data: bytes, max_line_bytes: int) -> None:
-    if not lines_fit(data, max_line_bytes):
-        raise Rejection(Reason.MALFORMED, f"line longer than {max_line_bytes} bytes (max_line_bytes)")
 
 
 def lines_fit(data: bytes, max_line_bytes: int) -> bool:
