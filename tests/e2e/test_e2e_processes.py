@@ -21,6 +21,12 @@ def tls_pki(tmp_path_factory):
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
+def _two_process_relay(tmp_path: Path, tls_pki, sink_port: int) -> Relay:
+    """A relay of two service processes on a loopback listener, delivering to the sink."""
+    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink_port))
+    return Relay(_two_processes(service_toml(tmp_path, tls_pki, listeners=("loopback",))), tmp_path / "spec.json").start()
+
+
 def _two_processes(config: Path) -> Path:
     config.write_text(config.read_text().replace("[service]\n", "[service]\nprocesses = 2\n", 1))
     return config
@@ -55,8 +61,7 @@ def _gone(pid: int) -> bool:
 
 def test_both_processes_accept_and_each_message_is_delivered_once(tmp_path, tls_pki):
     sink = Sink(tmp_path / "sink", 0).start()
-    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
-    relay = Relay(_two_processes(service_toml(tmp_path, tls_pki, listeners=("loopback",))), tmp_path / "spec.json").start()
+    relay = _two_process_relay(tmp_path, tls_pki, sink.port)
     count = 24
     try:
         workers = _workers(relay)
@@ -82,8 +87,7 @@ def test_both_processes_accept_and_each_message_is_delivered_once(tmp_path, tls_
 
 def test_a_process_killed_after_250_leaves_its_message_to_the_other(tmp_path, tls_pki):
     sink = Sink(tmp_path / "sink", free_port())  # down for now: the message stays queued
-    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
-    relay = Relay(_two_processes(service_toml(tmp_path, tls_pki, listeners=("loopback",))), tmp_path / "spec.json").start()
+    relay = _two_process_relay(tmp_path, tls_pki, sink.port)
     try:
         workers = _workers(relay)
         queue_id = _submit(relay.ports["loopback"], "marker-kill")
@@ -111,8 +115,7 @@ def test_a_process_killed_after_250_leaves_its_message_to_the_other(tmp_path, tl
 
 def test_sighup_reloads_every_process_and_sigterm_stops_them_all(tmp_path, tls_pki):
     sink = Sink(tmp_path / "sink", 0).start()
-    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
-    relay = Relay(_two_processes(service_toml(tmp_path, tls_pki, listeners=("loopback",))), tmp_path / "spec.json").start()
+    relay = _two_process_relay(tmp_path, tls_pki, sink.port)
     try:
         workers = _workers(relay)
         relay.proc.send_signal(signal.SIGHUP)
@@ -132,8 +135,7 @@ def test_sighup_reloads_every_process_and_sigterm_stops_them_all(tmp_path, tls_p
 
 def test_the_processes_stop_when_the_supervisor_is_killed(tmp_path, tls_pki):
     sink = Sink(tmp_path / "sink", 0).start()
-    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
-    relay = Relay(_two_processes(service_toml(tmp_path, tls_pki, listeners=("loopback",))), tmp_path / "spec.json").start()
+    relay = _two_process_relay(tmp_path, tls_pki, sink.port)
     try:
         workers = _workers(relay)
         relay.kill()  # SIGKILL: no signal is forwarded

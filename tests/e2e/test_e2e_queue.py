@@ -18,6 +18,12 @@ def tls_pki(tmp_path_factory):
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
+def _loopback_relay(tmp_path, tls_pki, spec: dict) -> Relay:
+    """The relay with a loopback listener, routing by `spec`."""
+    write_spec(tmp_path / "spec.json", spec)
+    return Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+
+
 def _submit(relay: Relay, sender: str, rcpts: list[str], subject: str) -> str:
     with smtplib.SMTP("127.0.0.1", relay.ports["loopback"], timeout=10) as client:
         client.ehlo("client.test")
@@ -59,8 +65,7 @@ def test_kill_9_after_250_then_restart_delivers(tmp_path, tls_pki):
 
 def test_next_hop_down_then_up_is_retried(tmp_path, tls_pki):
     sink = Sink(tmp_path / "sink", free_port())
-    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
-    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    relay = _loopback_relay(tmp_path, tls_pki, basic_spec(tls_pki, sink.port))
     try:
         queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-retry")
         deferred = relay.wait_event("deferred", queue_id=queue_id)
@@ -84,8 +89,7 @@ def _split_spec(tls_pki, good_port: int, bad_port: int) -> dict:
 
 def test_permanent_failure_returns_a_dsn_to_the_sender(tmp_path, tls_pki):
     good, bad = Sink(tmp_path / "good", 0).start(), Sink(tmp_path / "bad", 0).start("reject")
-    write_spec(tmp_path / "spec.json", _split_spec(tls_pki, good.port, bad.port))
-    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    relay = _loopback_relay(tmp_path, tls_pki, _split_spec(tls_pki, good.port, bad.port))
     try:
         queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test", "carol@peer.test"], "marker-dsn")
         good.wait_for_marker("marker-dsn")  # bob's copy
@@ -107,8 +111,7 @@ def test_permanent_failure_returns_a_dsn_to_the_sender(tmp_path, tls_pki):
 
 def test_no_dsn_for_a_dsn(tmp_path, tls_pki):
     bad = Sink(tmp_path / "bad", 0).start("reject")
-    write_spec(tmp_path / "spec.json", _split_spec(tls_pki, bad.port, bad.port))
-    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    relay = _loopback_relay(tmp_path, tls_pki, _split_spec(tls_pki, bad.port, bad.port))
     try:
         _submit(relay, "alice@hospital.test", ["carol@peer.test"], "marker-double")
         dsn = relay.wait_event("dsn")
@@ -171,8 +174,7 @@ def test_queue_command_while_the_service_runs(tmp_path, tls_pki):
 
 def test_sessions_to_a_next_hop_are_reused(tmp_path, tls_pki):
     sink = Sink(tmp_path / "sink", 0).start()
-    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
-    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    relay = _loopback_relay(tmp_path, tls_pki, basic_spec(tls_pki, sink.port))
     try:
         for n in range(3):
             queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], f"marker-reuse-{n}")
@@ -189,8 +191,7 @@ def test_a_session_the_next_hop_closed_costs_a_new_connection_not_a_deferral(tmp
     """idle-close: the close is seen before the session would be reused; drop-reused: only when MAIL
     is sent on it, and the attempt goes on over a new connection."""
     sink = Sink(tmp_path / "sink", 0).start(mode=mode)
-    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
-    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    relay = _loopback_relay(tmp_path, tls_pki, basic_spec(tls_pki, sink.port))
     closed = sink.directory / "closed.log"
     try:
         queue_ids = []
@@ -216,8 +217,7 @@ def test_delivery_over_verified_starttls(tmp_path, tls_pki, pinned_dn, delivered
     if pinned_dn:
         for domain in spec["domains"]:
             domain["next_hop"]["verify_dn"] = pinned_dn
-    write_spec(tmp_path / "spec.json", spec)
-    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    relay = _loopback_relay(tmp_path, tls_pki, spec)
     try:
         queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-tls-hop")
         if delivered:
@@ -234,8 +234,7 @@ def test_delivery_over_verified_starttls(tmp_path, tls_pki, pinned_dn, delivered
 
 def test_delivery_over_implicit_tls(tmp_path, tls_pki):
     sink = Sink(tmp_path / "sink", 0).start("implicit", tls=tls_pki.directory)
-    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port, sink_tls="tls"))
-    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    relay = _loopback_relay(tmp_path, tls_pki, basic_spec(tls_pki, sink.port, sink_tls="tls"))
     try:
         _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-implicit-hop")
         sink.wait_for_marker("marker-implicit-hop")
@@ -273,8 +272,7 @@ def test_a_spool_of_the_two_file_layout_is_delivered_after_an_upgrade(tmp_path, 
     (queue / f"{queue_id}.eml").write_bytes(message("alice@hospital.test", ["bob@hospital.test"], subject="marker-upgrade"))
     (queue / f"{queue_id}.json").write_bytes(envelope.to_json())
     sink = Sink(tmp_path / "sink", free_port()).start()
-    write_spec(tmp_path / "spec.json", basic_spec(tls_pki, sink.port))
-    relay = Relay(service_toml(tmp_path, tls_pki, listeners=("loopback",)), tmp_path / "spec.json").start()
+    relay = _loopback_relay(tmp_path, tls_pki, basic_spec(tls_pki, sink.port))
     try:
         sink.wait_for_marker("marker-upgrade")
         removed = relay.wait_event("removed", queue_id=queue_id)
