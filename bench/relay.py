@@ -244,7 +244,7 @@ def run_relay(directory: Path, message: Path, args: argparse.Namespace) -> dict:
     config = directory / "relay.toml"
     config.write_text(
         f'[service]\nhostname = "relay.bench"\nverify_workers = {args.workers}\nprocesses = {args.processes}\n'
-        f'[queue]\ndirectory = "{directory / "spool"}"\nscan_interval = 1\n'
+        f'[queue]\ndirectory = "{directory / "spool"}"\nscan_interval = 1\nflush = "{args.flush}"\n'
         f'[audit]\nfile = "{directory / "audit.log"}"\n'
         f"[limits]\nmax_connections_per_ip = {args.sessions + 10}\n[delivery]\nmax_per_destination = {args.destination_sessions}\n"
         '[[listeners]]\nname = "bench"\nkind = "loopback"\naddress = "127.0.0.1"\nport = 0\n'
@@ -412,6 +412,7 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=1, help="[service] processes")
     parser.add_argument("--destination-sessions", type=int, default=20, help="[delivery] max_per_destination")
     parser.add_argument("--unsigned", action="store_true", help="send unsigned mail (no verification)")
+    parser.add_argument("--flush", choices=("files", "filesystem"), default="filesystem", help="[queue] flush")
     parser.add_argument("--no-postfix", action="store_true")
     parser.add_argument("--no-floor", action="store_true", help="skip the run through the SMTP libraries alone")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the runs, alternating, and summarise")
@@ -435,7 +436,7 @@ def _round(directory: Path, message: Path, args: argparse.Namespace) -> dict[str
           f"DATA->250 p50 {relay['p50_ms']:.1f} ms p99 {relay['p99_ms']:.1f} ms, peak RSS {relay['peak_rss_mib']:.0f} MiB, "
           f"CPU {relay['cpu_ms_per_message']:.2f} ms/message, machine {relay['machine_ms_per_message']:.2f} ms/message "
           f"({'unsigned' if args.unsigned else 'signed'}, {message.stat().st_size} bytes, {args.messages} messages, "
-          f"{args.sessions} sessions, {args.processes} processes x {args.workers} workers)", flush=True)
+          f"{args.sessions} sessions, {args.processes} processes x {args.workers} workers, flush {args.flush})", flush=True)
     if not args.no_floor:
         floor = runs["libraries"] = run_floor(directory, message, args)
         print(f"libraries: {floor['accepted_per_s']:6.1f} msg/s accepted, {floor['delivered_per_s']:8.1f} msg/s delivered, "

@@ -10,7 +10,11 @@ Layout under the spool directory:
 Commit: write ID.msg in tmp/, fsync it, rename it into queue/, fsync queue/.
 One file and one fsync per message, and concurrent commits share one
 directory fsync (group commit). A crash before the rename leaves nothing in
-queue/ (never acknowledged); after it, the whole message.
+queue/ (never acknowledged); after it, the whole message. While other
+messages of the process are still being judged, a commit waits for them a
+moment (commit_wait) so that their flushes are issued together. With
+Flush.FILESYSTEM a batch of several messages is flushed by one syncfs instead
+of one fsync per file (relay.queue.syncfs).
 
 Removal takes the .msg first, then the .json: a crash between leaves a .json
 alone, which recovery removes. The .msg is also the message's lock (flock):
@@ -33,10 +37,12 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ..trust.atomic import fsync_dir
+from .syncfs import FileSystemFlush
 
 
 class SpoolError(OSError):
@@ -121,11 +127,22 @@ _ENVELOPE_FIELDS = tuple(f.name for f in fields(Envelope))
 _MESSAGE, _STATE = ".msg", ".json"
 # Converting a spool of the earlier layout: messages (and bytes) held at once.
 _CONVERSION_BATCH, _CONVERSION_BYTES = 64, 64 << 20
+_MAX_BATCH = 64  # a commit stops waiting for expected messages once it holds this many
+
+
+class Flush(StrEnum):
+    """How a batch of several messages is made durable."""
+
+    FILES = "files"  # one fsync per file: touches nothing else on the file system
+    FILESYSTEM = "filesystem"  # one syncfs per batch: also flushes other files' pending writes
 
 
 class Spool:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, commit_wait: float = 0.0, flush: Flush = Flush.FILES) -> None:
         self.directory = directory
+        self.commit_wait = commit_wait
+        self.flush = flush
+        self._flush_filesystem: FileSystemFlush | None = None
         self.tmp = directory / "tmp"
         self.queue = directory / "queue"
         # Delivery opens a message's files several times per attempt: string
@@ -133,6 +150,8 @@ class Spool:
         self._queue_prefix = f"{self.queue}{os.sep}"
         self._pending: list[tuple[bytes, Envelope, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
+        self._expected = 0  # messages between end of DATA and their store (see expecting)
+        self._arrival: asyncio.Future[None] | None = None  # what the committer waits on
         self._io = ThreadPoolExecutor(max_workers=16, thread_name_prefix="spool")
 
     # -- set-up and recovery ---------------------------------------------
@@ -195,16 +214,53 @@ class Spool:
 
     # -- storing (group commit) ------------------------------------------
 
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[None]:
+        """Marks a message on its way to `store` (being judged): a commit started meanwhile
+        waits for it, at most commit_wait, instead of flushing alone."""
+        self._expected += 1
+        try:
+            yield
+        finally:
+            self._expected -= 1
+            self._wake()  # refused, or stored: either way the committer need not wait for it
+
     async def store(self, message: bytes, envelope: Envelope) -> None:
         """Return once the message is durable; raise SpoolError otherwise."""
+        if self.flush is Flush.FILESYSTEM and self._flush_filesystem is None:
+            # Opened before the first write: it reports every write-back error after it.
+            self._flush_filesystem = FileSystemFlush(self.directory)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((message, envelope, done))
+        self._wake()
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_loop())
         await done
 
+    def _wake(self) -> None:
+        if self._arrival is not None and not self._arrival.done():
+            self._arrival.set_result(None)
+
+    async def _gather(self) -> None:
+        """Wait, at most commit_wait, while expected messages may still join the batch."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.commit_wait
+        while self._expected > len(self._pending) and len(self._pending) < _MAX_BATCH:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._arrival = loop.create_future()
+            timer = loop.call_later(remaining, self._wake)
+            try:
+                await self._arrival
+            finally:
+                timer.cancel()
+                self._arrival = None
+
     async def _commit_loop(self) -> None:
         while self._pending:
+            if self.commit_wait:
+                await self._gather()
             batch, self._pending = self._pending, []
             outcomes = await asyncio.to_thread(self._commit_batch, [(m, e) for m, e, _ in batch])
             for (_, _, done), outcome in zip(batch, outcomes):
@@ -220,6 +276,8 @@ class Spool:
         # concurrent flushes into one journal commit.
         if len(batch) == 1:  # nothing to overlap: no hand-off to another thread
             outcomes = [self._write_one(batch[0])]
+        elif self._flush_filesystem is not None:
+            outcomes = self._write_flushed(batch, self._flush_filesystem)
         else:
             outcomes = list(self._io.map(self._write_one, batch))
         committed = [envelope.queue_id for (_, envelope), outcome in zip(batch, outcomes) if outcome is None]
@@ -232,11 +290,24 @@ class Spool:
             return [failure for _ in batch]
         return outcomes
 
-    def _write_one(self, item: tuple[bytes, Envelope]) -> SpoolError | None:
+    def _write_flushed(self, batch: list[tuple[bytes, Envelope]], flush: FileSystemFlush) -> list[SpoolError | None]:
+        outcomes = [self._write_one(item, synced=False) for item in batch]
+        try:
+            flush()
+        except OSError as error:  # which file lost its write is unknown: none is committed
+            for (_, envelope), outcome in zip(batch, outcomes):
+                if outcome is None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.tmp / f"{envelope.queue_id}{_MESSAGE}")
+            failure = SpoolError(error.errno or errno.EIO, f"spool flush failed: {error.strerror or error}")
+            return [failure for _ in batch]
+        return outcomes
+
+    def _write_one(self, item: tuple[bytes, Envelope], synced: bool = True) -> SpoolError | None:
         message, envelope = item
         path = self.tmp / f"{envelope.queue_id}{_MESSAGE}"
         try:
-            _write_synced(path, envelope.to_json() + b"\n" + message)
+            _write_file(path, envelope.to_json() + b"\n" + message, synced)
             return None
         except OSError as error:
             with contextlib.suppress(OSError):
@@ -321,7 +392,7 @@ class Spool:
     def update(self, envelope: Envelope) -> None:
         """Replace the state of a message (caller holds its lock)."""
         tmp = self.tmp / f"{envelope.queue_id}{_STATE}.{secrets.token_hex(4)}"
-        _write_synced(tmp, envelope.to_json())
+        _write_file(tmp, envelope.to_json(), synced=True)
         os.replace(tmp, self._queued(envelope.queue_id, _STATE))
         fsync_dir(self.queue)
 
@@ -368,14 +439,15 @@ def _split(queue_id: str, stored: bytes) -> tuple[bytes, bytes]:
     return line, message
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes, synced: bool) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        if synced:
+            os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..core.limits import MessageLimits
+from ..queue import syncfs
+from ..queue.spool import Flush
 
 
 class ConfigError(ValueError):
@@ -67,6 +69,8 @@ class ServiceLimits:
 class QueueConfig:
     directory: Path
     scan_interval: float = 5.0  # how often the spool is re-read for due or operator-changed messages
+    commit_wait: float = 0.002  # how long a commit may wait for messages still being judged
+    flush: Flush = Flush.FILES  # how a batch of several messages is made durable
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +147,8 @@ def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConf
         queue=QueueConfig(
             directory=queue.path("directory", base, base / "spool"),
             scan_interval=queue.number("scan_interval", 5.0, minimum=0.01),
+            commit_wait=queue.number("commit_wait", 0.002, minimum=0.0, maximum=0.1),
+            flush=_flush(queue),
         ),
         delivery=_delivery(_Section(document.get("delivery", {}), "delivery", path)),
         audit=AuditConfig(file=audit.path("file", base, None)),
@@ -156,6 +162,13 @@ def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConf
 
 
 METRICS_PORT = 9325
+
+
+def _flush(section: _Section) -> Flush:
+    flush: Flush = section.choice("flush", Flush, Flush.FILES)
+    if flush is Flush.FILESYSTEM and (why := syncfs.unavailable_reason()):
+        section.fail("flush", f'"filesystem" {why}')
+    return flush
 
 
 def _metrics(section: _Section, present: bool) -> tuple[str, int] | None:
@@ -299,12 +312,14 @@ class _Section:
             self.fail(key, f"must be between {minimum} and {maximum if maximum is not None else 'unbounded'}")
         return value
 
-    def number(self, key: str, default: float, minimum: float) -> float:
+    def number(self, key: str, default: float, minimum: float, maximum: float | None = None) -> float:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(key, "must be a number (seconds)")
         if value < minimum:
             self.fail(key, f"must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            self.fail(key, f"must be at most {maximum}")
         return float(value)
 
     def choice(self, key: str, enum: type[StrEnum], default: StrEnum | None = None) -> Any:

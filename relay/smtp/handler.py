@@ -155,7 +155,8 @@ class RelayHandler:
         server.busy = True
         started = time.perf_counter()
         try:
-            answer, fields = await self._judge_and_queue(server, session, envelope)
+            with self.services.spool.expecting():
+                answer, fields = await self._judge_and_queue(server, session, envelope)
         except Exception as error:  # a bug must cost one temporary failure, never the service
             answer = reply(Refusal.INTERNAL_ERROR, "internal error, try again later")
             fields = {"refused": str(Refusal.INTERNAL_ERROR), "error": type(error).__name__}

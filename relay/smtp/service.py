@@ -59,7 +59,7 @@ class Service:
 
     async def start(self) -> None:
         self.holder = SnapshotHolder(self.loader)
-        self.spool = Spool(self.config.queue.directory)
+        self.spool = Spool(self.config.queue.directory, self.config.queue.commit_wait, self.config.queue.flush)
         if self.worker is None:  # another process could be committing into tmp/ meanwhile
             removed = self.spool.prepare()
             audit("spool-recovered", removed=removed, queued=len(self.spool.ids()))

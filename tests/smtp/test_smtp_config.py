@@ -2,6 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from relay.queue import syncfs
+from relay.queue.spool import Flush
 from relay.smtp.config import ConfigError, ListenerKind, ListenerTls, load_service_config
 
 GOOD = """
@@ -47,6 +49,9 @@ def test_reads_sections_and_resolves_paths(tmp_path):
     assert config.listeners[1].tls is ListenerTls.NONE
     assert config.limits.max_recipients == 5 and config.limits.message.max_parts == 20
     assert config.queue.directory == tmp_path / "q"
+    assert config.queue.commit_wait == 0.002 and config.queue.flush is Flush.FILES
+    tuned = load_service_config(_write(tmp_path, GOOD.replace('directory = "q"', 'directory = "q"\ncommit_wait = 0\nflush = "filesystem"')))
+    assert tuned.queue.commit_wait == 0.0 and tuned.queue.flush is Flush.FILESYSTEM
     assert config.delivery.first_retry == 60.0 and config.delivery.give_up_after == 5 * 86400
 
 
@@ -61,12 +66,21 @@ def test_reads_sections_and_resolves_paths(tmp_path):
         (('key = "tls.key"', ""), "needs certificate and key"),
         (("first_retry = 60", "first_retry = true"), "[delivery] first_retry: must be a number"),
         (('[queue]', '[metrics]\naddress = "localhost"\n[queue]'), "[metrics] address: 'localhost' is not an IP address"),
+        (('directory = "q"', 'directory = "q"\ncommit_wait = 1'), "[queue] commit_wait: must be at most 0.1"),
+        (('directory = "q"', 'directory = "q"\nflush = "fsync"'), "[queue] flush: 'fsync' is not one of files, filesystem"),
     ],
 )
 def test_strict_errors_name_the_key(tmp_path, change, message):
     with pytest.raises(ConfigError) as error:
         load_service_config(_write(tmp_path, GOOD.replace(*change)))
     assert message in str(error.value)
+
+
+def test_a_filesystem_flush_needs_a_kernel_that_reports_lost_writes(tmp_path, monkeypatch):
+    monkeypatch.setattr(syncfs.os, "uname", lambda: type("uname", (), {"release": "5.4.0-150-generic"})())
+    with pytest.raises(ConfigError) as error:
+        load_service_config(_write(tmp_path, GOOD.replace('directory = "q"', 'directory = "q"\nflush = "filesystem"')))
+    assert '[queue] flush: "filesystem" needs Linux 5.8 or later' in str(error.value)
 
 
 def test_plain_listener_needs_loopback_kind(tmp_path):

@@ -5,7 +5,9 @@ import pytest
 
 from relay.queue import spool as spool_module
 from relay.queue.delivery import Backoff, safe_address
-from relay.queue.spool import Envelope, MessageBusy, RecipientState, Spool, SpoolError, UnknownMessage, new_queue_id
+from relay.queue import syncfs
+from relay.queue.spool import Envelope, Flush, MessageBusy, RecipientState, Spool, SpoolError, UnknownMessage, new_queue_id
+from relay.queue.syncfs import FileSystemFlush
 
 
 def _envelope(queue_id: str | None = None) -> Envelope:
@@ -31,6 +33,117 @@ def test_concurrent_stores_are_committed_together(tmp_path):
     assert spool.envelope(envelopes[3].queue_id) == envelopes[3]
     assert spool.message(envelopes[3].queue_id) == b"message 3\r\n"
     assert list(spool.tmp.iterdir()) == []
+
+
+def _recording_batches(spool, monkeypatch):
+    sizes = []
+    commit = spool._commit_batch
+    monkeypatch.setattr(spool, "_commit_batch", lambda batch: sizes.append(len(batch)) or commit(batch))
+    return sizes
+
+
+def test_a_commit_waits_for_messages_still_being_judged(tmp_path, monkeypatch):
+    spool = Spool(tmp_path, commit_wait=60.0)  # only an arrival can end the wait in time
+    spool.prepare()
+    sizes = _recording_batches(spool, monkeypatch)
+    first, second = _envelope(), _envelope()
+
+    async def two_sessions():
+        judged = asyncio.Event()
+
+        async def judged_later():
+            with spool.expecting():
+                await judged.wait()
+                await spool.store(b"m\r\n", second)
+
+        async def judged_first():
+            with spool.expecting():
+                storing = asyncio.ensure_future(spool.store(b"m\r\n", first))
+                await asyncio.sleep(0)  # the committer starts while the other message is judged
+                judged.set()
+                await storing
+
+        await asyncio.wait_for(asyncio.gather(judged_first(), judged_later()), 10)
+
+    asyncio.run(two_sessions())
+    assert sizes == [2]
+    assert spool.ids() == sorted([first.queue_id, second.queue_id])
+
+
+def test_a_refused_message_does_not_hold_the_commit(tmp_path, monkeypatch):
+    spool = Spool(tmp_path, commit_wait=60.0)
+    spool.prepare()
+    sizes = _recording_batches(spool, monkeypatch)
+    stored = _envelope()
+
+    async def sessions():
+        refuse = asyncio.Event()
+
+        async def refused():
+            with spool.expecting():
+                await refuse.wait()  # judged until the other message waits for it
+
+        async def accepted():
+            with spool.expecting():
+                storing = asyncio.ensure_future(spool.store(b"m\r\n", stored))
+                await asyncio.sleep(0)  # the committer starts and finds one message still expected
+                refuse.set()
+                await storing
+
+        await asyncio.wait_for(asyncio.gather(refused(), accepted()), 10)
+
+    asyncio.run(sessions())
+    assert sizes == [1] and spool.ids() == [stored.queue_id]
+
+
+def test_without_messages_being_judged_a_commit_does_not_wait(tmp_path, monkeypatch):
+    spool = Spool(tmp_path, commit_wait=60.0)
+    spool.prepare()
+    asyncio.run(asyncio.wait_for(spool.store(b"m\r\n", _envelope()), 10))
+    assert len(spool.ids()) == 1
+
+
+def test_a_filesystem_flush_commits_a_batch_with_one_syncfs(tmp_path, monkeypatch):
+    spool = Spool(tmp_path, flush=Flush.FILESYSTEM)
+    spool.prepare()
+    flushes, synced = [], []
+    real_call, real_fsync = FileSystemFlush.__call__, os.fsync
+    monkeypatch.setattr(FileSystemFlush, "__call__", lambda self: flushes.append(1) or real_call(self))
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd))
+    envelopes = [_envelope() for _ in range(5)]
+
+    async def store_all():
+        await asyncio.gather(*(spool.store(b"m\r\n", e) for e in envelopes))
+
+    asyncio.run(store_all())
+    assert spool.ids() == sorted(e.queue_id for e in envelopes)
+    assert len(flushes) == 1 and synced == [str(spool.queue)]  # no file fsynced on its own
+
+
+def test_a_lost_write_fails_the_whole_batch_and_leaves_nothing(tmp_path, monkeypatch):
+    spool = Spool(tmp_path, flush=Flush.FILESYSTEM)
+    spool.prepare()
+
+    def lost(self):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(FileSystemFlush, "__call__", lost)
+
+    async def store_all():
+        return await asyncio.gather(*(spool.store(b"m\r\n", _envelope()) for _ in range(3)), return_exceptions=True)
+
+    outcomes = asyncio.run(store_all())
+    assert [type(o) for o in outcomes] == [SpoolError] * 3
+    assert all("spool flush failed: Input/output error" in str(o) for o in outcomes)
+    assert spool.ids() == [] and list(spool.tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "release, reports",
+    [("6.18.44-fc-v595", True), ("5.8.0", True), ("5.10.0-28-amd64", True), ("5.7.19", False), ("4.19.0-26-amd64", False), ("unknown", False)],
+)
+def test_syncfs_is_trusted_from_linux_5_8(release, reports):
+    assert syncfs.kernel_reports_errors(release) is reports
 
 
 def test_recovery_drops_half_written_messages(tmp_path):
@@ -100,10 +213,10 @@ def test_a_conversion_that_cannot_write_fails_the_start_and_keeps_the_earlier_fi
     (queue / f"{env.queue_id}.eml").write_bytes(b"Subject: kept\r\n\r\nbody\r\n")
     (queue / f"{env.queue_id}.json").write_bytes(env.to_json())
 
-    def disk_full(path, data):
+    def disk_full(path, data, synced):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(spool_module, "_write_synced", disk_full)
+    monkeypatch.setattr(spool_module, "_write_file", disk_full)
     with pytest.raises(SpoolError, match="No space left"):
         Spool(tmp_path).prepare()
     assert sorted(p.name for p in queue.iterdir()) == [f"{env.queue_id}.eml", f"{env.queue_id}.json"]
