@@ -18,7 +18,7 @@ from ..smtp.config import ConfigError, ServiceConfig, parse_service_config
 from ..smtp.crypto_config import CryptoConfig, parse_crypto_config
 from ..trust.loader import ConfigError as TrustConfigError
 from ..trust.loader import load_directory
-from .config import existing_spool
+from .config import existing_spool, invalid_trust
 from .errors import UsageError
 
 
@@ -59,8 +59,10 @@ def _read_configuration(path: Path) -> tuple[ServiceConfig, CryptoConfig, Snapsh
         loaded = load_directory(path)
         document = loaded.config.source.data
         return parse_service_config(document, path), parse_crypto_config(document, path), loaded.snapshot
-    except (ConfigError, TrustConfigError) as error:
+    except ConfigError as error:
         raise UsageError(str(error)) from None
+    except TrustConfigError as error:
+        raise invalid_trust(path, error) from None
 
 
 def _check_addresses(snapshot: Snapshot, recipient: str, requesters: tuple[str, ...]) -> None:

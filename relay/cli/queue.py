@@ -35,6 +35,12 @@ def run(args: argparse.Namespace) -> int:
     spool = existing_spool(config)
     if args.action in ("show", "bounce", "delete") and not args.queue_id:
         raise UsageError(f"{args.action} needs a queue id")
+    if args.action == "list" and args.queue_id:
+        raise UsageError("list takes no queue id: show ID shows one message")
+    if args.message and (args.action != "show" or args.json):
+        raise UsageError("--message goes with show alone, without --json")
+    if args.json and args.action not in ("list", "show"):
+        raise UsageError(f"--json goes with list and show, not {args.action}")
     try:
         return _ACTIONS[args.action](spool, args, config.hostname)
     except SpoolError as error:

@@ -159,6 +159,15 @@ def test_queue_command_while_the_service_runs(tmp_path, tls_pki):
         assert bounced.returncode == 0 and "DSN" in bounced.stdout
         assert _queue_cli(config, "show", "0123456789abcdef").returncode == 2
         assert _queue_cli(config, "show", "../../etc/passwd").returncode == 2
+        for misuse, why in (
+            (("--message", "delete", first), "--message goes with show alone"),
+            (("--message", "--json", "show", first), "--message goes with show alone"),
+            (("--json", "retry", first), "--json goes with list and show, not retry"),
+            (("list", first), "list takes no queue id"),
+        ):
+            refused = _queue_cli(config, *misuse)
+            assert refused.returncode == 2 and why in refused.stderr, (misuse, refused)
+        assert _queue_cli(config, "show", first).returncode == 0  # refused options changed nothing
         sink.start()
         assert _queue_cli(config, "retry", first).stdout.strip() == f"{first}: due now"
         sink.wait_for_marker("marker-q1")

@@ -72,6 +72,14 @@ def test_no_open_relay_through_the_mdn_door(example: Path, recipient: str, to: s
     assert Spool(load_service_config(example).queue.directory).ids() == []
 
 
+def test_a_trust_directory_that_does_not_load_is_reported_as_other_commands_do(example: Path) -> None:
+    domains = example.parent / "trust" / "domains.toml"
+    domains.write_text(domains.read_text() + "\n[broken\n")
+    result = mdn_error(example, "--message-id", "<a@b>", "--recipient", LOCAL, "--to", REQUESTER, "--code", "2", "--label", "x")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"relay mdn: {example} is not valid:\n") and "domains.toml" in result.stderr
+
+
 def test_a_label_that_is_not_printable_ascii_is_refused(example: Path) -> None:
     result = mdn_error(example, "--message-id", "<a@b>", "--recipient", LOCAL, "--to", REQUESTER,
                        "--code", "2", "--label", "Document non int\u00e9gr\u00e9")
