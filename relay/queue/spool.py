@@ -419,11 +419,17 @@ class MessageLock:
         self.queue_id = queue_id
         self._fd: int | None = fd
 
+    def size(self) -> int:
+        return os.fstat(self._held()).st_size
+
     def read(self) -> bytes:
         """The whole .msg, read through the descriptor that holds the lock (no second open)."""
+        return _read_fd(self._held())
+
+    def _held(self) -> int:
         if self._fd is None:
             raise SpoolError(errno.EBADF, "message lock already released")
-        return _read_fd(self._fd)
+        return self._fd
 
     def release(self) -> None:
         if self._fd is not None:

@@ -1,11 +1,13 @@
-"""The delivery scheduler: a message that found no room starts when a delivery finishes, without a scan of the spool."""
+"""The delivery scheduler: a message that found no room starts when a delivery finishes, without a scan of
+the spool; a large message is read off the event loop."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from relay.metrics.registry import Metrics
-from relay.queue.delivery import Delivery
+from relay.queue.delivery import READ_ON_LOOP_BYTES, Delivery
 from relay.queue.spool import Envelope, RecipientState, Spool, new_queue_id
 from relay.smtp.config import DeliveryConfig
 
@@ -67,3 +69,25 @@ def test_a_message_waiting_for_room_starts_when_a_delivery_finishes(tmp_path):
         assert len(scans) == 1  # the one at start: finishing deliveries read no state file
 
     asyncio.run(scenario())
+
+
+def test_a_large_message_is_read_off_the_event_loop(tmp_path, monkeypatch):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    later = 4e9  # not due: deliver reads the message and its state, then concludes without an attempt
+    small, large = new_queue_id(), new_queue_id()
+    for queue_id, size in ((small, 100), (large, READ_ON_LOOP_BYTES + 1)):
+        spool.store_now(b"x" * size, Envelope(queue_id, "alice@hospital.test", (RecipientState("bob@hospital.test"),), 1.0, later))
+    readers: dict[str, str] = {}
+    contents = spool.contents
+    monkeypatch.setattr(spool, "contents", lambda lock: readers.setdefault(lock.queue_id, threading.current_thread().name) and contents(lock))
+
+    async def scenario() -> None:
+        delivery = Delivery(spool, lambda: None, DeliveryConfig(), "relay.test", 600.0, Metrics())
+        for queue_id in (small, large):
+            await delivery.deliver(queue_id)
+
+    asyncio.run(scenario())
+    assert readers[small] == threading.main_thread().name
+    assert readers[large] != threading.main_thread().name
+    assert spool.message(large) == b"x" * (READ_ON_LOOP_BYTES + 1)  # still queued, unchanged
