@@ -63,7 +63,7 @@ class Acknowledgements:
     def __init__(
         self, spool: Spool, snapshot: Callable[[], Snapshot], hostname: str, reporting_ua: str | None, dkim: DkimKeyTable
     ) -> None:
-        self.spool, self.snapshot = spool, snapshot
+        self.snapshot = snapshot
         self.outbox = MdnOutbox(spool, hostname, reporting_ua, dkim)
 
     def after_attempt(self, envelope: Envelope, results: dict[str, tuple[str, str]], message: bytes, now: float) -> list[str]:

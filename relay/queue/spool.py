@@ -227,9 +227,6 @@ class Spool:
 
     async def store(self, message: bytes, envelope: Envelope) -> None:
         """Return once the message is durable; raise SpoolError otherwise."""
-        if self.flush is Flush.FILESYSTEM and self._flush_filesystem is None:
-            # Opened before the first write: it reports every write-back error after it.
-            self._flush_filesystem = FileSystemFlush(self.directory)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((message, envelope, done))
         self._wake()
@@ -272,13 +269,13 @@ class Spool:
                     done.set_exception(outcome)
 
     def _commit_batch(self, batch: list[tuple[bytes, Envelope]]) -> list[SpoolError | None]:
-        # Files are written and fsynced concurrently: the file system merges
-        # concurrent flushes into one journal commit.
         if len(batch) == 1:  # nothing to overlap: no hand-off to another thread
             outcomes = [self._write_one(batch[0])]
-        elif self._flush_filesystem is not None:
-            outcomes = self._write_flushed(batch, self._flush_filesystem)
+        elif self.flush is Flush.FILESYSTEM:
+            outcomes = self._write_flushed(batch)
         else:
+            # Written and fsynced concurrently: the file system merges concurrent
+            # flushes into one journal commit.
             outcomes = list(self._io.map(self._write_one, batch))
         committed = [envelope.queue_id for (_, envelope), outcome in zip(batch, outcomes) if outcome is None]
         try:
@@ -286,21 +283,26 @@ class Spool:
                 os.rename(self.tmp / f"{queue_id}{_MESSAGE}", self._queued(queue_id, _MESSAGE))
             fsync_dir(self.queue)
         except OSError as error:
-            failure = SpoolError(error.errno or errno.EIO, f"spool commit failed: {error.strerror or error}")
-            return [failure for _ in batch]
+            return [_spool_error("commit", error) for _ in batch]
         return outcomes
 
-    def _write_flushed(self, batch: list[tuple[bytes, Envelope]], flush: FileSystemFlush) -> list[SpoolError | None]:
+    def _write_flushed(self, batch: list[tuple[bytes, Envelope]]) -> list[SpoolError | None]:
+        """The batch written unsynced, then one syncfs; a failed flush fails every message."""
+        try:
+            if self._flush_filesystem is None:
+                # Opened before the first unsynced write: it reports every write-back error after it.
+                self._flush_filesystem = FileSystemFlush(self.directory)
+        except OSError as error:
+            return [_spool_error("flush", error) for _ in batch]
         outcomes = [self._write_one(item, synced=False) for item in batch]
         try:
-            flush()
+            self._flush_filesystem()
         except OSError as error:  # which file lost its write is unknown: none is committed
             for (_, envelope), outcome in zip(batch, outcomes):
                 if outcome is None:
                     with contextlib.suppress(OSError):
                         os.unlink(self.tmp / f"{envelope.queue_id}{_MESSAGE}")
-            failure = SpoolError(error.errno or errno.EIO, f"spool flush failed: {error.strerror or error}")
-            return [failure for _ in batch]
+            return [_spool_error("flush", error) for _ in batch]
         return outcomes
 
     def _write_one(self, item: tuple[bytes, Envelope], synced: bool = True) -> SpoolError | None:
@@ -312,7 +314,7 @@ class Spool:
         except OSError as error:
             with contextlib.suppress(OSError):
                 path.unlink()
-            return SpoolError(error.errno or errno.EIO, f"spool write failed: {error.strerror or error}")
+            return _spool_error("write", error)
 
     def store_now(self, message: bytes, envelope: Envelope) -> None:
         """Synchronous store, for commands and delivery (DSNs) outside the SMTP path."""
@@ -435,6 +437,10 @@ class MessageLock:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+def _spool_error(step: str, error: OSError) -> SpoolError:
+    return SpoolError(error.errno or errno.EIO, f"spool {step} failed: {error.strerror or error}")
 
 
 def _split(queue_id: str, stored: bytes) -> tuple[bytes, bytes]:

@@ -54,6 +54,7 @@ class ConnectionLimiter:
 # nearly every client sends. Anything else goes to aiosmtpd's full parser.
 _SIMPLE_PATH = re.compile(rf"\s*<({DOT_ATOM}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:\s+([^\s()\"\\][^()\"\\]*))?")
 
+
 @functools.cache
 def hook_names(cls: type, prefixes: tuple[str, ...]) -> list[str]:
     """The names of `cls` that aiosmtpd looks up by prefix when a connection opens."""

@@ -42,6 +42,15 @@ def _recording_batches(spool, monkeypatch):
     return sizes
 
 
+async def _store_then(spool, envelope, then):
+    """Store a judged message; once the committer has started on it, `then` (another judgement ends)."""
+    with spool.expecting():
+        storing = asyncio.ensure_future(spool.store(b"m\r\n", envelope))
+        await asyncio.sleep(0)  # the committer starts, with the other message still expected
+        then()
+        await storing
+
+
 def test_a_commit_waits_for_messages_still_being_judged(tmp_path, monkeypatch):
     spool = Spool(tmp_path, commit_wait=60.0)  # only an arrival can end the wait in time
     spool.prepare()
@@ -56,14 +65,7 @@ def test_a_commit_waits_for_messages_still_being_judged(tmp_path, monkeypatch):
                 await judged.wait()
                 await spool.store(b"m\r\n", second)
 
-        async def judged_first():
-            with spool.expecting():
-                storing = asyncio.ensure_future(spool.store(b"m\r\n", first))
-                await asyncio.sleep(0)  # the committer starts while the other message is judged
-                judged.set()
-                await storing
-
-        await asyncio.wait_for(asyncio.gather(judged_first(), judged_later()), 10)
+        await asyncio.wait_for(asyncio.gather(_store_then(spool, first, judged.set), judged_later()), 10)
 
     asyncio.run(two_sessions())
     assert sizes == [2]
@@ -83,20 +85,13 @@ def test_a_refused_message_does_not_hold_the_commit(tmp_path, monkeypatch):
             with spool.expecting():
                 await refuse.wait()  # judged until the other message waits for it
 
-        async def accepted():
-            with spool.expecting():
-                storing = asyncio.ensure_future(spool.store(b"m\r\n", stored))
-                await asyncio.sleep(0)  # the committer starts and finds one message still expected
-                refuse.set()
-                await storing
-
-        await asyncio.wait_for(asyncio.gather(refused(), accepted()), 10)
+        await asyncio.wait_for(asyncio.gather(refused(), _store_then(spool, stored, refuse.set)), 10)
 
     asyncio.run(sessions())
     assert sizes == [1] and spool.ids() == [stored.queue_id]
 
 
-def test_without_messages_being_judged_a_commit_does_not_wait(tmp_path, monkeypatch):
+def test_without_messages_being_judged_a_commit_does_not_wait(tmp_path):
     spool = Spool(tmp_path, commit_wait=60.0)
     spool.prepare()
     asyncio.run(asyncio.wait_for(spool.store(b"m\r\n", _envelope()), 10))
@@ -135,6 +130,23 @@ def test_a_lost_write_fails_the_whole_batch_and_leaves_nothing(tmp_path, monkeyp
     outcomes = asyncio.run(store_all())
     assert [type(o) for o in outcomes] == [SpoolError] * 3
     assert all("spool flush failed: Input/output error" in str(o) for o in outcomes)
+    assert spool.ids() == [] and list(spool.tmp.iterdir()) == []
+
+
+def test_a_file_system_that_cannot_be_opened_for_flushing_is_a_storage_error(tmp_path, monkeypatch):
+    spool = Spool(tmp_path, flush=Flush.FILESYSTEM)
+    spool.prepare()
+
+    def unopenable(self, directory):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(FileSystemFlush, "__init__", unopenable)
+
+    async def store_two():
+        return await asyncio.gather(*(spool.store(b"m\r\n", _envelope()) for _ in range(2)), return_exceptions=True)
+
+    outcomes = asyncio.run(store_two())
+    assert all(isinstance(o, SpoolError) and "spool flush failed: Too many open files" in str(o) for o in outcomes)
     assert spool.ids() == [] and list(spool.tmp.iterdir()) == []
 
 
