@@ -28,7 +28,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from . import algorithms
 from . import cms_asn1 as asn1
 from .algorithms import Digest, Scheme
-from .cms_asn1 import ID_DATA, ID_SIGNED_DATA
+from .cms_asn1 import ID_DATA
 from .errors import Rejection
 from .reasons import Reason
 
@@ -130,46 +130,39 @@ def _read(der: bytes, detached_content: bytes | None) -> _Structure:
 
 
 def _read_structure(der: bytes, detached_content: bytes | None) -> _Structure:
-    info = asn1.ContentInfo.load(der, strict=True)
-    if asn1.dotted(info["content_type"]) != ID_SIGNED_DATA:
-        raise Rejection(Reason.MALFORMED, f"content type {asn1.dotted(info['content_type'])} is not id-signedData")
-    signed = info["content"]
-    if not isinstance(signed, asn1.SignedData):
-        raise Rejection(Reason.MALFORMED, "id-signedData without SignedData")
-    encap = signed["encap_content_info"]
-    content_type = asn1.dotted(encap["content_type"])
-    content = _content(encap["content"], detached_content)
-    infos = tuple(_read_signer_info(si, content_type) for si in signed["signer_infos"])
+    signed = asn1.read_signed_data(der)
+    content = _content(signed.econtent, detached_content)
+    infos = tuple(_read_signer_info(si, signed.content_type) for si in signed.signer_infos)
     if not infos:
         raise Rejection(Reason.MALFORMED, "no SignerInfo")
-    return _Structure(content, _certificates(signed["certificates"]), infos)
+    return _Structure(content, tuple(_load_certificate(der) for der in signed.certificates), infos)
 
 
-def _content(econtent: Any, detached_content: bytes | None) -> bytes:
-    if isinstance(econtent, core.Void):
+def _content(econtent: bytes | None, detached_content: bytes | None) -> bytes:
+    if econtent is None:
         if detached_content is None:
             raise Rejection(Reason.MALFORMED, "no eContent and no detached content")
         return detached_content
     if detached_content is not None:
         raise Rejection(Reason.MALFORMED, "eContent present beside a detached content")
-    return asn1.octets(econtent)
+    return econtent
 
 
-def _read_signer_info(si: asn1.SignerInfo, content_type: str) -> _SignerInfo:
+def _read_signer_info(si: asn1.RawSignerInfo, content_type: str) -> _SignerInfo:
     scheme: Scheme | None = None
     unsupported: Rejection | None = None
     try:
-        scheme = algorithms.scheme_of(si["digest_algorithm"].dump(), si["signature_algorithm"].dump())
+        scheme = algorithms.scheme_of(si.digest_algorithm, si.signature_algorithm)
     except Rejection as refusal:
         if refusal.reason is not Reason.SIGNATURE_INVALID:
             raise
         unsupported = refusal
     return _SignerInfo(
-        sid=_sid(si["sid"].dump()),
+        sid=_sid(si.sid),
         scheme=scheme,
         unsupported=unsupported,
-        attributes=_signed_attributes(si["signed_attrs"], content_type),
-        signature=si["signature"].native,
+        attributes=_signed_attributes(si.signed_attrs, content_type),
+        signature=si.signature,
     )
 
 
@@ -193,15 +186,16 @@ _ATTRIBUTE_SPECS = {
 }
 
 
-def _signed_attributes(attrs: Any, content_type: str) -> _SignedAttributes | None:
-    if isinstance(attrs, core.Void):
+def _signed_attributes(attrs: bytes | None, content_type: str) -> _SignedAttributes | None:
+    """attrs: the contents of the [0] IMPLICIT SET OF Attribute, None when absent."""
+    if attrs is None:
         # RFC 5652 §5.3: without attributes the signature covers the content
         # itself, which only makes sense for plain id-data.
         if content_type != ID_DATA:
             raise Rejection(Reason.MALFORMED, f"no signed attributes with eContentType {content_type}")
         return None
     found: dict[str, Any] = {}
-    for kind, values in asn1.attributes_in(attrs.contents or b""):
+    for kind, values in asn1.attributes_in(attrs):
         spec = _ATTRIBUTE_SPECS.get(kind)
         if spec is None:
             continue
@@ -216,7 +210,7 @@ def _signed_attributes(attrs: Any, content_type: str) -> _SignedAttributes | Non
     return _SignedAttributes(
         # RFC 5652 §5.4: the signature covers the SET OF with its universal
         # tag, not the [0] IMPLICIT as sent; the contents stay byte for byte.
-        der=asn1.with_header(0x31, attrs.contents or b""),
+        der=asn1.with_header(0x31, attrs),
         message_digest=found[_ATTR_MESSAGE_DIGEST].native,
         signing_time=_signing_time(found.get(_ATTR_SIGNING_TIME)),
     )
@@ -229,13 +223,6 @@ def _signing_time(value: Any) -> dt.datetime | None:
     if not isinstance(when, dt.datetime) or when.tzinfo is None:
         raise Rejection(Reason.MALFORMED, "signing-time is not a date")
     return when
-
-
-def _certificates(choices: Any) -> tuple[_CertEntry, ...]:
-    if isinstance(choices, core.Void):
-        return ()
-    # Attribute certificates and other formats say nothing about signers: skipped.
-    return tuple(_load_certificate(choice.dump()) for choice in choices if asn1.is_certificate(choice))
 
 
 # cryptography parses names and extensions on first use; these are its refusals.

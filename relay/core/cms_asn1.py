@@ -1,80 +1,236 @@
-"""Lean asn1crypto specifications for reading a CMS SignedData (RFC 5652 §5).
+"""Reading a CMS SignedData (RFC 5652 §5) with asn1crypto's parser.
 
-asn1crypto's own classes type every field by its OID: they parse eContent
-as a nested structure when its type says so, build every attribute value and
-every certificate as they go. Verification needs less, and needs the bytes
-as received: these specifications keep eContent, attribute values and
-certificates opaque (Any), and the verifier parses only what it reads.
+Verification needs a few fields, as the bytes received: the content, the
+certificates, and for each SignerInfo its identifier, algorithms, signed
+attributes and signature. asn1crypto's classes build several objects per
+field and check a field's tag only when it is read; walking the
+tag-length-value structure with the parser costs a fraction of that, and
+here every field of the schema has its tag checked, also those that are
+then skipped (version, digestAlgorithms, crls, unsignedAttrs), and nothing
+may follow a structure's last field.
+
+BER is read as asn1crypto reads it: indefinite lengths anywhere, and an
+OCTET STRING sent in chunks (constructed) when its length is indefinite.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterator, NamedTuple
 
-from asn1crypto import cms, core, parser
+from asn1crypto import core, parser
 
 ID_DATA = "1.2.840.113549.1.7.1"
 ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 
-
-class AnySet(core.SetOf):
-    _child_spec = core.Any
-
-
-class Attribute(core.Sequence):
-    _fields = [("type", core.ObjectIdentifier), ("values", AnySet)]
+_UNIVERSAL, _CONTEXT = 0, 2
+_INDEFINITE_TRAILER = b"\x00\x00"
+_MAX_CHUNK_NESTING = 8
 
 
-class Attributes(core.SetOf):
-    _child_spec = Attribute
+class Value(NamedTuple):
+    """One encoded value: its tag, its whole encoding and its contents."""
+
+    tag_class: int  # 0 universal, 1 application, 2 context, 3 private
+    constructed: bool
+    tag: int
+    encoded: bytes
+    contents: bytes
+    indefinite: bool  # BER indefinite length (contents end with a 00 00 trailer)
 
 
-class SignerInfo(core.Sequence):
-    _fields = [
-        ("version", core.Integer),
-        ("sid", cms.SignerIdentifier),
-        ("digest_algorithm", cms.DigestAlgorithm),
-        ("signed_attrs", Attributes, {"implicit": 0, "optional": True}),
-        ("signature_algorithm", cms.SignedDigestAlgorithm),
-        ("signature", core.OctetString),
-        ("unsigned_attrs", AnySet, {"implicit": 1, "optional": True}),
-    ]
+# (class, constructed, tag) of what the schema expects
+_SEQUENCE = (_UNIVERSAL, True, 16)
+_SET = (_UNIVERSAL, True, 17)
+_OID = (_UNIVERSAL, False, 6)
+_INTEGER = (_UNIVERSAL, False, 2)
+_OCTET_STRING = 4
 
 
-class SignerInfos(core.SetOf):
-    _child_spec = SignerInfo
+@dataclass(frozen=True, slots=True)
+class RawSignerInfo:
+    sid: bytes  # encoding of the SignerIdentifier
+    digest_algorithm: bytes  # encoding of the DigestAlgorithmIdentifier
+    signed_attrs: bytes | None  # contents of the [0] IMPLICIT SET OF Attribute, None when absent
+    signature_algorithm: bytes  # encoding of the SignatureAlgorithmIdentifier
+    signature: bytes
 
 
-class EncapsulatedContentInfo(core.Sequence):
-    _fields = [
-        ("content_type", core.ObjectIdentifier),
-        ("content", core.ParsableOctetString, {"explicit": 0, "optional": True}),
-    ]
+@dataclass(frozen=True, slots=True)
+class RawSignedData:
+    content_type: str  # eContentType
+    econtent: bytes | None  # None when absent (detached signature)
+    certificates: tuple[bytes, ...]  # encodings of the plain Certificates of the set, in order
+    signer_infos: tuple[RawSignerInfo, ...]
 
 
-class SignedData(core.Sequence):
-    _fields = [
-        ("version", core.Integer),
-        ("digest_algorithms", AnySet),
-        ("encap_content_info", EncapsulatedContentInfo),
-        ("certificates", AnySet, {"implicit": 0, "optional": True}),  # CertificateChoices
-        ("crls", AnySet, {"implicit": 1, "optional": True}),
-        ("signer_infos", SignerInfos),
-    ]
+def read_signed_data(der: bytes) -> RawSignedData:
+    """The fields of a ContentInfo holding a SignedData; ValueError naming the first fault."""
+    info = _whole(der)
+    fields = _Fields(info, "ContentInfo")
+    content_type = _oid_text(fields.take(_OID, "contentType").contents)
+    if content_type != ID_SIGNED_DATA:
+        raise ValueError(f"content type {content_type} is not id-signedData")
+    explicit = fields.optional((_CONTEXT, True, 0))
+    fields.end()
+    if explicit is None:
+        raise ValueError("id-signedData without SignedData")
+    return _signed_data(_explicit(explicit, "ContentInfo content"))
 
 
-class ContentInfo(core.Sequence):
-    _fields = [
-        ("content_type", core.ObjectIdentifier),
-        ("content", core.Any, {"explicit": 0, "optional": True}),
-    ]
-    _oid_pair = ("content_type", "content")
-    _oid_specs = {"1.2.840.113549.1.7.2": SignedData}
+def _signed_data(value: Value) -> RawSignedData:
+    fields = _Fields(value, "SignedData")
+    fields.take(_INTEGER, "version")
+    fields.take(_SET, "digestAlgorithms")
+    content_type, econtent = _encapsulated(fields.take(_SEQUENCE, "encapContentInfo"))
+    certificates = fields.optional((_CONTEXT, True, 0))
+    fields.optional((_CONTEXT, True, 1))  # crls: nothing a signer is judged by
+    signer_infos = fields.take(_SET, "signerInfos")
+    fields.end()
+    return RawSignedData(
+        content_type=content_type,
+        econtent=econtent,
+        certificates=_certificates(certificates.contents) if certificates else (),
+        signer_infos=tuple(_signer_info(v) for v in values_in(signer_infos.contents)),
+    )
 
 
-class _Chunks(core.SequenceOf):
-    _child_spec = core.OctetString
+def _certificates(choices: bytes) -> tuple[bytes, ...]:
+    """The plain Certificates of a SET OF CertificateChoices, in order; the other
+    choices ([0] to [3]: attribute certificates and other formats) say nothing
+    about signers and are skipped."""
+    found = []
+    for choice in values_in(choices):
+        if _kind(choice) == _SEQUENCE:
+            found.append(choice.encoded)
+        elif choice.tag_class != _CONTEXT or choice.tag > 3:
+            raise ValueError("an element of the certificate set is none of the CertificateChoices")
+    return tuple(found)
+
+
+def _encapsulated(value: Value) -> tuple[str, bytes | None]:
+    fields = _Fields(value, "EncapsulatedContentInfo")
+    content_type = _oid_text(fields.take(_OID, "eContentType").contents)
+    explicit = fields.optional((_CONTEXT, True, 0))
+    fields.end()
+    return content_type, octets(_explicit(explicit, "eContent")) if explicit else None
+
+
+def _signer_info(value: Value) -> RawSignerInfo:
+    fields = _Fields(value, "SignerInfo")
+    fields.take(_INTEGER, "version")
+    sid = fields.take_any("sid")
+    if _kind(sid) not in (_SEQUENCE, (_CONTEXT, False, 0)):
+        raise ValueError("SignerInfo: sid is neither issuerAndSerialNumber nor subjectKeyIdentifier")
+    digest_algorithm = fields.take(_SEQUENCE, "digestAlgorithm")
+    signed_attrs = fields.optional((_CONTEXT, True, 0))
+    signature_algorithm = fields.take(_SEQUENCE, "signatureAlgorithm")
+    signature = fields.take_any("signature")
+    fields.optional((_CONTEXT, True, 1))  # unsignedAttrs
+    fields.end()
+    return RawSignerInfo(
+        sid=sid.encoded,
+        digest_algorithm=digest_algorithm.encoded,
+        signed_attrs=signed_attrs.contents if signed_attrs else None,
+        signature_algorithm=signature_algorithm.encoded,
+        signature=octets(signature),
+    )
+
+
+class _Fields:
+    """The values inside a SEQUENCE, taken in schema order."""
+
+    def __init__(self, value: Value, name: str) -> None:
+        if _kind(value) != _SEQUENCE:
+            raise ValueError(f"{name} is not a SEQUENCE")
+        self.name = name
+        self._values = list(values_in(value.contents))
+        self._next = 0
+
+    def take(self, kind: tuple[int, bool, int], field: str) -> Value:
+        found = self.optional(kind)
+        if found is None:
+            raise ValueError(f"{self.name}: {field} missing or of the wrong type")
+        return found
+
+    def take_any(self, field: str) -> Value:
+        if self._next >= len(self._values):
+            raise ValueError(f"{self.name}: {field} missing")
+        self._next += 1
+        return self._values[self._next - 1]
+
+    def optional(self, kind: tuple[int, bool, int]) -> Value | None:
+        if self._next < len(self._values) and _kind(self._values[self._next]) == kind:
+            self._next += 1
+            return self._values[self._next - 1]
+        return None
+
+    def end(self) -> None:
+        if self._next != len(self._values):
+            raise ValueError(f"{self.name}: a value after its last field")
+
+
+def _kind(value: Value) -> tuple[int, bool, int]:
+    return value.tag_class, value.constructed, value.tag
+
+
+def _whole(der: bytes) -> Value:
+    tag_class, method, tag, header, contents, trailer = parser.parse(der, strict=True)
+    return Value(tag_class, method == 1, tag, der, contents, trailer == _INDEFINITE_TRAILER)
+
+
+def _explicit(value: Value, name: str) -> Value:
+    """The single value an EXPLICIT tag wraps."""
+    inner = list(values_in(value.contents))
+    if len(inner) != 1:
+        raise ValueError(f"{name}: {len(inner)} values in an explicit tag")
+    return inner[0]
+
+
+def values_in(data: bytes) -> Iterator[Value]:
+    """The values of a concatenation (the contents of a SEQUENCE or SET), with
+    asn1crypto's parser: no object per value, where a class built from a
+    specification makes several."""
+    pointer = 0
+    while pointer < len(data):
+        tag_class, method, tag, header, contents, trailer = parser.parse(data[pointer:])
+        end = pointer + len(header) + len(contents) + len(trailer)
+        yield Value(tag_class, method == 1, tag, data[pointer:end], contents, trailer == _INDEFINITE_TRAILER)
+        pointer = end
+
+
+def octets(value: Value) -> bytes:
+    """The octets of an OCTET STRING: primitive, or in chunks under an indefinite length (BER)."""
+    chunks: list[bytes] = []
+    _collect_chunks(value, chunks, depth=0)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _collect_chunks(value: Value, chunks: list[bytes], depth: int) -> None:
+    if (value.tag_class, value.tag) != (_UNIVERSAL, _OCTET_STRING):
+        raise ValueError("not an OCTET STRING")
+    if not value.constructed:
+        chunks.append(value.contents)
+        return
+    if not value.indefinite:
+        raise ValueError("an OCTET STRING in chunks without an indefinite length")
+    if depth > _MAX_CHUNK_NESTING:
+        raise ValueError("OCTET STRING chunks nested too deep")
+    for chunk in values_in(value.contents):
+        _collect_chunks(chunk, chunks, depth + 1)
+
+
+def attributes_in(contents: bytes) -> Iterator[tuple[str, bytes]]:
+    """Each Attribute of a SET OF Attribute (RFC 5652 §5.3): its type and the
+    contents of its SET of values, read only by the caller that wants them."""
+    for attribute in values_in(contents):
+        if _kind(attribute) != _SEQUENCE:
+            raise ValueError("an attribute is not a SEQUENCE")
+        fields = list(values_in(attribute.contents))
+        if len(fields) != 2 or _kind(fields[0]) != _OID or _kind(fields[1]) != _SET:
+            raise ValueError("an attribute is not an OBJECT IDENTIFIER and a SET of values")
+        yield _oid_text(fields[0].contents), fields[1].contents
 
 
 def dotted(oid: core.ObjectIdentifier) -> str:
@@ -87,52 +243,6 @@ def _oid_text(contents: bytes) -> str:
     return core.ObjectIdentifier.load(with_header(0x06, contents)).dotted
 
 
-class Value(NamedTuple):
-    """One encoded value: its tag, its whole encoding and its contents."""
-
-    tag_class: int  # 0 universal, 1 application, 2 context, 3 private
-    constructed: bool
-    tag: int
-    encoded: bytes
-    contents: bytes
-
-
-_UNIVERSAL_OID, _UNIVERSAL_SEQUENCE, _UNIVERSAL_SET = 6, 16, 17
-
-
-def values_in(data: bytes) -> Iterator[Value]:
-    """The values of a concatenation (the contents of a SEQUENCE or SET), with
-    asn1crypto's parser: no object per value, where a class built from a
-    specification makes several."""
-    pointer = 0
-    while pointer < len(data):
-        tag_class, method, tag, header, contents, trailer = parser.parse(data[pointer:])
-        end = pointer + len(header) + len(contents) + len(trailer)
-        yield Value(tag_class, method == 1, tag, data[pointer:end], contents)
-        pointer = end
-
-
-def attributes_in(contents: bytes) -> Iterator[tuple[str, bytes]]:
-    """Each Attribute of a SET OF Attribute (RFC 5652 §5.3): its type and the
-    contents of its SET of values, read only by the caller that wants them."""
-    for attribute in values_in(contents):
-        if (attribute.tag_class, attribute.constructed, attribute.tag) != (0, True, _UNIVERSAL_SEQUENCE):
-            raise ValueError("an attribute is not a SEQUENCE")
-        fields = list(values_in(attribute.contents))
-        if (
-            len(fields) != 2
-            or (fields[0].tag_class, fields[0].constructed, fields[0].tag) != (0, False, _UNIVERSAL_OID)
-            or (fields[1].tag_class, fields[1].constructed, fields[1].tag) != (0, True, _UNIVERSAL_SET)
-        ):
-            raise ValueError("an attribute is not an OBJECT IDENTIFIER and a SET of values")
-        yield _oid_text(fields[0].contents), fields[1].contents
-
-
-def is_certificate(choice: core.Any) -> bool:
-    """CertificateChoices: a plain Certificate is the untagged SEQUENCE; the rest are [0]..[3]."""
-    return choice.dump()[:1] == b"\x30"
-
-
 def with_header(tag: int, contents: bytes) -> bytes:
     """A definite-length DER header for contents, then the contents as they are."""
     size = len(contents)
@@ -140,22 +250,3 @@ def with_header(tag: int, contents: bytes) -> bytes:
         return bytes([tag, size]) + contents
     length = size.to_bytes((size.bit_length() + 7) // 8, "big")
     return bytes([tag, 0x80 | len(length)]) + length + contents
-
-
-def octets(value: core.OctetString | core.ParsableOctetString) -> bytes:
-    """The octets of a primitive, or BER constructed (chunked), OCTET STRING."""
-    if not value._indefinite:  # asn1crypto's flag for a constructed string
-        return value.contents or b""
-    chunks: list[bytes] = []
-    _collect_chunks(value, chunks, depth=0)
-    return b"".join(chunks)  # one copy, where asn1crypto's own merge appends chunk after chunk
-
-
-def _collect_chunks(value: core.OctetString | core.ParsableOctetString, chunks: list[bytes], depth: int) -> None:
-    if depth > 8:
-        raise ValueError("OCTET STRING chunks nested too deep")
-    for chunk in _Chunks.load(with_header(0x30, value.contents or b"")):
-        if chunk._indefinite:
-            _collect_chunks(chunk, chunks, depth + 1)
-        else:
-            chunks.append(chunk.contents or b"")
