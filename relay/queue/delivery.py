@@ -18,7 +18,7 @@ import ipaddress
 import re
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Protocol, Sequence
 
 import aiosmtplib
 from cryptography import x509
@@ -36,9 +36,17 @@ from .spool import Envelope, MessageBusy, MessageLock, RecipientState, Spool, Sp
 
 DELIVERED, FAILED, DEFERRED = "delivered", "failed", "pending"
 
-# Called after each attempt with (envelope, per-recipient results, message, now); spools the
-# acknowledgements due (relay.queue.mdn) and returns their queue ids.
-Acknowledge = Callable[[Envelope, dict[str, tuple[str, str]], bytes, float], list[str]]
+
+class Acknowledger(Protocol):
+    """The acknowledgements (relay.queue.mdn) that delivered recipients owe."""
+
+    def may_owe(self, delivered: Sequence[str]) -> bool:
+        """Whether any of these recipients may owe one: a look at the directory, no I/O."""
+        ...
+
+    def after_attempt(self, envelope: Envelope, results: dict[str, tuple[str, str]], message: bytes, now: float) -> list[str]:
+        """Spool those due after an attempt (blocking: fsyncs); their queue ids."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +130,9 @@ class Delivery:
         scan_interval: float,
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
-        acknowledge: Acknowledge | None = None,
+        acknowledger: Acknowledger | None = None,
     ) -> None:
-        self.acknowledge = acknowledge
+        self.acknowledger = acknowledger
         self.metrics = metrics
         self.spool = spool
         self.snapshot = snapshot
@@ -222,12 +230,23 @@ class Delivery:
         except BaseException:
             await asyncio.shield(asyncio.to_thread(lock.release))
             raise
+        if results is not None and self._settled_quietly(envelope, results):
+            # Nothing to write: the removal joins the spool's next batch off the event loop.
+            settled = envelope.with_results(results)
+            self.spool.discard(lock).add_done_callback(functools.partial(_removal_done, settled))
+            return
         # fsyncs, file removal and the release of the lock, in one hop off the event
         # loop (which serves the SMTP sessions); shielded, so a stop cannot leave the
         # attempt half recorded.
         queued = await asyncio.shield(asyncio.to_thread(self._conclude, lock, envelope, message, results))
         for queued_id in queued:
             self.queued(queued_id)
+
+    def _settled_quietly(self, envelope: Envelope, results: dict[str, tuple[str, str]]) -> bool:
+        """Delivered to every recipient, with no acknowledgement owed: the message only leaves the queue."""
+        if any(r.status != DELIVERED for r in envelope.with_results(results).recipients):
+            return False
+        return self.acknowledger is None or not self.acknowledger.may_owe(list(results))
 
     def _conclude(
         self, lock: MessageLock, envelope: Envelope, message: bytes, results: dict[str, tuple[str, str]] | None
@@ -238,7 +257,7 @@ class Delivery:
             if results is None:
                 dsn_id = None if envelope.pending else finish(self.spool, envelope, self.hostname, self.clock(), message)
                 return [dsn_id] if dsn_id else []
-            acknowledged = self.acknowledge(envelope, results, message, self.clock()) if self.acknowledge else []
+            acknowledged = self.acknowledger.after_attempt(envelope, results, message, self.clock()) if self.acknowledger else []
             dsn_id = self._settle(replace(envelope.with_results(results), attempts=envelope.attempts + 1), message)
             return [*acknowledged, *([dsn_id] if dsn_id else [])]
         finally:
@@ -469,14 +488,28 @@ def finish(spool: Spool, envelope: Envelope, hostname: str, now: float, message:
         original = header_block(message if message is not None else spool.message(envelope.queue_id))
         dsn_id = _queue_dsn(spool, envelope, failed, original, hostname, now)
     spool.remove(envelope.queue_id)
+    _audit_removed(envelope)
+    return dsn_id
+
+
+def _removal_done(envelope: Envelope, removal: asyncio.Future[None]) -> None:
+    if removal.cancelled():
+        return
+    error = removal.exception()
+    if error is None:
+        _audit_removed(envelope)
+    else:  # the message stays queued, to be delivered again: twice, never lost
+        audit("delivery-error", queue_id=envelope.queue_id, error=type(error).__name__, detail=str(error)[:300])
+
+
+def _audit_removed(envelope: Envelope) -> None:
     audit(
         "removed",
         queue_id=envelope.queue_id,
         message_id=envelope.message_id,
         delivered=[r.address for r in envelope.recipients if r.status == DELIVERED],
-        failed=[r.address for r in failed],
+        failed=[r.address for r in envelope.recipients if r.status == FAILED],
     )
-    return dsn_id
 
 
 def _queue_dsn(

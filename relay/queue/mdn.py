@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..audit.log import audit
 from ..core.errors import Rejection
@@ -65,6 +65,11 @@ class Acknowledgements:
     ) -> None:
         self.snapshot = snapshot
         self.outbox = MdnOutbox(spool, hostname, reporting_ua, dkim)
+
+    def may_owe(self, delivered: Sequence[str]) -> bool:
+        """Whether any of these delivered recipients may owe an MDN: one with a local route whose policy sends them."""
+        snapshot = self.snapshot()
+        return any(_acknowledges(snapshot, address) for address in delivered)
 
     def after_attempt(self, envelope: Envelope, results: dict[str, tuple[str, str]], message: bytes, now: float) -> list[str]:
         """Spool the MDNs due (blocking: fsyncs); their queue ids. Never raises: a failure here

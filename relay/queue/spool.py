@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from ..trust.atomic import fsync_dir
 from .syncfs import FileSystemFlush
@@ -149,6 +149,7 @@ class Spool:
         # paths spare pathlib's per-call object building and formatting.
         self._queue_prefix = f"{self.queue}{os.sep}"
         self._pending: list[tuple[bytes, Envelope, asyncio.Future[None]]] = []
+        self._discards: list[tuple[MessageLock, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
         self._expected = 0  # messages between end of DATA and their store (see expecting)
         self._arrival: asyncio.Future[None] | None = None  # what the committer waits on
@@ -229,10 +230,27 @@ class Spool:
         """Return once the message is durable; raise SpoolError otherwise."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((message, envelope, done))
+        self._kick()
+        await done
+
+    def discard(self, lock: MessageLock) -> asyncio.Future[None]:
+        """Remove a settled message and release its lock, with the next commit, off the event
+        loop; the caller need not wait. The lock is held until then, so no one else takes the
+        message meanwhile. The future fails with the removal's OSError (the message stays)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._discards.append((lock, done))
+        self._kick()
+        return done
+
+    async def drain(self) -> None:
+        """Wait for the commits and removals under way (at shutdown)."""
+        if self._committer is not None:
+            await self._committer
+
+    def _kick(self) -> None:
         self._wake()
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_loop())
-        await done
 
     def _wake(self) -> None:
         if self._arrival is not None and not self._arrival.done():
@@ -255,18 +273,33 @@ class Spool:
                 self._arrival = None
 
     async def _commit_loop(self) -> None:
-        while self._pending:
-            if self.commit_wait:
+        while self._pending or self._discards:
+            if self._pending and self.commit_wait:
                 await self._gather()
             batch, self._pending = self._pending, []
-            outcomes = await asyncio.to_thread(self._commit_batch, [(m, e) for m, e, _ in batch])
-            for (_, _, done), outcome in zip(batch, outcomes):
-                if done.done():
-                    continue
-                if outcome is None:
-                    done.set_result(None)
-                else:
-                    done.set_exception(outcome)
+            discards, self._discards = self._discards, []
+            stored, removed = await asyncio.to_thread(
+                self._commit_and_remove, [(m, e) for m, e, _ in batch], [lock for lock, _ in discards]
+            )
+            _settle([done for _, _, done in batch], stored)
+            _settle([done for _, done in discards], removed)
+
+    def _commit_and_remove(
+        self, batch: list[tuple[bytes, Envelope]], discards: list[MessageLock]
+    ) -> tuple[list[SpoolError | None], list[OSError | None]]:
+        """One trip off the event loop: the batch committed first (its senders wait for their
+        replies), then the settled messages removed and their locks released."""
+        stored = self._commit_batch(batch) if batch else []
+        return stored, [self._remove_held(lock) for lock in discards]
+
+    def _remove_held(self, lock: MessageLock) -> OSError | None:
+        try:
+            self.remove(lock.queue_id)
+            return None
+        except OSError as error:
+            return error
+        finally:
+            lock.release()
 
     def _commit_batch(self, batch: list[tuple[bytes, Envelope]]) -> list[SpoolError | None]:
         if len(batch) == 1:  # nothing to overlap: no hand-off to another thread
@@ -437,6 +470,16 @@ class MessageLock:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+def _settle(futures: list[asyncio.Future[None]], outcomes: Sequence[OSError | None]) -> None:
+    for done, outcome in zip(futures, outcomes):
+        if done.done():
+            continue
+        if outcome is None:
+            done.set_result(None)
+        else:
+            done.set_exception(outcome)
 
 
 def _spool_error(step: str, error: OSError) -> SpoolError:

@@ -81,7 +81,7 @@ class Service:
             self.config.hostname,
             self.config.queue.scan_interval,
             self.metrics,
-            acknowledge=self.crypto.acknowledgements.after_attempt,
+            acknowledger=self.crypto.acknowledgements,
         )
         services = Services(self.config, lambda: self.snapshot, self.verifier, self.spool, self.delivery.queued, self.metrics)
         services.inbound, services.outbound = self.crypto.inbound, self.crypto.outbound
@@ -188,6 +188,7 @@ class Service:
         self.delivery_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.delivery_task
+        await self.spool.drain()  # removals of messages just delivered
         self.verifier.close()
         self.crypto.close()
         if self.observability is not None:

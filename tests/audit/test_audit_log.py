@@ -7,17 +7,8 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 
 from relay.audit import log
-
-
-@pytest.fixture
-def audit_file(tmp_path: Path):
-    path = tmp_path / "audit.jsonl"
-    log.configure(path)
-    yield path
-    log.configure(None)
 
 
 def _events(path: Path) -> list[dict]:

@@ -91,6 +91,67 @@ def test_a_refused_message_does_not_hold_the_commit(tmp_path, monkeypatch):
     assert sizes == [1] and spool.ids() == [stored.queue_id]
 
 
+def test_a_discarded_message_leaves_with_the_next_commit_and_its_lock_is_held_until_then(tmp_path, monkeypatch):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    delivered, arriving = _envelope(), _envelope()
+    spool.store_now(b"delivered\r\n", delivered)
+    trips = []
+    trip = spool._commit_and_remove
+    monkeypatch.setattr(spool, "_commit_and_remove", lambda batch, discards: trips.append((len(batch), len(discards))) or trip(batch, discards))
+
+    async def scenario():
+        lock = spool.acquire(delivered.queue_id)
+        storing = asyncio.ensure_future(spool.store(b"m\r\n", arriving))
+        removal = spool.discard(lock)
+        with pytest.raises(MessageBusy):  # the lock goes with the files, not before
+            spool.acquire(delivered.queue_id)
+        await asyncio.wait_for(asyncio.gather(storing, removal), 10)
+        return lock
+
+    lock = asyncio.run(scenario())
+    assert trips == [(1, 1)]  # one trip off the event loop for both
+    assert spool.ids() == [arriving.queue_id]
+    with pytest.raises(SpoolError):
+        lock.read()  # released
+
+
+def test_a_removal_that_fails_fails_the_discard_keeps_the_message_and_releases_it(tmp_path, monkeypatch):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    envelope = _envelope()
+    spool.store_now(b"m\r\n", envelope)
+
+    def read_only(queue_id):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(spool, "remove", read_only)
+
+    async def scenario():
+        removal = spool.discard(spool.acquire(envelope.queue_id))
+        with pytest.raises(OSError, match="Read-only"):
+            await asyncio.wait_for(removal, 10)
+
+    asyncio.run(scenario())
+    assert spool.ids() == [envelope.queue_id]
+    spool.acquire(envelope.queue_id).release()  # free for the next attempt
+
+
+def test_drain_waits_for_the_removals_under_way(tmp_path):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    envelope = _envelope()
+    spool.store_now(b"m\r\n", envelope)
+
+    async def scenario():
+        removal = spool.discard(spool.acquire(envelope.queue_id))
+        await asyncio.wait_for(spool.drain(), 10)
+        assert removal.done() and removal.exception() is None
+
+    asyncio.run(scenario())
+    assert spool.ids() == []
+
+
 def test_without_messages_being_judged_a_commit_does_not_wait(tmp_path):
     spool = Spool(tmp_path, commit_wait=60.0)
     spool.prepare()
