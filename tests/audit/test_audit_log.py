@@ -7,7 +7,6 @@ import json
 import os
 from pathlib import Path
 
-
 from relay.audit import log
 
 
