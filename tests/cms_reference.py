@@ -88,9 +88,23 @@ def read_signed_data(der: bytes) -> RawSignedData:
     return RawSignedData(
         content_type=content_type,
         econtent=None if isinstance(econtent, core.Void) else _octets(econtent),
-        certificates=() if isinstance(certificates, core.Void) else tuple(c.dump() for c in certificates if c.dump()[:1] == b"\x30"),
+        certificates=() if isinstance(certificates, core.Void) else _plain_certificates(certificates),
         signer_infos=tuple(_signer_info(si) for si in signed["signer_infos"]),
     )
+
+
+def _plain_certificates(choices: AnySet) -> tuple[bytes, ...]:
+    """The Certificates (SEQUENCE) of the set; the other CertificateChoices ([0] to [3], all
+    constructed) skipped, anything else refused. Read from each element's header as received:
+    Any.dump() would parse a context-tagged value without its type, and fail or not by chance."""
+    found = []
+    for choice in choices:
+        encoded = choice._header + choice.contents + (choice._trailer or b"")
+        if encoded[0] == 0x30:
+            found.append(encoded)
+        elif encoded[0] & 0xE0 != 0xA0 or encoded[0] & 0x1F > 3:
+            raise ValueError("not a CertificateChoices")
+    return tuple(found)
 
 
 def _signer_info(si: SignerInfo) -> RawSignerInfo:

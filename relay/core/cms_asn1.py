@@ -3,11 +3,12 @@
 Verification needs a few fields, as the bytes received: the content, the
 certificates, and for each SignerInfo its identifier, algorithms, signed
 attributes and signature. asn1crypto's classes build several objects per
-field and check a field's tag only when it is read; walking the
-tag-length-value structure with the parser costs a fraction of that, and
-here every field of the schema has its tag checked, also those that are
-then skipped (version, digestAlgorithms, crls, unsignedAttrs), and nothing
-may follow a structure's last field.
+field, check a field's tag only when it is read, and copy a large eContent
+at every level. Here the tag-length-value structure is walked by offsets
+(asn1crypto's parser reads the lengths; nothing is copied until asked for,
+so a 30 MB eContent is copied once), every field of the schema has its tag
+checked, also those that are then skipped (version, digestAlgorithms, crls,
+unsignedAttrs), and nothing may follow a structure's last field.
 
 BER is read as asn1crypto reads it: indefinite lengths anywhere, and an
 OCTET STRING sent in chunks (constructed) when its length is indefinite.
@@ -25,19 +26,34 @@ ID_DATA = "1.2.840.113549.1.7.1"
 ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 
 _UNIVERSAL, _CONTEXT = 0, 2
-_INDEFINITE_TRAILER = b"\x00\x00"
 _MAX_CHUNK_NESTING = 8
 
 
 class Value(NamedTuple):
-    """One encoded value: its tag, its whole encoding and its contents."""
+    """One encoded value, by its offsets in the buffer it lies in: its bytes are
+    copied only when asked for, so a large eContent is copied once, at the end."""
 
+    data: bytes
+    start: int  # its first octet
+    contents_start: int
+    contents_end: int  # before an indefinite length's 00 00
+    end: int
     tag_class: int  # 0 universal, 1 application, 2 context, 3 private
     constructed: bool
     tag: int
-    encoded: bytes
-    contents: bytes
-    indefinite: bool  # BER indefinite length (contents end with a 00 00 trailer)
+
+    @property
+    def encoded(self) -> bytes:
+        return self.data[self.start : self.end]
+
+    @property
+    def contents(self) -> bytes:
+        return self.data[self.contents_start : self.contents_end]
+
+    @property
+    def indefinite(self) -> bool:
+        """BER indefinite length: the contents end with a 00 00 trailer."""
+        return self.end != self.contents_end
 
 
 # (class, constructed, tag) of what the schema expects
@@ -91,20 +107,20 @@ def _signed_data(value: Value) -> RawSignedData:
     return RawSignedData(
         content_type=content_type,
         econtent=econtent,
-        certificates=_certificates(certificates.contents) if certificates else (),
-        signer_infos=tuple(_signer_info(v) for v in values_in(signer_infos.contents)),
+        certificates=_certificates(certificates) if certificates else (),
+        signer_infos=tuple(_signer_info(v) for v in _children(signer_infos)),
     )
 
 
-def _certificates(choices: bytes) -> tuple[bytes, ...]:
+def _certificates(choices: Value) -> tuple[bytes, ...]:
     """The plain Certificates of a SET OF CertificateChoices, in order; the other
     choices ([0] to [3]: attribute certificates and other formats) say nothing
     about signers and are skipped."""
     found = []
-    for choice in values_in(choices):
+    for choice in _children(choices):
         if _kind(choice) == _SEQUENCE:
             found.append(choice.encoded)
-        elif choice.tag_class != _CONTEXT or choice.tag > 3:
+        elif (choice.tag_class, choice.constructed) != (_CONTEXT, True) or choice.tag > 3:
             raise ValueError("an element of the certificate set is none of the CertificateChoices")
     return tuple(found)
 
@@ -145,7 +161,7 @@ class _Fields:
         if _kind(value) != _SEQUENCE:
             raise ValueError(f"{name} is not a SEQUENCE")
         self.name = name
-        self._values = list(values_in(value.contents))
+        self._values = list(_children(value))
         self._next = 0
 
     def take(self, kind: tuple[int, bool, int], field: str) -> Value:
@@ -176,28 +192,54 @@ def _kind(value: Value) -> tuple[int, bool, int]:
 
 
 def _whole(der: bytes) -> Value:
-    tag_class, method, tag, header, contents, trailer = parser.parse(der, strict=True)
-    return Value(tag_class, method == 1, tag, der, contents, trailer == _INDEFINITE_TRAILER)
+    value = _value_at(der, 0, len(der))
+    if value.end != len(der):
+        raise ValueError(f"{len(der) - value.end} bytes after the ContentInfo")
+    return value
 
 
 def _explicit(value: Value, name: str) -> Value:
     """The single value an EXPLICIT tag wraps."""
-    inner = list(values_in(value.contents))
+    inner = list(_children(value))
     if len(inner) != 1:
         raise ValueError(f"{name}: {len(inner)} values in an explicit tag")
     return inner[0]
 
 
 def values_in(data: bytes) -> Iterator[Value]:
-    """The values of a concatenation (the contents of a SEQUENCE or SET), with
-    asn1crypto's parser: no object per value, where a class built from a
-    specification makes several."""
-    pointer = 0
-    while pointer < len(data):
-        tag_class, method, tag, header, contents, trailer = parser.parse(data[pointer:])
-        end = pointer + len(header) + len(contents) + len(trailer)
-        yield Value(tag_class, method == 1, tag, data[pointer:end], contents, trailer == _INDEFINITE_TRAILER)
-        pointer = end
+    """The values of a concatenation (the contents of a SEQUENCE or SET)."""
+    return _values_between(data, 0, len(data))
+
+
+def _children(value: Value) -> Iterator[Value]:
+    return _values_between(value.data, value.contents_start, value.contents_end)
+
+
+def _values_between(data: bytes, start: int, end: int) -> Iterator[Value]:
+    pointer = start
+    while pointer < end:
+        value = _value_at(data, pointer, end)
+        yield value
+        pointer = value.end
+
+
+def _value_at(data: bytes, pointer: int, limit: int) -> Value:
+    """The value at pointer, which must end by limit. asn1crypto's parser reads the
+    lengths (indefinite ones too) by offsets, with no copy of the contents, which
+    its public parse() would make; the identifier octets are read here."""
+    contents_start, end = parser._parse(data, limit, pointer, lengths_only=True)
+    first = data[pointer]
+    identifier_end, tag = pointer + 1, first & 0x1F
+    if tag == 0x1F:  # high tag number form: base-128 octets follow
+        tag = 0
+        while True:
+            octet = data[identifier_end]
+            identifier_end += 1
+            tag = tag << 7 | octet & 0x7F
+            if not octet & 0x80:
+                break
+    indefinite = data[identifier_end:contents_start] == b"\x80"
+    return Value(data, pointer, contents_start, end - 2 if indefinite else end, end, first >> 6, bool(first & 0x20), tag)
 
 
 def octets(value: Value) -> bytes:
@@ -217,7 +259,7 @@ def _collect_chunks(value: Value, chunks: list[bytes], depth: int) -> None:
         raise ValueError("an OCTET STRING in chunks without an indefinite length")
     if depth > _MAX_CHUNK_NESTING:
         raise ValueError("OCTET STRING chunks nested too deep")
-    for chunk in values_in(value.contents):
+    for chunk in _children(value):
         _collect_chunks(chunk, chunks, depth + 1)
 
 
@@ -227,7 +269,7 @@ def attributes_in(contents: bytes) -> Iterator[tuple[str, bytes]]:
     for attribute in values_in(contents):
         if _kind(attribute) != _SEQUENCE:
             raise ValueError("an attribute is not a SEQUENCE")
-        fields = list(values_in(attribute.contents))
+        fields = list(_children(attribute))
         if len(fields) != 2 or _kind(fields[0]) != _OID or _kind(fields[1]) != _SET:
             raise ValueError("an attribute is not an OBJECT IDENTIFIER and a SET of values")
         yield _oid_text(fields[0].contents), fields[1].contents

@@ -6,6 +6,7 @@ a skipped field of the wrong type)."""
 from __future__ import annotations
 
 import subprocess
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,21 @@ def test_the_seeds_read_alike(seeds: list[bytes]) -> None:
     assert [s.signed_attrs is None for s in asn1.read_signed_data(seeds[2]).signer_infos] == [False, False]
 
 
+def test_a_large_econtent_is_copied_once() -> None:
+    ca = devpki.make_ca("IGC-SANTE TEST")
+    signer = devpki.make_leaf(ca, devpki.practitioner_subject("899700367918", "MARTIN", "Anne"), key_kind="p256")
+    content = b"x" * (8 << 20)
+    der = cmsbuild.sign(content, SignerSpec(signer), detached=False)
+    tracemalloc.start()
+    try:
+        read = asn1.read_signed_data(der)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert read.econtent == content
+    assert peak < 1.25 * len(content)  # the classes held five copies at once
+
+
 @pytest.mark.parametrize(
     "fault",
     ["a value after the last field", "version of the wrong type", "crls of the wrong type", "two values in eContent's tag"],
@@ -175,13 +191,10 @@ def _mutate(der: bytes, edits: list[tuple[str, int, bytes]]) -> bytes:
 def _header_offsets(data: bytes, base: int = 0, depth: int = 0) -> list[int]:
     """Where each tag-length header of the structure starts, down to the certificates."""
     offsets = []
-    pointer = 0
     for value in asn1.values_in(data):
-        offsets.append(base + pointer)
+        offsets.append(base + value.start)
         if value.constructed and depth < 6:
-            inner = base + pointer + len(value.encoded) - len(value.contents) - (2 if value.indefinite else 0)
-            offsets += _header_offsets(value.contents, inner, depth + 1)
-        pointer += len(value.encoded)
+            offsets += _header_offsets(value.contents, base + value.contents_start, depth + 1)
     return offsets
 
 
