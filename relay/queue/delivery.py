@@ -230,11 +230,12 @@ class Delivery:
         except BaseException:
             await asyncio.shield(asyncio.to_thread(lock.release))
             raise
-        if results is not None and self._settled_quietly(envelope, results):
-            # Nothing to write: the removal joins the spool's next batch off the event loop.
+        if results is not None:
             settled = envelope.with_results(results)
-            self.spool.discard(lock).add_done_callback(functools.partial(_removal_done, settled))
-            return
+            if self._settled_quietly(settled, list(results)):
+                # Nothing to write: the removal joins the spool's next batch off the event loop.
+                self.spool.discard(lock).add_done_callback(functools.partial(_removal_done, settled))
+                return
         # fsyncs, file removal and the release of the lock, in one hop off the event
         # loop (which serves the SMTP sessions); shielded, so a stop cannot leave the
         # attempt half recorded.
@@ -242,11 +243,12 @@ class Delivery:
         for queued_id in queued:
             self.queued(queued_id)
 
-    def _settled_quietly(self, envelope: Envelope, results: dict[str, tuple[str, str]]) -> bool:
-        """Delivered to every recipient, with no acknowledgement owed: the message only leaves the queue."""
-        if any(r.status != DELIVERED for r in envelope.with_results(results).recipients):
+    def _settled_quietly(self, settled: Envelope, attempted: list[str]) -> bool:
+        """Delivered to every recipient, and those of this attempt owe no acknowledgement:
+        the message only leaves the queue."""
+        if any(r.status != DELIVERED for r in settled.recipients):
             return False
-        return self.acknowledger is None or not self.acknowledger.may_owe(list(results))
+        return self.acknowledger is None or not self.acknowledger.may_owe(attempted)
 
     def _conclude(
         self, lock: MessageLock, envelope: Envelope, message: bytes, results: dict[str, tuple[str, str]] | None

@@ -15,6 +15,7 @@ from relay.core.errors import Rejection
 from relay.core.reasons import Reason
 from tests import cmsbuild
 from tests.cmsbuild import SignerSpec
+from tests.mutation import EDITS, mutate
 
 CONTENT = b"Content-Type: text/plain\r\n\r\nBilan sanguin.\r\n"
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -64,48 +65,22 @@ def test_random_bytes(der: bytes, detached: bytes | None) -> None:
     assert _outcome(der, detached) is not Reason.OK
 
 
-_edits = st.lists(
-    st.tuples(st.sampled_from(["flip", "set", "cut", "insert", "truncate"]), st.integers(min_value=0), st.binary(min_size=1, max_size=4)),
-    min_size=1,
-    max_size=4,
-)
-
-
-def _mutate(der: bytes, edits: list[tuple[str, int, bytes]]) -> bytes:
-    data = bytearray(der)
-    for kind, where, blob in edits:
-        if not data:
-            break
-        at = where % len(data)
-        if kind == "flip":
-            data[at] ^= 1 << (blob[0] % 8)
-        elif kind == "set":
-            data[at] = blob[0]
-        elif kind == "cut":
-            del data[at : at + 1 + blob[0] % 8]
-        elif kind == "insert":
-            data[at:at] = blob
-        else:
-            del data[at:]
-    return bytes(data)
-
-
 @FUZZ
-@given(index=st.integers(min_value=0, max_value=2), edits=_edits)
+@given(index=st.integers(min_value=0, max_value=2), edits=EDITS)
 def test_mutated_signatures(seeds: list[tuple[bytes, bytes | None]], index: int, edits: list[tuple[str, int, bytes]]) -> None:
     der, detached = seeds[index]
-    mutated = _mutate(der, edits)
+    mutated = mutate(der, edits)
     outcome = _outcome(mutated, detached)
     if mutated == der:
         assert outcome in (None, Reason.WEAK_ALGORITHM)
 
 
 @FUZZ
-@given(index=st.integers(min_value=0, max_value=2), edits=_edits)
+@given(index=st.integers(min_value=0, max_value=2), edits=EDITS)
 def test_mutated_detached_content(seeds: list[tuple[bytes, bytes | None]], index: int, edits: list[tuple[str, int, bytes]]) -> None:
     der, detached = seeds[index]
     if detached is None:
-        assert _outcome(der, _mutate(CONTENT, edits)) is Reason.MALFORMED  # eContent beside detached
+        assert _outcome(der, mutate(CONTENT, edits)) is Reason.MALFORMED  # eContent beside detached
         return
-    changed = _mutate(detached, edits)
+    changed = mutate(detached, edits)
     assert _outcome(der, changed) is (None if changed == detached else Reason.SIGNATURE_INVALID)

@@ -19,6 +19,7 @@ from relay import devpki
 from relay.core import cms_asn1 as asn1
 from tests import cms_reference, cmsbuild
 from tests.cmsbuild import SignerSpec
+from tests.mutation import EDITS, mutate
 
 CONTENT = b"Content-Type: text/plain\r\n\r\nCompte rendu d'hospitalisation.\r\n"
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError)
@@ -164,30 +165,6 @@ def test_refused_as_the_classes_refuse(seeds: list[bytes], fault: str) -> None:
         asn1.read_signed_data(der)
 
 
-_edits = st.lists(
-    st.tuples(st.sampled_from(["flip", "set", "cut", "insert"]), st.integers(min_value=0), st.binary(min_size=1, max_size=4)),
-    min_size=1,
-    max_size=3,
-)
-
-
-def _mutate(der: bytes, edits: list[tuple[str, int, bytes]]) -> bytes:
-    data = bytearray(der)
-    for kind, where, blob in edits:
-        at = where % len(data)
-        if kind == "flip":
-            data[at] ^= 1 << (blob[0] % 8)
-        elif kind == "set":
-            data[at] = blob[0]
-        elif kind == "cut":
-            del data[at : at + 1 + blob[0] % 8]
-        else:
-            data[at:at] = blob
-        if not data:
-            break
-    return bytes(data)
-
-
 def _header_offsets(data: bytes, base: int = 0, depth: int = 0) -> list[int]:
     """Where each tag-length header of the structure starts, down to the certificates."""
     offsets = []
@@ -199,13 +176,13 @@ def _header_offsets(data: bytes, base: int = 0, depth: int = 0) -> list[int]:
 
 
 @settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(index=st.integers(min_value=0, max_value=4), edits=_edits, at_headers=st.booleans())
+@given(index=st.integers(min_value=0, max_value=4), edits=EDITS, at_headers=st.booleans())
 def test_mutations_read_alike_or_are_refused_alike(seeds: list[bytes], index: int, edits: list[tuple[str, int, bytes]], at_headers: bool) -> None:
     der = seeds[index]
     if at_headers:  # the tags and lengths, which the readers judge; elsewhere are the values they pass on
         offsets = _header_offsets(der)
         edits = [(kind, offsets[where % len(offsets)] + where % 3, blob) for kind, where, blob in edits]
-    mutated = _mutate(der, edits)
+    mutated = mutate(der, edits)
     ours = _outcome(asn1.read_signed_data, mutated)
     theirs = _outcome(cms_reference.read_signed_data, mutated)
     assert ours == theirs or (ours == REFUSED and not cms_reference.canonical(mutated)), (index, mutated.hex(), ours, theirs)
