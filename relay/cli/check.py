@@ -48,8 +48,9 @@ def _service_problems(loaded: Loaded) -> list[str]:
     from ..smtp.crypto_config import parse_crypto_config
 
     try:
-        parse_service_config(loaded.config.source.data, loaded.config.path)
-        parse_crypto_config(loaded.config.source.data, loaded.config.path)
+        source = loaded.config.source
+        parse_service_config(source.data, loaded.config.path, source.lines)
+        parse_crypto_config(source.data, loaded.config.path, source.lines)
     except ServiceConfigError as error:
         return [str(error)]
     return []

@@ -57,8 +57,12 @@ def _read_configuration(path: Path) -> tuple[ServiceConfig, CryptoConfig, Snapsh
     """relay.toml read once: the trust loader parses it, the service readers take its tables."""
     try:
         loaded = load_directory(path)
-        document = loaded.config.source.data
-        return parse_service_config(document, path), parse_crypto_config(document, path), loaded.snapshot
+        source = loaded.config.source
+        return (
+            parse_service_config(source.data, path, source.lines),
+            parse_crypto_config(source.data, path, source.lines),
+            loaded.snapshot,
+        )
     except ConfigError as error:
         raise UsageError(str(error)) from None
     except TrustConfigError as error:

@@ -1,7 +1,7 @@
 """The service's own sections of relay.toml: [service], [[listeners]], [limits], [queue], [delivery], [audit], [metrics].
 
 Strict: an unknown key, a wrong type or an impossible value is a ConfigError
-naming the section and the key. Other top-level sections belong to the trust
+naming the file, the line, the section and the key. Other top-level sections belong to the trust
 directory and are left to its loader. Relative paths are resolved against the
 directory of the configuration file.
 """
@@ -18,10 +18,23 @@ from typing import Any, Mapping
 from ..core.limits import MessageLimits
 from ..queue import syncfs
 from ..queue.spool import Flush
+from ..trust.tomlsource import KeyPath, TomlFile, index_lines
 
 
 class ConfigError(ValueError):
-    """The service configuration cannot be used; the message names the file and key."""
+    """The service configuration cannot be used; the message names the file, line and key."""
+
+
+class ConfigSource:
+    """relay.toml as read: its path, and the line of each key when its text is at hand."""
+
+    def __init__(self, path: Path, lines: Mapping[KeyPath, int] | None = None) -> None:
+        self.path = path
+        self._located = TomlFile(path, {}, dict(lines)) if lines else None
+
+    def where(self, *keypath: str | int) -> str:
+        """`file:line` of the key (or of its closest enclosing table); the file alone without its text."""
+        return self._located.where(keypath) if self._located else str(self.path)
 
 
 class ListenerKind(StrEnum):
@@ -105,35 +118,40 @@ class ServiceConfig:
     audit: AuditConfig
 
 
-def read_toml(path: Path) -> Mapping[str, Any]:
-    """relay.toml as a document, or a ConfigError naming the file."""
+def read_toml(path: Path) -> tuple[Mapping[str, Any], Mapping[KeyPath, int]]:
+    """relay.toml as a document and the line of each key, or a ConfigError naming the file."""
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        text = path.read_bytes().decode("utf-8")
+        return tomllib.loads(text), index_lines(text)
     except OSError as error:
         raise ConfigError(f"{path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
 
 
 def load_service_config(path: Path) -> ServiceConfig:
-    return parse_service_config(read_toml(path), path)
+    document, lines = read_toml(path)
+    return parse_service_config(document, path, lines)
 
 
-def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConfig:
+def parse_service_config(document: Mapping[str, Any], path: Path, lines: Mapping[KeyPath, int] | None = None) -> ServiceConfig:
+    """The service's sections of document, read from path; lines (from index_lines) put each error's line in its message."""
     base = path.parent
-    service = _Section(document.get("service", {}), "service", path)
+    source = ConfigSource(path, lines)
+    service = _Section(document.get("service", {}), ("service",), source)
     listeners_raw = document.get("listeners", [])
     if not isinstance(listeners_raw, list) or not listeners_raw:
-        raise ConfigError(f"{path}: [[listeners]]: at least one listener is required")
-    listeners = tuple(_listener(_Section(raw, f"listeners[{i}]", path), base) for i, raw in enumerate(listeners_raw))
-    _unique_names(listeners, path)
-    queue = _Section(document.get("queue", {}), "queue", path)
-    audit = _Section(document.get("audit", {}), "audit", path)
-    metrics = _Section(document.get("metrics", {}), "metrics", path)
+        raise ConfigError(f"{source.where('listeners')}: [[listeners]]: at least one listener is required")
+    listeners = tuple(_listener(_Section(raw, ("listeners", i), source), base) for i, raw in enumerate(listeners_raw))
+    _unique_names(listeners, source)
+    queue = _Section(document.get("queue", {}), ("queue",), source)
+    audit = _Section(document.get("audit", {}), ("audit",), source)
+    metrics = _Section(document.get("metrics", {}), ("metrics",), source)
     pid_file = document.get("pid_file")
     if pid_file is not None and (not isinstance(pid_file, str) or not pid_file):
-        raise ConfigError(f"{path}: pid_file: must be a path")
+        raise ConfigError(f"{source.where('pid_file')}: pid_file: must be a path")
     config = ServiceConfig(
         path=path,
         pid_file=base / pid_file if pid_file else None,
@@ -143,14 +161,14 @@ def parse_service_config(document: Mapping[str, Any], path: Path) -> ServiceConf
         processes=service.integer("processes", 1, minimum=1, maximum=64),
         metrics=_metrics(metrics, "metrics" in document),
         listeners=listeners,
-        limits=_limits(_Section(document.get("limits", {}), "limits", path)),
+        limits=_limits(_Section(document.get("limits", {}), ("limits",), source)),
         queue=QueueConfig(
             directory=queue.path("directory", base, base / "spool"),
             scan_interval=queue.number("scan_interval", 5.0, minimum=0.01),
             commit_wait=queue.number("commit_wait", 0.002, minimum=0.0, maximum=0.1),
             flush=_flush(queue),
         ),
-        delivery=_delivery(_Section(document.get("delivery", {}), "delivery", path)),
+        delivery=_delivery(_Section(document.get("delivery", {}), ("delivery",), source)),
         audit=AuditConfig(file=audit.path("file", base, None)),
     )
     for section in (service, queue, audit, metrics):
@@ -241,11 +259,11 @@ def _is_loopback(address: str) -> bool:
         return False  # host names could resolve anywhere
 
 
-def _unique_names(listeners: tuple[ListenerConfig, ...], path: Path) -> None:
+def _unique_names(listeners: tuple[ListenerConfig, ...], source: ConfigSource) -> None:
     names = [listener.name for listener in listeners]
-    for name in names:
-        if names.count(name) > 1:
-            raise ConfigError(f"{path}: [[listeners]]: name {name!r} is used twice")
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise ConfigError(f"{source.where('listeners', index, 'name')}: [[listeners]]: name {name!r} is used twice")
 
 
 def _numbers(section: _Section, defaults: Any) -> dict[str, Any]:
@@ -276,13 +294,16 @@ def _delivery(section: _Section) -> DeliveryConfig:
 class _Section:
     """Typed reads from one table, remembering which keys were used."""
 
-    def __init__(self, table: Any, name: str, path: Path) -> None:
+    def __init__(self, table: Any, keypath: KeyPath, source: ConfigSource) -> None:
+        self.keypath, self.source = keypath, source
+        self.name = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in keypath).lstrip(".")
         if not isinstance(table, dict):
-            raise ConfigError(f"{path}: [{name}] must be a table")
-        self.table, self.name, self.file, self.used = table, name, path, set()
+            raise ConfigError(f"{source.where(*keypath)}: [{self.name}] must be a table")
+        self.table: dict[str, Any] = table
+        self.used: set[str] = set()
 
     def fail(self, key: str, why: str) -> None:
-        raise ConfigError(f"{self.file}: [{self.name}] {key}: {why}")
+        raise ConfigError(f"{self.source.where(*self.keypath, key)}: [{self.name}] {key}: {why}")
 
     def _get(self, key: str, default: Any) -> Any:
         self.used.add(key)

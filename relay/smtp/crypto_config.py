@@ -16,7 +16,8 @@ from ..dkim import DkimKeyTable, load_key_table
 from ..keys.config import SOFTHSM2_MODULE, DEFAULT_SESSIONS, TokenConfig
 from ..keys.errors import KeyStoreError
 from ..keys.pin import PinSource
-from .config import ConfigError, _Section, read_toml
+from ..trust.tomlsource import KeyPath
+from .config import ConfigError, ConfigSource, _Section, read_toml
 from .dkim_inbound import DkimVerifyConfig, parse_dkim_verify
 
 DEFAULT_LOGIN_RETRY = 60.0  # seconds between two logins after a failed one: a wrong PIN must not lock the token
@@ -51,16 +52,18 @@ class CryptoConfig:
 
 
 def load_crypto_config(path: Path) -> CryptoConfig:
-    return parse_crypto_config(read_toml(path), path)
+    document, lines = read_toml(path)
+    return parse_crypto_config(document, path, lines)
 
 
-def parse_crypto_config(document: Mapping[str, Any], path: Path) -> CryptoConfig:
+def parse_crypto_config(document: Mapping[str, Any], path: Path, lines: Mapping[KeyPath, int] | None = None) -> CryptoConfig:
     base = path.parent
+    source = ConfigSource(path, lines)
     return CryptoConfig(
-        keys=_keys(_Section(document.get("keys", {}), "keys", path), base),
-        dkim=_dkim(document.get("dkim", {}), path),
-        mdn=_mdn(_Section(document.get("mdn", {}), "mdn", path)),
-        dkim_verify=parse_dkim_verify(document.get("dkim_verify", {}), path),
+        keys=_keys(_Section(document.get("keys", {}), ("keys",), source), base),
+        dkim=_dkim(document.get("dkim", {}), source),
+        mdn=_mdn(_Section(document.get("mdn", {}), ("mdn",), source)),
+        dkim_verify=parse_dkim_verify(document.get("dkim_verify", {}), source),
     )
 
 
@@ -94,17 +97,17 @@ def _keys(section: _Section, base: Path) -> KeysConfig:
     try:
         token = TokenConfig(module, token_label, PinSource(env=pin_env, file=pin_file), sessions)
     except KeyStoreError as error:
-        raise ConfigError(f"{section.file}: [keys] token: {error.detail}") from None
+        section.fail("token", error.detail)
     return replace(keys, token=token)
 
 
-def _dkim(table: Any, path: Path) -> DkimKeyTable:
+def _dkim(table: Any, source: ConfigSource) -> DkimKeyTable:
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [dkim] must be a table of sending domains")
+        raise ConfigError(f"{source.where('dkim')}: [dkim] must be a table of sending domains")
     try:
-        return load_key_table(table, path.parent)
+        return load_key_table(table, source.path.parent)
     except ValueError as error:
-        raise ConfigError(f"{path}: [dkim] {error}") from None
+        raise ConfigError(f"{source.where('dkim')}: [dkim] {error}") from None
 
 
 def _mdn(section: _Section) -> MdnConfig:

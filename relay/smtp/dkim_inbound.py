@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from ..dkim import DkimResult, TxtResolver, dns_resolver, static_resolver, verify_dkim
 from ..dkim.records import parse_txt_records, record_name
-from .config import ConfigError, _Section
+from .config import ConfigError, ConfigSource, _Section
 
 DEFAULT_DNS_TIMEOUT = 5.0
 
@@ -38,13 +38,13 @@ class DkimVerifyConfig:
     dns_timeout: float = DEFAULT_DNS_TIMEOUT
 
 
-def parse_dkim_verify(table: Any, path: Path) -> DkimVerifyConfig:
-    section = _Section(table, "dkim_verify", path)
+def parse_dkim_verify(table: Any, source: ConfigSource) -> DkimVerifyConfig:
+    section = _Section(table, ("dkim_verify",), source)
     enabled = section.boolean("enabled", True)
     dns = section.boolean("dns", True)
     timeout = section.number("dns_timeout", DEFAULT_DNS_TIMEOUT, minimum=0.1)
     records = _inline_records(section)
-    records_file = section.path("records_file", path.parent, None)
+    records_file = section.path("records_file", source.path.parent, None)
     section.finish()
     if records_file is not None:
         for name, value in _file_records(section, records_file).items():
@@ -52,7 +52,6 @@ def parse_dkim_verify(table: Any, path: Path) -> DkimVerifyConfig:
                 section.fail("records_file", f"{name} is also in [dkim_verify.records]")
             records[name] = value
     return DkimVerifyConfig(enabled, MappingProxyType(records), dns, timeout)
-
 
 
 def _inline_records(section: _Section) -> dict[str, str]:

@@ -117,13 +117,13 @@ def test_the_audit_records_the_statuses(env):
     ],
 )
 def test_dkim_verify_section_errors_name_the_key(tmp_path, section, files, error):
-    from relay.smtp.config import ConfigError
+    from relay.smtp.config import ConfigError, ConfigSource
     from relay.smtp.dkim_inbound import parse_dkim_verify
 
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     with pytest.raises(ConfigError, match=re.escape(error)):
-        parse_dkim_verify(section, tmp_path / "relay.toml")
+        parse_dkim_verify(section, ConfigSource(tmp_path / "relay.toml"))
 
 
 def test_split_txt_strings_are_joined():

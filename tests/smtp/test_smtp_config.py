@@ -76,6 +76,26 @@ def test_strict_errors_name_the_key(tmp_path, change, message):
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "change, located, message",
+    [
+        (("max_recipients = 5", "max_recipient = 5"), "max_recipient = 5", "[limits] max_recipient: unknown key"),
+        (('address = "::1"', 'address = "192.0.2.1"'), 'address = "192.0.2.1"', "[listeners[1]] address: a plain"),
+        (("port = 587", "port = 70000"), "port = 70000", "[listeners[0]] port: must be between"),
+        # A rule about a key that is absent points at its table.
+        (("port = 587", ""), "[[listeners]]", "[listeners[0]] port: is required"),
+        (('directory = "q"', 'directory = "q"\ncommit_wait = 1'), "commit_wait = 1", "[queue] commit_wait: must be at most 0.1"),
+    ],
+)
+def test_errors_name_the_line(tmp_path, change, located, message):
+    text = GOOD.replace(*change)
+    line = text.splitlines().index(located) + 1
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_service_config(path)
+    assert str(error.value).startswith(f"{path}:{line}: {message}")
+
+
 def test_a_filesystem_flush_needs_a_kernel_that_reports_lost_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(syncfs.os, "uname", lambda: type("uname", (), {"release": "5.4.0-150-generic"})())
     with pytest.raises(ConfigError) as error:
@@ -105,4 +125,4 @@ def test_serve_refuses_a_bad_configuration_with_one_line(tmp_path):
     path = _write(tmp_path, GOOD.replace("max_recipients = 5", "max_recipients = 0"))
     result = subprocess.run([sys.executable, "-m", "relay", "serve", "--config", str(path)], capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"relay serve: {path}: [limits] max_recipients: must be between 1 and unbounded"
+    assert result.stderr.strip() == f"relay serve: {path}:17: [limits] max_recipients: must be between 1 and unbounded"
