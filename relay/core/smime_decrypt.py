@@ -112,17 +112,18 @@ def decrypt_if_encrypted(
     random_bytes: RandomBytes = os.urandom,
 ) -> Decrypted | None:
     """None for a clear message (as is_encrypted is False), else decrypt_message's result from
-    one parse; keys is called only for an envelope."""
+    one parse; keys is called only for a well-formed envelope."""
     data = prepare(raw, limits)
     root = read_entity(data, 0, len(data), 0, limits)
     if not _root_is_envelope(data, root, limits):
         return None
-    keys_now = keys()
     envelope = read_envelope(base64_body(data, root, "S/MIME envelope"))
     expected = _envelope_kind(root)
     if expected and expected != envelope.content_type:
         raise Rejection(Reason.MALFORMED, "smime-type differs from the CMS content type")
-    entity, key, transport = open_envelope(envelope, keys_now, random_bytes)
+    # Keys only for a well-formed envelope: a malformed one is refused as such even
+    # while the token cannot be reached (a permanent refusal, not a deferral).
+    entity, key, transport = open_envelope(envelope, keys(), random_bytes)
     return Decrypted(_rebuild(data[: root.body_start], entity, limits), entity, envelope.cipher, transport, key.certificate)
 
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from crypt_support import MESSAGE, break_mac, openssl, software_decryption_key
 from relay.core.errors import Rejection
 from relay.core.reasons import Reason
-from relay.core.smime_decrypt import DecryptionKey, decrypt_message, is_encrypted, open_envelope, read_envelope
+from relay.core.smime_decrypt import DecryptionKey, decrypt_if_encrypted, decrypt_message, is_encrypted, open_envelope, read_envelope
+from relay.keys.errors import KeyErrorCode, KeyStoreError
 from relay.core.smime_encrypt import OAEP_SHA256, PKCS1V15, ContentCipher, GcmParameters, Recipient, TransportScheme, encrypt_message
 
 PLAIN = (
@@ -251,6 +252,22 @@ def test_mutated_envelopes_only_ever_raise_rejection(crypt_pki, sample, data):
         assert rejection.reason in (Reason.MALFORMED, Reason.DECRYPTION_FAILED, Reason.WEAK_ALGORITHM)
     else:
         assert decrypted.entity.startswith(b"Content-Type: text/plain")  # only mutations outside what is authenticated
+
+
+def test_the_keys_are_asked_for_only_once_the_envelope_reads(sample):
+    asked = []
+
+    def token_down() -> list[DecryptionKey]:
+        asked.append(True)
+        raise KeyStoreError(KeyErrorCode.SESSION_LOST, "the token stayed unreachable")
+
+    head, _, _ = sample.partition(b"\r\n\r\n")
+    with pytest.raises(Rejection) as caught:
+        decrypt_if_encrypted(head + b"\r\n\r\nbm90IENNUw==\r\n", token_down)
+    assert caught.value.reason is Reason.MALFORMED and asked == []  # refused for good, not deferred
+    with pytest.raises(KeyStoreError):  # a readable envelope waits for the token (a deferral upstream)
+        decrypt_if_encrypted(sample, token_down)
+    assert asked == [True]
 
 
 def test_an_envelope_without_smime_type_is_known_by_its_name(crypt_pki):
