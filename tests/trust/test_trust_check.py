@@ -198,7 +198,8 @@ def test_service_sections_are_checked_by_the_service_reader(example: Path, capsy
     example.write_text(example.read_text() + '\n[[listeners]]\nkind = "mx"\nport = 25\naddress = "0.0.0.0"\n')
     status, _, err = check(example, capsys)
     assert status == 1
-    assert f"error: {example}: [listeners[1]] certificate: a TLS listener needs certificate and key" in err
+    second = [n for n, line in enumerate(example.read_text().splitlines(), start=1) if line == "[[listeners]]"][1]
+    assert f"error: {example}:{second}: [listeners[1]] certificate: a TLS listener needs certificate and key" in err  # its table's line
 
 
 def test_the_whole_example_with_its_service_sections_passes(demo_pki: Path, tmp_path: Path, capsys) -> None:
