@@ -77,7 +77,7 @@ async def round_trips(verifier: Verifier, args: tuple, messages: int, concurrenc
 
 async def measure_round_trips(loader: Callable[[], object], call: tuple, workers: int, messages: int) -> tuple[float, float, float]:
     """Messages per second, and CPU seconds of this process and of the whole tree, over `messages` round trips."""
-    verifier = Verifier(loader, workers)  # type: ignore[arg-type]
+    verifier = Verifier(loader, workers, DEFAULT_LIMITS, MAX_RECEIVED)  # type: ignore[arg-type]
     try:
         await round_trips(verifier, call, 50, 8)  # warm-up: workers started, snapshot loaded
         own, tree = time.process_time(), tree_cpu(os.getpid())
@@ -115,7 +115,7 @@ def main() -> int:
             ("verify_message", lambda: verify_message(raw, snapshot, now, limits)),
             ("judge (all)", lambda: decide.judge(raw, tx, snapshot, now, limits, MAX_RECEIVED)),
         ]
-        task = (raw, tx, snapshot.version, now, limits, MAX_RECEIVED)
+        task = (raw, tx, snapshot.version, now)
         sent, answer = pickle.dumps(task), pickle.dumps(judgement)
         steps += [
             ("pickle task", lambda: pickle.dumps(task)),
@@ -126,7 +126,7 @@ def main() -> int:
         for name, work in steps:
             print(f"    {name:<22} {cpu_micros(work, args.seconds):9.1f}")
         print(f"pickled: task {len(sent)} bytes, judgement {len(answer)} bytes")
-        call = (raw, tx, snapshot, now, limits, MAX_RECEIVED)
+        call = (raw, tx, snapshot, now)
         rate, own, tree = asyncio.run(measure_round_trips(loader, call, args.workers, args.messages))
         n = args.messages
         print(

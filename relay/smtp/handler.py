@@ -201,9 +201,7 @@ class RelayHandler:
             if opened.decrypted:
                 data, fields["decrypted"] = opened.message, opened.cipher
         started = time.perf_counter()
-        judgement = await self.services.verifier.judge(
-            data, tx, snapshot, self.services.clock(), self.limits.message, self.limits.max_received
-        )
+        judgement = await self.services.verifier.judge(data, tx, snapshot, self.services.clock())
         if judgement.verdict is not None:
             self.services.metrics.verification_time(time.perf_counter() - started)
         fields["message_id"] = judgement.message_id

@@ -73,7 +73,8 @@ class Service:
         else:
             self.metrics = Metrics(lambda: self.snapshot, lambda: queue_state(self.spool))
         self.crypto = await asyncio.to_thread(crypto_steps, self.config, self.spool, lambda: self.snapshot)
-        self.verifier = Verifier(self.loader, self.config.verify_workers)
+        limits = self.config.limits
+        self.verifier = Verifier(self.loader, self.config.verify_workers, limits.message, limits.max_received)
         self.delivery = Delivery(
             self.spool,
             lambda: self.snapshot,

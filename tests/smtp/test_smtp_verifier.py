@@ -30,13 +30,13 @@ def spec(tmp_path_factory) -> Path:
 
 
 async def _judge(verifier: Verifier, spec: Path, raw: bytes) -> Judgement:
-    return await verifier.judge(raw, TX, load_spec(spec), NOW, MessageLimits(), 50)
+    return await verifier.judge(raw, TX, load_spec(spec), NOW)
 
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_workers_and_threads_judge_alike(spec, workers):
     async def go() -> list[Judgement]:
-        verifier = Verifier(spec_loader(spec), workers)
+        verifier = Verifier(spec_loader(spec), workers, MessageLimits(), 50)
         try:
             return await asyncio.gather(
                 _judge(verifier, spec, message(SENDER, [RCPT])), _judge(verifier, spec, b"From: <a@b.test>\nbare LF\r\n\r\n")
@@ -49,11 +49,24 @@ def test_workers_and_threads_judge_alike(spec, workers):
     assert isinstance(refused.outcome, Refused) and refused.outcome.code is Refusal.BARE_LINE_ENDING
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_the_limits_given_at_start_are_the_ones_judged_by(spec, workers):
+    async def go() -> Judgement:
+        verifier = Verifier(spec_loader(spec), workers, MessageLimits(), 0)  # not even one Received: field
+        try:
+            return await _judge(verifier, spec, b"Received: from a\r\n" + message(SENDER, [RCPT]))
+        finally:
+            verifier.close()
+
+    judged = asyncio.run(go())
+    assert isinstance(judged.outcome, Refused) and judged.outcome.code is Refusal.MAIL_LOOP
+
+
 def test_a_dead_worker_fails_only_the_messages_it_held(spec, tmp_path):
     gate = make_gate(tmp_path / "gate")
 
     async def go() -> None:
-        verifier = Verifier(functools.partial(gated_load, spec, gate), 1)
+        verifier = Verifier(functools.partial(gated_load, spec, gate), 1, MessageLimits(), 50)
         try:
             # One worker holds two messages (the first blocks it in the loader); the third waits in the pool.
             tasks = [asyncio.ensure_future(_judge(verifier, spec, message(SENDER, [RCPT]))) for _ in range(3)]
@@ -74,7 +87,7 @@ def test_a_dead_worker_fails_only_the_messages_it_held(spec, tmp_path):
 def test_an_error_in_the_worker_reaches_the_caller(spec, tmp_path):
     async def go() -> None:
         later = tmp_path / "later.json"
-        verifier = Verifier(spec_loader(later), 1)
+        verifier = Verifier(spec_loader(later), 1, MessageLimits(), 50)
         try:
             pids = verifier.worker_pids
             with pytest.raises(FileNotFoundError):
@@ -90,7 +103,7 @@ def test_an_error_in_the_worker_reaches_the_caller(spec, tmp_path):
 
 def test_close_stops_the_workers(spec):
     async def go() -> list[int]:
-        verifier = Verifier(spec_loader(spec), 2)
+        verifier = Verifier(spec_loader(spec), 2, MessageLimits(), 50)
         await _judge(verifier, spec, message(SENDER, [RCPT]))
         pids = verifier.worker_pids
         verifier.close()
