@@ -72,7 +72,9 @@ class RelayHandler:
         session.host_name = hostname
         if self.listener.kind is not ListenerKind.SUBMISSION:
             responses = [r for r in responses if not r.startswith("250-AUTH")]
-        return responses
+        # aiosmtpd writes each element of the list on its own (one send, and under
+        # TLS one record, per line): the reply goes as one element, in one write.
+        return ["\r\n".join(responses)]
 
     # aiosmtpd reads this hook's signature for every connection: computed once.
     handle_EHLO.__signature__ = inspect.signature(handle_EHLO)  # type: ignore[attr-defined]

@@ -85,6 +85,16 @@ def test_implicit_tls_submission_with_swaks(env):
     _delivered_with(env, "marker-tlsc")
 
 
+def test_the_ehlo_reply_is_written_at_once(env):
+    with socket.create_connection(("127.0.0.1", env.relay.ports["submission"]), timeout=10) as raw:
+        assert raw.recv(4096).startswith(b"220 ")
+        raw.sendall(b"EHLO client.test\r\n")
+        reply = raw.recv(65536)  # one write arrives whole; one per line would be read line by line
+    lines = reply.split(b"\r\n")
+    assert lines[-1] == b"" and lines[-2] == b"250 HELP" and len(lines) > 3
+    assert all(line.startswith(b"250-") for line in lines[:-2]) and b"250-STARTTLS" in lines
+
+
 def test_no_auth_before_tls_and_no_tls_1_1(env):
     with smtplib.SMTP("127.0.0.1", env.relay.ports["submission"], timeout=10) as client:
         code, features = client.ehlo("client.test")
