@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from typing import Any, Iterable
 
 from asn1crypto import cms as asn1_cms
@@ -199,7 +200,7 @@ def _signed_attributes(attrs: bytes | None, content_type: str) -> _SignedAttribu
         spec = _ATTRIBUTE_SPECS.get(kind)
         if spec is None:
             continue
-        encoded = [value.encoded for value in asn1.values_in(values)]
+        encoded = [value.encoded for value in islice(asn1.values_in(values), 2)]  # one is allowed
         if kind in found or len(encoded) != 1:
             raise Rejection(Reason.MALFORMED, f"signed attribute {kind} must occur once with one value")
         found[kind] = spec.load(encoded[0], strict=True)

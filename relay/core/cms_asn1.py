@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from typing import Iterator, NamedTuple
 
 from asn1crypto import core, parser
@@ -27,6 +28,9 @@ ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 
 _UNIVERSAL, _CONTEXT = 0, 2
 _MAX_CHUNK_NESTING = 8
+# Counts no real signature comes near, so that a crafted one costs little to refuse.
+MAX_CERTIFICATES, MAX_SIGNER_INFOS, MAX_ATTRIBUTES = 64, 16, 64
+_MAX_CHUNKS = 1 << 20  # an eContent of 50 MB in chunks of 50 bytes
 
 
 class Value(NamedTuple):
@@ -108,7 +112,7 @@ def _signed_data(value: Value) -> RawSignedData:
         content_type=content_type,
         econtent=econtent,
         certificates=_certificates(certificates) if certificates else (),
-        signer_infos=tuple(_signer_info(v) for v in _children(signer_infos)),
+        signer_infos=tuple(_signer_info(v) for v in _at_most(_children(signer_infos), MAX_SIGNER_INFOS, "SignerInfos")),
     )
 
 
@@ -117,7 +121,7 @@ def _certificates(choices: Value) -> tuple[bytes, ...]:
     choices ([0] to [3]: attribute certificates and other formats) say nothing
     about signers and are skipped."""
     found = []
-    for choice in _children(choices):
+    for choice in _at_most(_children(choices), MAX_CERTIFICATES, "certificates"):
         if _kind(choice) == _SEQUENCE:
             found.append(choice.encoded)
         elif (choice.tag_class, choice.constructed) != (_CONTEXT, True) or choice.tag > 3:
@@ -155,14 +159,15 @@ def _signer_info(value: Value) -> RawSignerInfo:
 
 
 class _Fields:
-    """The values inside a SEQUENCE, taken in schema order."""
+    """The values inside a SEQUENCE, taken in schema order, one at a time: a
+    structure with a million values is refused after its last field, not read whole."""
 
     def __init__(self, value: Value, name: str) -> None:
         if _kind(value) != _SEQUENCE:
             raise ValueError(f"{name} is not a SEQUENCE")
         self.name = name
-        self._values = list(_children(value))
-        self._next = 0
+        self._values = _children(value)
+        self._next: Value | None = next(self._values, None)
 
     def take(self, kind: tuple[int, bool, int], field: str) -> Value:
         found = self.optional(kind)
@@ -171,20 +176,30 @@ class _Fields:
         return found
 
     def take_any(self, field: str) -> Value:
-        if self._next >= len(self._values):
+        if self._next is None:
             raise ValueError(f"{self.name}: {field} missing")
-        self._next += 1
-        return self._values[self._next - 1]
+        return self._advance()
 
     def optional(self, kind: tuple[int, bool, int]) -> Value | None:
-        if self._next < len(self._values) and _kind(self._values[self._next]) == kind:
-            self._next += 1
-            return self._values[self._next - 1]
+        if self._next is not None and _kind(self._next) == kind:
+            return self._advance()
         return None
 
     def end(self) -> None:
-        if self._next != len(self._values):
+        if self._next is not None:
             raise ValueError(f"{self.name}: a value after its last field")
+
+    def _advance(self) -> Value:
+        taken, self._next = self._next, next(self._values, None)
+        assert taken is not None
+        return taken
+
+
+def _at_most(values: Iterator[Value], limit: int, what: str) -> Iterator[Value]:
+    for count, value in enumerate(values, start=1):
+        if count > limit:
+            raise ValueError(f"more than {limit} {what}")
+        yield value
 
 
 def _kind(value: Value) -> tuple[int, bool, int]:
@@ -200,9 +215,9 @@ def _whole(der: bytes) -> Value:
 
 def _explicit(value: Value, name: str) -> Value:
     """The single value an EXPLICIT tag wraps."""
-    inner = list(_children(value))
+    inner = list(islice(_children(value), 2))
     if len(inner) != 1:
-        raise ValueError(f"{name}: {len(inner)} values in an explicit tag")
+        raise ValueError(f"{name}: {'no value' if not inner else 'more than one value'} in an explicit tag")
     return inner[0]
 
 
@@ -246,6 +261,8 @@ def octets(value: Value) -> bytes:
     """The octets of an OCTET STRING: primitive, or in chunks under an indefinite length (BER)."""
     chunks: list[bytes] = []
     _collect_chunks(value, chunks, depth=0)
+    if len(chunks) > _MAX_CHUNKS:
+        raise ValueError(f"an OCTET STRING in more than {_MAX_CHUNKS} chunks")
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
@@ -261,15 +278,17 @@ def _collect_chunks(value: Value, chunks: list[bytes], depth: int) -> None:
         raise ValueError("OCTET STRING chunks nested too deep")
     for chunk in _children(value):
         _collect_chunks(chunk, chunks, depth + 1)
+        if len(chunks) > _MAX_CHUNKS:
+            return  # octets refuses it
 
 
 def attributes_in(contents: bytes) -> Iterator[tuple[str, bytes]]:
     """Each Attribute of a SET OF Attribute (RFC 5652 §5.3): its type and the
     contents of its SET of values, read only by the caller that wants them."""
-    for attribute in values_in(contents):
+    for attribute in _at_most(values_in(contents), MAX_ATTRIBUTES, "signed attributes"):
         if _kind(attribute) != _SEQUENCE:
             raise ValueError("an attribute is not a SEQUENCE")
-        fields = list(_children(attribute))
+        fields = list(islice(_children(attribute), 3))
         if len(fields) != 2 or _kind(fields[0]) != _OID or _kind(fields[1]) != _SET:
             raise ValueError("an attribute is not an OBJECT IDENTIFIER and a SET of values")
         yield _oid_text(fields[0].contents), fields[1].contents
@@ -279,9 +298,18 @@ def dotted(oid: core.ObjectIdentifier) -> str:
     return _oid_text(oid.contents or b"")
 
 
-@lru_cache(maxsize=256)
 def _oid_text(contents: bytes) -> str:
+    # The cache holds what a sender chose: only OIDs of a plausible length enter it.
+    return _known_oid_text(contents) if len(contents) <= 32 else _decoded_oid(contents)
+
+
+@lru_cache(maxsize=256)
+def _known_oid_text(contents: bytes) -> str:
     """Decoding OIDs is a hot path; the same few dozen recur in every message."""
+    return _decoded_oid(contents)
+
+
+def _decoded_oid(contents: bytes) -> str:
     return core.ObjectIdentifier.load(with_header(0x06, contents)).dotted
 
 

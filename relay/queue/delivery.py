@@ -227,15 +227,14 @@ class Delivery:
                 results = {}
                 for hop, recipients in _by_hop(self.snapshot(), envelope.pending).items():
                     results.update(await self._send(hop, envelope, recipients, message))
+            settled = self._settled_quietly(envelope, results) if results is not None else None
         except BaseException:
             await asyncio.shield(asyncio.to_thread(lock.release))
             raise
-        if results is not None:
-            settled = envelope.with_results(results)
-            if self._settled_quietly(settled, list(results)):
-                # Nothing to write: the removal joins the spool's next batch off the event loop.
-                self.spool.discard(lock).add_done_callback(functools.partial(_removal_done, settled))
-                return
+        if settled is not None:
+            # Nothing to write: the removal joins the spool's next batch off the event loop.
+            self.spool.discard(lock).add_done_callback(functools.partial(_removal_done, settled))
+            return
         # fsyncs, file removal and the release of the lock, in one hop off the event
         # loop (which serves the SMTP sessions); shielded, so a stop cannot leave the
         # attempt half recorded.
@@ -243,12 +242,15 @@ class Delivery:
         for queued_id in queued:
             self.queued(queued_id)
 
-    def _settled_quietly(self, settled: Envelope, attempted: list[str]) -> bool:
-        """Delivered to every recipient, and those of this attempt owe no acknowledgement:
-        the message only leaves the queue."""
+    def _settled_quietly(self, envelope: Envelope, results: dict[str, tuple[str, str]]) -> Envelope | None:
+        """The envelope after this attempt when the message only leaves the queue: delivered to
+        every recipient, and those of this attempt owe no acknowledgement; else None."""
+        settled = envelope.with_results(results)
         if any(r.status != DELIVERED for r in settled.recipients):
-            return False
-        return self.acknowledger is None or not self.acknowledger.may_owe(attempted)
+            return None
+        if self.acknowledger is not None and self.acknowledger.may_owe(list(results)):
+            return None
+        return settled
 
     def _conclude(
         self, lock: MessageLock, envelope: Envelope, message: bytes, results: dict[str, tuple[str, str]] | None

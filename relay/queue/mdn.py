@@ -67,9 +67,14 @@ class Acknowledgements:
         self.outbox = MdnOutbox(spool, hostname, reporting_ua, dkim)
 
     def may_owe(self, delivered: Sequence[str]) -> bool:
-        """Whether any of these delivered recipients may owe an MDN: one with a local route whose policy sends them."""
-        snapshot = self.snapshot()
-        return any(_acknowledges(snapshot, address) for address in delivered)
+        """Whether any of these delivered recipients may owe an MDN: one with a local route whose
+        policy sends them. Never raises: in doubt, True, and after_attempt decides (and records
+        the delivery whatever happens)."""
+        try:
+            snapshot = self.snapshot()
+            return any(_acknowledges(snapshot, address) for address in delivered)
+        except Exception:
+            return True
 
     def after_attempt(self, envelope: Envelope, results: dict[str, tuple[str, str]], message: bytes, now: float) -> list[str]:
         """Spool the MDNs due (blocking: fsyncs); their queue ids. Never raises: a failure here

@@ -244,7 +244,7 @@ class Spool:
 
     async def drain(self) -> None:
         """Wait for the commits and removals under way (at shutdown)."""
-        if self._committer is not None:
+        while self._committer is not None and not self._committer.done():
             await self._committer
 
     def _kick(self) -> None:
@@ -278,9 +278,15 @@ class Spool:
                 await self._gather()
             batch, self._pending = self._pending, []
             discards, self._discards = self._discards, []
-            stored, removed = await asyncio.to_thread(
-                self._commit_and_remove, [(m, e) for m, e, _ in batch], [lock for lock, _ in discards]
-            )
+            try:
+                stored, removed = await asyncio.to_thread(
+                    self._commit_and_remove, [(m, e) for m, e, _ in batch], [lock for lock, _ in discards]
+                )
+            except Exception as error:  # a fault of the trip itself: every waiter hears of it, the loop goes on
+                fault = SpoolError(errno.EIO, f"spool commit failed: {type(error).__name__}: {error}")
+                stored, removed = [fault] * len(batch), [fault] * len(discards)
+                for lock, _ in discards:
+                    _release_quietly(lock)
             _settle([done for _, _, done in batch], stored)
             _settle([done for _, done in discards], removed)
 
@@ -299,7 +305,7 @@ class Spool:
         except OSError as error:
             return error
         finally:
-            lock.release()
+            _release_quietly(lock)
 
     def _commit_batch(self, batch: list[tuple[bytes, Envelope]]) -> list[SpoolError | None]:
         if len(batch) == 1:  # nothing to overlap: no hand-off to another thread
@@ -470,6 +476,12 @@ class MessageLock:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+def _release_quietly(lock: MessageLock) -> None:
+    # Closing can only fail on a descriptor already gone; the lock goes with it either way.
+    with contextlib.suppress(OSError):
+        lock.release()
 
 
 def _settle(futures: list[asyncio.Future[None]], outcomes: Sequence[OSError | None]) -> None:

@@ -9,6 +9,7 @@ directory of the configuration file.
 from __future__ import annotations
 
 import ipaddress
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from enum import StrEnum
@@ -18,7 +19,7 @@ from typing import Any, Mapping
 from ..core.limits import MessageLimits
 from ..queue import syncfs
 from ..queue.spool import Flush
-from ..trust.tomlsource import KeyPath, TomlFile, index_lines
+from ..trust.tomlsource import KeyPath, index_lines
 
 
 class ConfigError(ValueError):
@@ -30,11 +31,18 @@ class ConfigSource:
 
     def __init__(self, path: Path, lines: Mapping[KeyPath, int] | None = None) -> None:
         self.path = path
-        self._located = TomlFile(path, {}, dict(lines)) if lines else None
+        self.lines: Mapping[KeyPath, int] = lines or {}
 
     def where(self, *keypath: str | int) -> str:
-        """`file:line` of the key (or of its closest enclosing table); the file alone without its text."""
-        return self._located.where(keypath) if self._located else str(self.path)
+        """`file:line` of the key, else of the closest enclosing table, else of the first line
+        inside it (a table only given as [table.sub] or [[table]]); the file alone without its text."""
+        for end in range(len(keypath), 0, -1):
+            line = self.lines.get(keypath[:end])
+            if line is None:
+                line = min((n for path, n in self.lines.items() if path[:end] == keypath[:end]), default=None)
+            if line is not None:
+                return f"{self.path}:{line}"
+        return str(self.path)
 
 
 class ListenerKind(StrEnum):
@@ -335,7 +343,7 @@ class _Section:
 
     def number(self, key: str, default: float, minimum: float, maximum: float | None = None) -> float:
         value = self._get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             self.fail(key, "must be a number (seconds)")
         if value < minimum:
             self.fail(key, f"must be at least {minimum}")

@@ -44,7 +44,9 @@ def index_lines(source: str) -> dict[KeyPath, int]:
     arrays: dict[tuple[str, ...], int] = {}
     prefix: KeyPath = ()
     in_multiline = False
-    for number, line in enumerate(source.splitlines(), start=1):
+    # TOML's lines end at LF (CRLF included); splitlines() would also split at
+    # U+2028 and the like inside a comment or string, and shift every later line.
+    for number, line in enumerate(source.split("\n"), start=1):
         quotes = line.count('"""') + line.count("'''")
         if in_multiline:
             in_multiline = quotes % 2 == 0

@@ -112,6 +112,40 @@ def test_a_large_econtent_is_copied_once() -> None:
     assert peak < 1.25 * len(content)  # the classes held five copies at once
 
 
+def test_a_structure_of_a_million_values_is_refused_before_they_are_read() -> None:
+    der = asn1.with_header(0x30, asn1.core.ObjectIdentifier(asn1.ID_SIGNED_DATA).dump() + b"\x05\x00" * 1_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="a value after its last field"):
+            asn1.read_signed_data(der)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000  # the values are never listed
+
+
+def test_a_long_oid_chosen_by_the_sender_is_not_cached() -> None:
+    long_oid = asn1.core.ObjectIdentifier("1.2." + ".".join(["123456789"] * 40)).dump()
+    before = asn1._known_oid_text.cache_info().currsize
+    with pytest.raises(ValueError, match="is not id-signedData"):
+        asn1.read_signed_data(asn1.with_header(0x30, long_oid))
+    assert asn1._known_oid_text.cache_info().currsize == before
+
+
+@pytest.mark.parametrize("what", ["certificates", "SignerInfos"])
+def test_counts_are_capped(seeds: list[bytes], what: str) -> None:
+    def change(fields: list[bytes]) -> None:
+        if what == "certificates":
+            certificate = next(asn1.values_in(next(asn1.values_in(fields[3])).contents)).encoded
+            fields[3] = asn1.with_header(0xA0, certificate * (asn1.MAX_CERTIFICATES + 1))
+        else:
+            info = next(asn1.values_in(next(asn1.values_in(fields[-1])).contents)).encoded
+            fields[-1] = asn1.with_header(0x31, info * (asn1.MAX_SIGNER_INFOS + 1))
+
+    with pytest.raises(ValueError, match=f"more than .* {what}"):
+        asn1.read_signed_data(_rebuilt(seeds[0], change))
+
+
 @pytest.mark.parametrize(
     "fault",
     ["a value after the last field", "version of the wrong type", "crls of the wrong type", "two values in eContent's tag"],

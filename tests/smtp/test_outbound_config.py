@@ -69,6 +69,16 @@ def test_dkim_keys_per_domain(tmp_path):
         parse_crypto_config({"dkim": {"other.example": {"selector": "s1", "key_file": "missing.pem"}}}, tmp_path / "relay.toml")
 
 
+def test_a_dkim_error_names_the_line_of_its_domain_table(tmp_path):
+    from relay.smtp.crypto_config import load_crypto_config
+
+    path = tmp_path / "relay.toml"
+    path.write_text('[service]\nhostname = "relay.test"\n\n[dkim."hospital.test"]\nselector = "s1"\n')
+    with pytest.raises(ConfigError) as error:
+        load_crypto_config(path)
+    assert str(error.value).startswith(f"{path}:4: [dkim] DKIM key for hospital.test")  # [dkim] itself has no line
+
+
 def test_mdn_section_is_strict():
     assert parse_crypto_config({"mdn": {"reporting_ua": "mx.example; relay"}}, CONFIG).mdn.reporting_ua == "mx.example; relay"
     with pytest.raises(ConfigError, match=r"\[mdn\] sender: unknown key"):

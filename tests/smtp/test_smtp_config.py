@@ -85,11 +85,14 @@ def test_strict_errors_name_the_key(tmp_path, change, message):
         # A rule about a key that is absent points at its table.
         (("port = 587", ""), "[[listeners]]", "[listeners[0]] port: is required"),
         (('directory = "q"', 'directory = "q"\ncommit_wait = 1'), "commit_wait = 1", "[queue] commit_wait: must be at most 0.1"),
+        (('directory = "q"', 'directory = "q"\ncommit_wait = nan'), "commit_wait = nan", "[queue] commit_wait: must be a number"),
+        # U+2028 in a comment is no line break for TOML: the lines after it keep their numbers.
+        (("max_recipients = 5", "# max\u2028recipients\nmax_recipient = 5"), "max_recipient = 5", "[limits] max_recipient: unknown key"),
     ],
 )
 def test_errors_name_the_line(tmp_path, change, located, message):
     text = GOOD.replace(*change)
-    line = text.splitlines().index(located) + 1
+    line = text.split("\n").index(located) + 1
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as error:
         load_service_config(path)

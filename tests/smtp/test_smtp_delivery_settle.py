@@ -20,13 +20,15 @@ RECIPIENTS = ("bob@hospital.test", "carol@hospital.test")
 
 
 class Acknowledgements:
-    def __init__(self, owed: bool) -> None:
+    def __init__(self, owed: bool | Exception) -> None:
         self.owed = owed
         self.asked: list[list[str]] = []
         self.spooled: list[str] = []
 
     def may_owe(self, delivered: Sequence[str]) -> bool:
         self.asked.append(list(delivered))
+        if isinstance(self.owed, Exception):
+            raise self.owed
         return self.owed
 
     def after_attempt(self, envelope: Envelope, results: dict[str, tuple[str, str]], message: bytes, now: float) -> list[str]:
@@ -90,3 +92,23 @@ def test_a_failed_recipient_is_concluded_with_its_dsn(tmp_path, monkeypatch, aud
     assert spool.envelope(dsn_id).mail_from == "" and len(concluded) == 1
     [removed] = _events(audit_file, "removed")
     assert removed["delivered"] == [RECIPIENTS[0]] and removed["failed"] == [RECIPIENTS[1]]
+
+
+def test_a_fault_while_settling_releases_the_message(tmp_path, monkeypatch, audit_file):
+    acknowledgements = Acknowledgements(owed=RuntimeError("directory unreadable"))
+    with pytest.raises(RuntimeError):
+        _attempt(tmp_path, monkeypatch, acknowledgements, dict.fromkeys(RECIPIENTS, DELIVERED))
+    spool = Spool(tmp_path / "spool")
+    [queue_id] = spool.ids()
+    spool.acquire(queue_id).release()  # not held by a lost lock: the next scan delivers it
+
+
+def test_the_real_acknowledgements_in_doubt_take_the_recorded_path():
+    from relay.queue.mdn import Acknowledgements as Real
+
+    def no_snapshot():
+        raise RuntimeError("not loaded")
+
+    real = Real.__new__(Real)
+    real.snapshot = no_snapshot
+    assert real.may_owe(["bob@hospital.test"]) is True

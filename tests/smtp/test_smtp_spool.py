@@ -137,6 +137,33 @@ def test_a_removal_that_fails_fails_the_discard_keeps_the_message_and_releases_i
     spool.acquire(envelope.queue_id).release()  # free for the next attempt
 
 
+def test_a_fault_of_the_trip_fails_its_waiters_and_the_loop_goes_on(tmp_path, monkeypatch):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    held, first, later = _envelope(), _envelope(), _envelope()
+    spool.store_now(b"m\r\n", held)
+    trip = spool._commit_and_remove
+
+    def broken(batch, discards):
+        monkeypatch.setattr(spool, "_commit_and_remove", trip)  # the next trip works
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(spool, "_commit_and_remove", broken)
+
+    async def scenario():
+        lock = spool.acquire(held.queue_id)
+        storing = asyncio.ensure_future(spool.store(b"m\r\n", first))
+        removal = spool.discard(lock)
+        outcomes = await asyncio.wait_for(asyncio.gather(storing, removal, return_exceptions=True), 10)
+        assert [type(o) for o in outcomes] == [SpoolError, SpoolError]
+        spool.acquire(held.queue_id).release()  # the lock was released
+        await asyncio.wait_for(spool.store(b"m\r\n", later), 10)
+        await asyncio.wait_for(spool.drain(), 10)
+
+    asyncio.run(scenario())
+    assert later.queue_id in spool.ids() and held.queue_id in spool.ids()
+
+
 def test_drain_waits_for_the_removals_under_way(tmp_path):
     spool = Spool(tmp_path)
     spool.prepare()
