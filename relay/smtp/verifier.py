@@ -23,13 +23,18 @@ from .snapshots import SnapshotLoader
 from .workers import WorkerPool
 
 
+# A judgement takes milliseconds, a 50 MB message well under a second: a worker
+# holding one for a minute is stuck, and is replaced (its messages get 451).
+JUDGE_TIMEOUT = 60.0
+
+
 class Verifier:
     """`workers` processes (relay.smtp.workers), or two threads of this process when 0."""
 
     def __init__(self, loader: SnapshotLoader, workers: int, limits: MessageLimits, max_received: int) -> None:
         self.limits, self.max_received = limits, max_received
         factory = functools.partial(_Judging, loader, limits, max_received)
-        self._pool = WorkerPool(factory, workers) if workers > 0 else None
+        self._pool = WorkerPool(factory, workers, task_timeout=JUDGE_TIMEOUT) if workers > 0 else None
         self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify") if workers == 0 else None
 
     async def judge(self, raw: bytes, tx: Transaction, snapshot: Snapshot, now: dt.datetime) -> Judgement:

@@ -8,7 +8,9 @@ one read per task. A task is a frame holding a small pickled header and the
 message bytes as they are, so the message itself is never pickled.
 
 A worker that dies (killed, out of memory) fails only the tasks it held,
-with WorkerLost, and a fresh worker takes its place.
+with WorkerLost, and a fresh worker takes its place. So does a worker that
+holds a task longer than the pool's task_timeout: it is killed, so that no
+input, however crafted, can keep a worker (and its messages) forever.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class _Worker:
     tasks: int  # fd: the service writes here (non-blocking)
     answers: int  # fd: the service reads here (non-blocking)
     held: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
+    deadlines: dict[int, asyncio.TimerHandle] = field(default_factory=dict)  # task id -> its timeout
     unread: bytearray = field(default_factory=bytearray)
     unwritten: bytearray = field(default_factory=bytearray)
     answered: int = 0
@@ -108,8 +111,8 @@ class WorkerPool:
     and bound what a dying worker takes down with it.
     """
 
-    def __init__(self, factory: WorkFactory, count: int, depth: int = 2) -> None:
-        self._factory, self._depth = factory, depth
+    def __init__(self, factory: WorkFactory, count: int, depth: int = 2, task_timeout: float | None = None) -> None:
+        self._factory, self._depth, self._task_timeout = factory, depth, task_timeout
         self._context = multiprocessing.get_context("spawn")
         self._loop = asyncio.get_running_loop()
         self._ids = itertools.count()
@@ -169,11 +172,11 @@ class WorkerPool:
         self._loop.add_reader(worker.answers, self._readable, worker)
         self._workers.append(worker)
 
-    def _lost(self, worker: _Worker) -> None:
+    def _lost(self, worker: _Worker, why: str = "died") -> None:
         if worker not in self._workers:
             return
         self._workers.remove(worker)
-        self._detach(worker, WorkerLost(f"verification worker {worker.process.pid} died"))
+        self._detach(worker, WorkerLost(f"verification worker {worker.process.pid} {why}"))
         worker.process.kill()  # already gone or going; reap it
         worker.process.join()
         if worker.answered:
@@ -191,6 +194,9 @@ class WorkerPool:
         self._loop.remove_writer(worker.tasks)
         os.close(worker.tasks)
         os.close(worker.answers)
+        for deadline in worker.deadlines.values():
+            deadline.cancel()
+        worker.deadlines.clear()
         for future in worker.held.values():
             if not future.done():
                 future.set_exception(error)
@@ -207,7 +213,13 @@ class WorkerPool:
             if future.done():  # cancelled while waiting
                 continue
             worker.held[task_id] = future
+            if self._task_timeout is not None:
+                worker.deadlines[task_id] = self._loop.call_later(self._task_timeout, self._overdue, worker, task_id)
             self._send(worker, parts)
+
+    def _overdue(self, worker: _Worker, task_id: int) -> None:
+        if task_id in worker.held:
+            self._lost(worker, f"was stopped: a task took longer than {self._task_timeout:g} s")
 
     def _send(self, worker: _Worker, parts: list[bytes]) -> None:
         if worker.unwritten:
@@ -259,6 +271,9 @@ class WorkerPool:
             ok, value = pickle.loads(bytes(buffer[_FRAME.size : end]))
             del buffer[:end]
             worker.answered += 1
+            deadline = worker.deadlines.pop(task_id, None)
+            if deadline is not None:
+                deadline.cancel()
             future = worker.held.pop(task_id, None)
             if future is None or future.done():  # cancelled meanwhile
                 continue

@@ -84,6 +84,29 @@ def test_a_dead_worker_fails_only_the_messages_it_held(spec, tmp_path):
     asyncio.run(go())
 
 
+def test_a_worker_stuck_on_a_task_is_stopped_and_replaced(spec, tmp_path):
+    from relay.smtp.verifier import _Judging
+    from relay.smtp.workers import WorkerPool
+
+    gate = make_gate(tmp_path / "gate")
+
+    async def go() -> None:
+        factory = functools.partial(_Judging, functools.partial(gated_load, spec, gate), MessageLimits(), 50)
+        pool = WorkerPool(factory, 1, task_timeout=0.5)
+        try:
+            stuck = pool.submit((TX, "any", NOW), message(SENDER, [RCPT]))  # the loader blocks for good
+            pid = int(await asyncio.to_thread((gate / "holding").read_text))
+            with pytest.raises(WorkerLost, match="took longer than 0.5 s"):
+                await asyncio.wait_for(stuck, 30)
+            (gate / "open").touch()
+            judged = await asyncio.wait_for(pool.submit((TX, "any", NOW), message(SENDER, [RCPT])), 30)
+            assert isinstance(judged.outcome, Accepted) and pool.pids != [pid]
+        finally:
+            pool.close()
+
+    asyncio.run(go())
+
+
 def test_an_error_in_the_worker_reaches_the_caller(spec, tmp_path):
     async def go() -> None:
         later = tmp_path / "later.json"
