@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from ..core.limits import MessageLimits
 from ..queue import syncfs
 from ..queue.spool import Flush
-from ..trust.tomlsource import KeyPath, index_lines
+from ..trust.tomlsource import KeyPath, index_lines, line_of
 
 
 class ConfigError(ValueError):
@@ -34,15 +34,10 @@ class ConfigSource:
         self.lines: Mapping[KeyPath, int] = lines or {}
 
     def where(self, *keypath: str | int) -> str:
-        """`file:line` of the key, else of the closest enclosing table, else of the first line
-        inside it (a table only given as [table.sub] or [[table]]); the file alone without its text."""
-        for end in range(len(keypath), 0, -1):
-            line = self.lines.get(keypath[:end])
-            if line is None:
-                line = min((n for path, n in self.lines.items() if path[:end] == keypath[:end]), default=None)
-            if line is not None:
-                return f"{self.path}:{line}"
-        return str(self.path)
+        """`file:line` of the key (or of its closest enclosing table); the file alone when
+        neither is in the file, or its text is not at hand."""
+        line = line_of(self.lines, keypath)
+        return f"{self.path}:{line}" if line else str(self.path)
 
 
 class ListenerKind(StrEnum):

@@ -11,7 +11,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from .problems import Problems
 
@@ -63,6 +63,10 @@ def index_lines(source: str) -> dict[KeyPath, int]:
                 prefix = (*name, arrays[name])
             else:
                 prefix = name
+            # The enclosing tables too: one given only as [table.sub] or [[table]]
+            # is located at its first header.
+            for end in range(1, len(name) + 1):
+                index.setdefault(name[:end], number)
             index.setdefault(prefix, number)
             continue
         key = _KEY_LINE.match(line)
@@ -82,12 +86,16 @@ class TomlFile:
 
     def where(self, keypath: Iterable[str | int] = ()) -> str:
         """`file:line` of the key (or of its closest enclosing table)."""
-        keypath = tuple(keypath)
-        for end in range(len(keypath), 0, -1):
-            line = self.lines.get(keypath[:end])
-            if line is not None:
-                return f"{self.path}:{line}"
-        return f"{self.path}:1"
+        return f"{self.path}:{line_of(self.lines, tuple(keypath)) or 1}"
+
+
+def line_of(lines: Mapping[KeyPath, int], keypath: KeyPath) -> int | None:
+    """The line of the key, else of its closest enclosing table; None when none is in the file."""
+    for end in range(len(keypath), 0, -1):
+        line = lines.get(keypath[:end])
+        if line is not None:
+            return line
+    return None
 
 
 def parse_toml(path: Path, raw: bytes, problems: Problems) -> TomlFile | None:
