@@ -17,7 +17,7 @@ work), the one figure that compares like with like. The "libraries" run
 (skip it with --no-floor) sends the same load through the two SMTP
 libraries alone, as many processes as the relay: aiosmtpd's stock server
 accepting each message, handed in memory to the relay's delivery
-transaction over reused aiosmtplib sessions. No verification, spool or
+transaction over reused sessions of its delivery client. No verification, spool or
 audit: the cost of the relay's own work is its difference from that floor.
 Needs root (Postfix and smtp-sink), openssl, smtp-source and smtp-sink.
 """
@@ -345,14 +345,14 @@ def _serve_floor(port: int, sink_port: int, sessions: int) -> None:
     """aiosmtpd's stock server; each message handed in memory to the relay's delivery transaction."""
     import asyncio
 
-    import aiosmtplib
     from aiosmtpd.smtp import SMTP
 
     from relay.queue.delivery import _transaction
+    from relay.queue.smtp_client import Session
 
     class Forward:
         def __init__(self) -> None:
-            self.idle: list[aiosmtplib.SMTP] = []
+            self.idle: list[Session] = []
             self.room = asyncio.Semaphore(sessions)
             self.tasks: set[asyncio.Task[None]] = set()
 
@@ -366,8 +366,9 @@ def _serve_floor(port: int, sink_port: int, sessions: int) -> None:
             async with self.room:
                 client = self.idle.pop() if self.idle else None
                 if client is None:
-                    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink_port, local_hostname="floor.bench")
-                    await client.connect()
+                    client = await Session.open(
+                        "127.0.0.1", sink_port, helo_name="floor.bench", connect_timeout=30, command_timeout=120
+                    )
                 outcome = await _transaction(client, sender, recipients, message, reused=False)
                 assert outcome is not None and outcome[1], outcome
                 self.idle.append(client)
@@ -441,7 +442,7 @@ def _round(directory: Path, message: Path, args: argparse.Namespace) -> dict[str
         floor = runs["libraries"] = run_floor(directory, message, args)
         print(f"libraries: {floor['accepted_per_s']:6.1f} msg/s accepted, {floor['delivered_per_s']:8.1f} msg/s delivered, "
               f"machine {floor['machine_ms_per_message']:.2f} ms/message "
-              f"(aiosmtpd -> aiosmtplib in memory, {args.processes} processes)", flush=True)
+              f"(aiosmtpd -> delivery client in memory, {args.processes} processes)", flush=True)
     if not args.no_postfix:
         postfix = runs["postfix"] = run_postfix(directory, message, args)
         print(f"postfix: {postfix['accepted_per_s']:8.1f} msg/s accepted, {postfix['delivered_per_s']:8.1f} msg/s delivered, "

@@ -20,18 +20,18 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol, Sequence
 
-import aiosmtplib
 from cryptography import x509
 
 from ..audit.log import audit
-from ..core.smime_entity import canonical
 from ..core.snapshot import NextHop, Snapshot, TlsMode
 from ..metrics.registry import Metrics
 from ..smtp.config import DeliveryConfig
-from ..smtp.decide import canonical_dn, check_line_endings, header_block
+from ..smtp.decide import canonical_dn, header_block
 from ..smtp.tls import client_context
 from ..trust.dn import normalise_name
 from .dsn import build_dsn, needs_dsn
+from .replies import Reply
+from .smtp_client import Session, SessionError, StaleSession, TransactionReplies
 from .spool import Envelope, MessageBusy, MessageLock, RecipientState, Spool, SpoolError, UnknownMessage, new_queue_id
 
 DELIVERED, FAILED, DEFERRED = "delivered", "failed", "pending"
@@ -84,17 +84,17 @@ class Destinations:
     def __init__(self, per_destination: int) -> None:
         self.per_destination = per_destination
         self.limits: dict[NextHop, asyncio.Semaphore] = {}
-        self.idle: dict[NextHop, list[aiosmtplib.SMTP]] = {}
+        self.idle: dict[NextHop, list[Session]] = {}
 
     def limit(self, hop: NextHop) -> asyncio.Semaphore:
         return self.limits.setdefault(hop, asyncio.Semaphore(self.per_destination))
 
-    def reuse(self, hop: NextHop) -> aiosmtplib.SMTP | None:
+    def reuse(self, hop: NextHop) -> Session | None:
         """An idle session still connected, as far as the event loop has seen.
 
-        Sessions are kept only after a completed transaction (250 to the end
-        of data, or RSET once all recipients were refused), which leaves them
-        in the initial state (RFC 5321 4.1.1.4, 3.3): no RSET is needed.
+        Sessions are kept only after a completed transaction (a reply to the
+        end of data, or RSET when no message was sent), which leaves them in
+        the initial state (RFC 5321 4.1.1.4, 3.3): no RSET is needed.
         """
         stack = self.idle.get(hop, [])
         while stack:
@@ -104,7 +104,7 @@ class Destinations:
             client.close()
         return None
 
-    def keep(self, hop: NextHop, client: aiosmtplib.SMTP) -> None:
+    def keep(self, hop: NextHop, client: Session) -> None:
         stack = self.idle.setdefault(hop, [])
         if client.is_connected and len(stack) < self.per_destination:
             stack.append(client)
@@ -307,7 +307,7 @@ class Delivery:
                 client.close()
             try:
                 client = await self._connect(hop)
-            except (aiosmtplib.SMTPException, OSError, ValueError) as error:
+            except (SessionError, OSError, ValueError) as error:
                 return {r: (DEFERRED, f"4.4.1 cannot reach {hop}: {_error_text(error)}") for r in recipients}
             outcome = await _transaction(client, sender, recipients, message, reused=False)
             assert outcome is not None  # only a reused session is reported gone
@@ -318,7 +318,7 @@ class Delivery:
             client.close()
         return results
 
-    async def _connect(self, hop: NextHop) -> aiosmtplib.SMTP:
+    async def _connect(self, hop: NextHop) -> Session:
         context = None
         if hop.tls is not TlsMode.NONE:
             anchors = None
@@ -328,19 +328,18 @@ class Delivery:
                     raise ValueError(f"verify_bundle {hop.verify_bundle} is not loaded")
                 anchors = bundle.anchors + bundle.intermediates
             context = client_context(anchors, check_hostname=hop.verify_dn is None)
-        client = aiosmtplib.SMTP(
-            hostname=hop.host,
-            port=hop.port,
-            local_hostname=self.hostname,
-            timeout=self.config.command_timeout,
-            use_tls=hop.tls is TlsMode.IMPLICIT,
-            start_tls=hop.tls is TlsMode.STARTTLS,
-            tls_context=context,
+        session = await Session.open(
+            hop.host,
+            hop.port,
+            helo_name=self.hostname,
+            connect_timeout=self.config.connect_timeout,
+            command_timeout=self.config.command_timeout,
+            tls=context,
+            starttls=hop.tls is TlsMode.STARTTLS,
         )
-        await client.connect(timeout=self.config.connect_timeout)
         if hop.verify_dn is not None:
-            _check_peer_dn(client, hop.verify_dn)
-        return client
+            _check_peer_dn(session, hop.verify_dn)
+        return session
 
     def _audit_attempt(self, envelope: Envelope, hop: NextHop, results: dict[str, tuple[str, str]]) -> None:
         for address, (status, why) in results.items():
@@ -349,98 +348,44 @@ class Delivery:
 
 
 async def _transaction(
-    client: aiosmtplib.SMTP, sender: str, recipients: list[str], message: bytes, *, reused: bool
+    session: Session, sender: str, recipients: list[str], message: bytes, *, reused: bool
 ) -> tuple[dict[str, tuple[str, str]], bool] | None:
     """(per-recipient results, whether the session can be reused); None when a reused session
-    was gone before MAIL got a reply (the next hop closed it while idle)."""
-    results: dict[str, tuple[str, str]] = {}
+    was gone before the next hop answered (it closed it while idle): nothing was sent."""
+    # The paths go verbatim (checked by safe_address), never re-parsed.
     try:
-        try:
-            await _mail(client, sender)
-        except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
-            if reused:
-                return None
-            raise
-        accepted = []
-        for rcpt in recipients:
-            try:
-                await _rcpt(client, rcpt)
-                accepted.append(rcpt)
-            except aiosmtplib.SMTPRecipientRefused as error:
-                results[rcpt] = (_status_of(error.code), _reply_text(error))
-        if not accepted:
-            await client.rset()
-            return results, True
-        response = await _data(client, message)
-        results.update({r: (DELIVERED, f"{response.code} {response.message}") for r in accepted})
-        return results, True
-    except aiosmtplib.SMTPResponseException as error:
-        status = _status_of(error.code)
-        return {**results, **{r: (status, _reply_text(error)) for r in recipients if r not in results}}, False
-    except (aiosmtplib.SMTPException, OSError) as error:
-        why = f"4.4.2 connection lost: {_error_text(error)}"
-        return {**results, **{r: (DEFERRED, why) for r in recipients if r not in results}}, False
+        replies = await session.transaction(sender.encode("ascii"), [r.encode("ascii") for r in recipients], message)
+    except StaleSession as error:
+        if reused:
+            return None
+        return _all(recipients, (DEFERRED, f"4.4.2 connection lost: {_error_text(error)}")), False
+    except (SessionError, OSError) as error:
+        return _all(recipients, (DEFERRED, f"4.4.2 connection lost: {_error_text(error)}")), False
+    return _results(replies, recipients), session.is_connected
 
 
-# MAIL and RCPT carry the spooled paths verbatim (checked by safe_address):
-# aiosmtplib's `mail` and `rcpt` re-read each address with email.utils, which
-# turns `a:b@example.org` into `b@example.org`, another mailbox.
+def _results(replies: TransactionReplies, recipients: list[str]) -> dict[str, tuple[str, str]]:
+    """Each recipient's outcome: the reply to MAIL if it was refused, else to its RCPT if
+    that was refused, else to the message (the end of data, or DATA when it was refused)."""
+    if replies.mail.code != 250:
+        return _all(recipients, _outcome(replies.mail))
+    final = replies.end or replies.data
+    accepted = set(replies.accepted)
+    if final is None:  # nothing was accepted, so DATA was not sent
+        return {r: _outcome(replies.recipients[r]) for r in recipients}
+    return {r: _outcome(final if r in accepted else replies.recipients[r]) for r in recipients}
 
 
-async def _mail(client: aiosmtplib.SMTP, sender: str) -> None:
-    if client.is_ehlo_or_helo_needed:  # a new session (no STARTTLS on connect to greet first)
-        try:
-            await client.ehlo()
-        except aiosmtplib.SMTPHeloError:
-            await client.helo()
-    reply = await client.execute_command(b"MAIL", b"FROM:<" + sender.encode("ascii") + b">")
-    if reply.code != 250:
-        raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
+def _outcome(reply: Reply) -> tuple[str, str]:
+    return (DELIVERED if reply.code == 250 else _status_of(reply.code)), reply.summary()
 
 
-async def _rcpt(client: aiosmtplib.SMTP, recipient: str) -> None:
-    reply = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode("ascii") + b">")
-    if reply.code not in (250, 251):
-        raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
-
-
-async def _data(client: aiosmtplib.SMTP, message: bytes) -> aiosmtplib.SMTPResponse:
-    """DATA through aiosmtplib's command API, the message written as prepared by `_wire_data`.
-
-    `SMTP.data` rewrites every line ending and dot-quotes with regular
-    expressions on each message: a fifth of the delivery path's CPU. The
-    caller closes the session on any error, so no reply can be mispaired.
-    """
-    reply = await client.execute_command(b"DATA")
-    if reply.code != 354:
-        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-    if client.protocol is None:  # the connection was lost just after the 354
-        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    client.protocol.write(_wire_data(message))
-    reply = await client.protocol.read_response(timeout=client.timeout)
-    if reply.code != 250:
-        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-    return reply
-
-
-def _wire_data(message: bytes) -> bytes:
-    """The message dot-stuffed and followed by the end-of-data line (RFC 5321 4.5.2)."""
-    # Received messages are CRLF-only (bare CR/LF are refused at DATA), so the
-    # check, at memory speed, almost never leads to the rewrite.
-    if check_line_endings(message) is not None:
-        message = canonical(message)
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    stuffed = message.replace(b"\r\n.", b"\r\n..")
-    return (b"." if stuffed.startswith(b".") else b"") + stuffed + b".\r\n"
+def _all(recipients: list[str], outcome: tuple[str, str]) -> dict[str, tuple[str, str]]:
+    return dict.fromkeys(recipients, outcome)
 
 
 def _status_of(code: int) -> str:
     return FAILED if 500 <= code < 600 else DEFERRED
-
-
-def _reply_text(error: aiosmtplib.SMTPResponseException) -> str:
-    return " ".join(f"{error.code} {error.message}".split())[:400]
 
 
 def _error_text(error: BaseException) -> str:
@@ -466,9 +411,8 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _check_peer_dn(client: aiosmtplib.SMTP, expected: str) -> None:
-    ssl_object = client.get_transport_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+def _check_peer_dn(client: Session, expected: str) -> None:
+    der = client.peer_certificate()
     name = x509.load_der_x509_certificate(der).subject if der else None
     # The certificate's parsed name, not its RFC 4514 text parsed again.
     if name is None or normalise_name(name) != canonical_dn(expected):

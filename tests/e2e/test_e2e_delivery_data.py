@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-import aiosmtplib
 import pytest
 
 from relay.queue.delivery import _transaction
+from relay.queue.smtp_client import Session
 from tests.smtp.helpers import Sink
 
 HEAD = b"From: <alice@hospital.test>\r\nSubject: dots\r\n\r\n"
@@ -24,8 +24,7 @@ def sink(tmp_path_factory):
 async def _send_all(
     port: int, messages: list[bytes], sender: str = "alice@hospital.test", recipient: str = "bob@hospital.test"
 ) -> list[dict[str, tuple[str, str]]]:
-    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, local_hostname="relay.test", timeout=10)
-    await client.connect()
+    client = await Session.open("127.0.0.1", port, helo_name="relay.test", connect_timeout=10, command_timeout=10)
     outcomes = []
     for message in messages:  # one session: each DATA must leave it ready for the next
         outcome = await _transaction(client, sender, [recipient], message, reused=False)

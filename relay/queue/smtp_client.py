@@ -1,0 +1,316 @@
+"""The SMTP client sessions of delivery: to a next hop, with pipelining (RFC 2920).
+
+When the next hop advertises PIPELINING, MAIL, every RCPT and DATA leave in
+one write and their replies are read together; the message follows the 354.
+A transaction then costs two round trips instead of three plus one per
+recipient. No maintained asyncio SMTP client pipelines (aiosmtplib reads one
+reply per command), hence this module. Replies are cut by the pure
+`relay.queue.replies.ReplyReader`; this module does the I/O.
+
+A session is only ever in one of two states between calls: ready for a new
+transaction, or failed (and closed). A reply that arrives when none is owed
+(a `421` before an idle close, data after the reply to STARTTLS) fails it,
+so a reply is never paired with the wrong command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..core.smime_entity import canonical
+from ..smtp.decide import check_line_endings
+from .replies import Reply, ReplyFormatError, ReplyReader
+
+
+class SessionError(Exception):
+    """The session cannot go on: lost, timed out, or a reply out of protocol."""
+
+
+class SessionLost(SessionError):
+    pass
+
+
+class StaleSession(SessionLost):
+    """Lost before the next hop answered anything of the transaction: a reused session the
+    next hop had closed while idle. Nothing of the message was sent."""
+
+
+class ReplyTimeout(SessionError):
+    pass
+
+
+class UnexpectedReply(SessionError):
+    """A reply that does not let the session start (greeting, EHLO/HELO, STARTTLS)."""
+
+    def __init__(self, step: str, reply: Reply) -> None:
+        super().__init__(f"{step}: {reply.summary()}")
+        self.reply = reply
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionReplies:
+    """What the next hop answered, command by command; None where a command was not sent."""
+
+    mail: Reply
+    recipients: dict[str, Reply]
+    data: Reply | None  # the reply to DATA (354 when the message went)
+    end: Reply | None  # the reply to the end of the message
+
+    @property
+    def accepted(self) -> list[str]:
+        return [r for r, reply in self.recipients.items() if reply.code in (250, 251)]
+
+
+class _Channel(asyncio.Protocol):
+    """Bytes to replies, and the count of replies owed by the commands written."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.reader = ReplyReader()
+        self.replies: collections.deque[Reply] = collections.deque()
+        self.owed = 1  # the greeting
+        self.transport: asyncio.Transport | None = None
+        self.failure: SessionError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._wanted = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            replies = self.reader.feed(data)
+        except ReplyFormatError as error:
+            self.fail(SessionError(str(error)))
+            return
+        for reply in replies:
+            if self.owed == 0:
+                self.fail(SessionError(f"reply to no command: {reply.summary(80)}"))
+                return
+            self.owed -= 1
+            self.replies.append(reply)
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.fail(SessionLost("the next hop closed the connection"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(SessionLost(f"connection lost: {exc}" if exc else "connection closed"))
+        self.transport = None
+
+    def fail(self, error: SessionError) -> None:
+        if self.failure is None:
+            self.failure = error
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and (len(self.replies) >= self._wanted or self.failure):
+            waiter.set_result(None)
+
+    def send(self, data: bytes, replies: int) -> None:
+        if self.failure is not None:
+            raise self.failure
+        assert self.transport is not None
+        self.owed += replies
+        self.transport.write(data)
+
+    async def take(self, count: int, timeout: float) -> list[Reply]:
+        """The next `count` replies, waiting at most `timeout` seconds for them all."""
+        if len(self.replies) < count and self.failure is None:
+            self._wanted = count
+            self._waiter = self.loop.create_future()
+            timer = self.loop.call_later(timeout, self.fail, ReplyTimeout(f"no reply within {timeout:g} s"))
+            try:
+                await self._waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        if len(self.replies) < count:
+            assert self.failure is not None
+            raise self.failure
+        return [self.replies.popleft() for _ in range(count)]
+
+
+def command(verb: bytes, argument: bytes = b"") -> bytes:
+    """One command line; an argument that could end the line is refused, not sent."""
+    if b"\r" in argument or b"\n" in argument:
+        raise ValueError("CR or LF in an SMTP command argument")
+    return verb + (b" " + argument if argument else b"") + b"\r\n"
+
+
+def wire_data(message: bytes) -> bytes:
+    """The message dot-stuffed and followed by the end-of-data line (RFC 5321 4.5.2)."""
+    # Received messages are CRLF-only (bare CR/LF are refused at DATA), so the
+    # check, at memory speed, almost never leads to the rewrite; it keeps a bare
+    # line ending from ever reaching a next hop (SMTP smuggling).
+    if check_line_endings(message) is not None:
+        message = canonical(message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    return (b"." if stuffed.startswith(b".") else b"") + stuffed + b".\r\n"
+
+
+class Session:
+    """An open session with a next hop, greeted, after EHLO (and STARTTLS when asked for)."""
+
+    def __init__(self, channel: _Channel, extensions: dict[str, str], timeout: float) -> None:
+        self._channel = channel
+        self.extensions = extensions
+        self.timeout = timeout
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        *,
+        helo_name: str,
+        connect_timeout: float,
+        command_timeout: float,
+        tls: ssl.SSLContext | None = None,
+        starttls: bool = False,
+    ) -> Session:
+        """Connect, read the greeting, EHLO (HELO if refused); with `starttls`, upgrade and EHLO
+        again. `tls` without `starttls` is implicit TLS (RFC 8314)."""
+        loop = asyncio.get_running_loop()
+        channel = _Channel(loop)
+        implicit = tls if tls is not None and not starttls else None
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(lambda: channel, host, port, ssl=implicit, server_hostname=host if implicit else None),
+                connect_timeout,
+            )
+        except asyncio.TimeoutError:
+            raise ReplyTimeout(f"no connection within {connect_timeout:g} s") from None
+        session = cls(channel, {}, command_timeout)
+        try:
+            await session._greet(helo_name)
+            if starttls:
+                assert tls is not None
+                await session._starttls(loop, tls, host, connect_timeout)
+                await session._greet(helo_name, greeting=False)
+        except BaseException:
+            session.close()
+            raise
+        return session
+
+    async def _greet(self, helo_name: str, greeting: bool = True) -> None:
+        if greeting:
+            [reply] = await self._channel.take(1, self.timeout)
+            if reply.code != 220:
+                raise UnexpectedReply("greeting", reply)
+        name = helo_name.encode("ascii")
+        [reply] = await self._exchange(command(b"EHLO", name))
+        if reply.code == 250:
+            self.extensions = _extensions(reply)
+            return
+        [reply] = await self._exchange(command(b"HELO", name))
+        if reply.code != 250:
+            raise UnexpectedReply("HELO", reply)
+        self.extensions = {}
+
+    async def _starttls(self, loop: asyncio.AbstractEventLoop, context: ssl.SSLContext, host: str, timeout: float) -> None:
+        if "STARTTLS" not in self.extensions:
+            raise SessionError("the next hop does not offer STARTTLS")
+        [reply] = await self._exchange(command(b"STARTTLS"))
+        if reply.code != 220:
+            raise UnexpectedReply("STARTTLS", reply)
+        channel = self._channel
+        # Anything sent in the clear after the 220 would be read as if it came
+        # over TLS (the response injection of CVE-2011-0411's kind).
+        if channel.replies or not channel.reader.idle or channel.failure is not None:
+            raise channel.failure or SessionError("data after the reply to STARTTLS")
+        assert channel.transport is not None
+        channel.transport = await loop.start_tls(  # type: ignore[assignment]
+            channel.transport, channel, context, server_hostname=host, ssl_handshake_timeout=timeout
+        )
+
+    async def _exchange(self, *commands: bytes) -> list[Reply]:
+        self._channel.send(b"".join(commands), len(commands))
+        return await self._channel.take(len(commands), self.timeout)
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        channel = self._channel
+        return channel.failure is None and channel.transport is not None and not channel.transport.is_closing()
+
+    @property
+    def pipelining(self) -> bool:
+        return "PIPELINING" in self.extensions
+
+    def peer_certificate(self) -> bytes | None:
+        """The DER certificate the next hop presented over TLS, None in the clear."""
+        transport = self._channel.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+
+    def close(self) -> None:
+        self._channel.fail(SessionLost("closed by the relay"))
+
+    async def quit(self) -> None:
+        try:
+            await self._exchange(command(b"QUIT"))
+        finally:
+            self.close()
+
+    # -- transactions --------------------------------------------------------
+
+    async def transaction(self, sender: bytes, recipients: Sequence[bytes], message: bytes) -> TransactionReplies:
+        """One mail transaction; the session is left ready for the next one, or closed.
+        Raises SessionError when the session fails on the way."""
+        envelope = [command(b"MAIL", b"FROM:<" + sender + b">")]
+        envelope += [command(b"RCPT", b"TO:<" + r + b">") for r in recipients]
+        if self.pipelining:
+            replies = await self._opening(*envelope, command(b"DATA"))
+            mail, rcpts, data = replies[0], replies[1:-1], replies[-1]
+        else:
+            [mail] = await self._opening(envelope[0])
+            rcpts = [(await self._exchange(line))[0] for line in envelope[1:]] if mail.code == 250 else []
+            data = None
+            if mail.code == 250 and any(r.code in (250, 251) for r in rcpts):
+                [data] = await self._exchange(command(b"DATA"))
+        outcome = TransactionReplies(mail, dict(zip((r.decode("ascii") for r in recipients), rcpts)), data, None)
+        if data is not None and data.code == 354:
+            if outcome.accepted and mail.code == 250:
+                [end] = await self._exchange(wire_data(message))
+                return TransactionReplies(mail, outcome.recipients, data, end)
+            await self._exchange(b".\r\n")  # RFC 2920 3.1: DATA accepted with nothing to send
+        if mail.code == 250:
+            await self._reset()
+        return outcome
+
+    async def _opening(self, *commands: bytes) -> list[Reply]:
+        try:
+            return await self._exchange(*commands)
+        except SessionLost as error:
+            if self._channel.replies:
+                raise
+            raise StaleSession(str(error)) from error
+
+    async def _reset(self) -> None:
+        """RSET after a transaction that did not reach the end of data; a session that
+        does not take it is closed rather than left in an unknown state."""
+        [reply] = await self._exchange(command(b"RSET"))
+        if reply.code != 250:
+            self.close()
+
+
+def _extensions(reply: Reply) -> dict[str, str]:
+    """EHLO keywords (upper case) and their parameters; the first line is the greeting."""
+    extensions = {}
+    for line in reply.lines[1:]:
+        keyword, _, parameters = line.strip().partition(" ")
+        if keyword:
+            extensions[keyword.upper()] = parameters
+    return extensions
