@@ -73,7 +73,9 @@ class ReplyReader:
         return replies
 
     def _line(self, line: bytes) -> Reply | None:
-        match = _LINE.fullmatch(line) if len(line) <= MAX_LINE else None
+        if len(line) > MAX_LINE:
+            raise ReplyFormatError(f"reply line longer than {MAX_LINE} octets")
+        match = _LINE.fullmatch(line)
         if match is None:
             raise ReplyFormatError(f"not an SMTP reply line: {line[:80]!r}")
         code, separator, text = match.groups()

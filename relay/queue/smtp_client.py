@@ -291,6 +291,8 @@ class Session:
         return outcome
 
     async def _opening(self, *commands: bytes) -> list[Reply]:
+        if self._channel.failure is not None:  # failed while idle: nothing is sent
+            raise StaleSession(str(self._channel.failure))
         try:
             return await self._exchange(*commands)
         except SessionLost as error:

@@ -1,0 +1,348 @@
+"""Delivery's SMTP client against scripted next hops on loopback: pipelining, refusals,
+replies out of turn, STARTTLS injection, greetings, timeouts, sessions closed while idle."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Awaitable, Callable
+
+import pytest
+
+from relay.queue.delivery import _transaction
+from relay.queue.smtp_client import ReplyTimeout, Session, SessionError, StaleSession, UnexpectedReply, command
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+EHLO_PIPELINING = b"250-sink.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+EHLO_PLAIN = b"250-sink.test\r\n250 8BITMIME\r\n"
+MESSAGE = b"Subject: test\r\n\r\n.leading dot\r\nbody\r\n"
+
+
+def _run(script: Script, client: Callable[[int], Awaitable[object]]) -> object:
+    """Serve `script` on a loopback port, run `client` against it; the script's own
+    assertions fail the test (their exceptions are re-raised here)."""
+
+    async def main() -> object:
+        failures: list[BaseException] = []
+        done = asyncio.Event()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await script(reader, writer)
+            except BaseException as error:  # noqa: BLE001 - reported to the test
+                failures.append(error)
+            finally:
+                writer.close()
+                done.set()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        async with server:
+            result = await client(server.sockets[0].getsockname()[1])
+            await asyncio.wait_for(done.wait(), 10)
+        if failures:
+            raise failures[0]
+        return result
+
+    return asyncio.run(main())
+
+
+async def _open(port: int, timeout: float = 5.0, **tls: object) -> Session:
+    return await Session.open("127.0.0.1", port, helo_name="relay.test", connect_timeout=5, command_timeout=timeout, **tls)
+
+
+async def _greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ehlo: bytes = EHLO_PIPELINING) -> None:
+    writer.write(b"220 sink.test ESMTP\r\n")
+    assert await reader.readline() == b"EHLO relay.test\r\n"
+    writer.write(ehlo)
+
+
+async def _lines(reader: asyncio.StreamReader, count: int) -> list[bytes]:
+    return [await reader.readline() for _ in range(count)]
+
+
+async def _message(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n.\r\n")
+
+
+async def _deliver_then_quit(port: int, recipients: list[str]) -> tuple[dict, bool]:
+    session = await _open(port)
+    outcome = await _transaction(session, "alice@hospital.test", recipients, MESSAGE, reused=False)
+    assert outcome is not None
+    connected = session.is_connected
+    if connected:
+        await session.quit()
+    return outcome[0], connected
+
+
+def test_with_pipelining_mail_rcpt_and_data_leave_before_any_reply():
+    async def script(reader, writer):
+        await _greet(reader, writer)
+        # No reply before all three commands are in: a client waiting for the reply
+        # to MAIL would stall here until its timeout.
+        assert await _lines(reader, 4) == [
+            b"MAIL FROM:<alice@hospital.test>\r\n",
+            b"RCPT TO:<bob@hospital.test>\r\n",
+            b"RCPT TO:<carol@hospital.test>\r\n",
+            b"DATA\r\n",
+        ]
+        writer.write(b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250-2.1.5 Ok\r\n250 2.1.5 still Ok\r\n354 go ahead\r\n")
+        assert await _message(reader) == b"Subject: test\r\n\r\n..leading dot\r\nbody\r\n.\r\n"
+        writer.write(b"250 2.0.0 queued as 1\r\n")
+        assert await reader.readline() == b"QUIT\r\n"
+        writer.write(b"221 2.0.0 Bye\r\n")
+
+    results, connected = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test", "carol@hospital.test"]))
+    assert results == {
+        "bob@hospital.test": ("delivered", "250 2.0.0 queued as 1"),
+        "carol@hospital.test": ("delivered", "250 2.0.0 queued as 1"),
+    }
+    assert connected
+
+
+def test_without_pipelining_nothing_follows_a_refused_mail():
+    async def script(reader, writer):
+        await _greet(reader, writer, EHLO_PLAIN)
+        assert await reader.readline() == b"MAIL FROM:<alice@hospital.test>\r\n"
+        writer.write(b"550 5.7.1 sender refused\r\n")
+        assert await reader.readline() == b"QUIT\r\n"  # no RCPT, no DATA, no RSET
+        writer.write(b"221 Bye\r\n")
+
+    results, connected = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test"]))
+    assert results == {"bob@hospital.test": ("failed", "550 5.7.1 sender refused")}
+    assert connected
+
+
+def test_without_pipelining_each_recipient_gets_its_reply():
+    async def script(reader, writer):
+        await _greet(reader, writer, EHLO_PLAIN)
+        for line, reply in (
+            (b"MAIL FROM:<alice@hospital.test>\r\n", b"250 Ok\r\n"),
+            (b"RCPT TO:<bob@hospital.test>\r\n", b"550 5.1.1 no such user\r\n"),
+            (b"RCPT TO:<carol@hospital.test>\r\n", b"250 Ok\r\n"),
+            (b"DATA\r\n", b"354 go\r\n"),
+        ):
+            assert await reader.readline() == line
+            writer.write(reply)
+        await _message(reader)
+        writer.write(b"250 2.0.0 Ok\r\n")
+        assert await reader.readline() == b"QUIT\r\n"
+        writer.write(b"221 Bye\r\n")
+
+    results, _ = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test", "carol@hospital.test"]))
+    assert results == {"bob@hospital.test": ("failed", "550 5.1.1 no such user"), "carol@hospital.test": ("delivered", "250 2.0.0 Ok")}
+
+
+def test_a_refused_mail_decides_for_every_recipient_when_pipelined():
+    async def script(reader, writer):
+        await _greet(reader, writer)
+        await _lines(reader, 4)
+        writer.write(b"451 4.3.0 try later\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no valid recipients\r\n")
+        assert await reader.readline() == b"QUIT\r\n"  # nothing was open: no RSET
+        writer.write(b"221 Bye\r\n")
+
+    results, connected = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test", "carol@hospital.test"]))
+    assert results == dict.fromkeys(["bob@hospital.test", "carol@hospital.test"], ("pending", "451 4.3.0 try later"))
+    assert connected
+
+
+def test_data_accepted_with_every_recipient_refused_is_ended_empty_and_reset():
+    async def script(reader, writer):
+        await _greet(reader, writer)
+        await _lines(reader, 3)
+        writer.write(b"250 Ok\r\n550 5.1.1 unknown\r\n354 go\r\n")  # RFC 2920 3.1: a server may do so
+        assert await _lines(reader, 1) == [b".\r\n"]
+        writer.write(b"554 5.5.1 no valid recipients\r\n")
+        assert await reader.readline() == b"RSET\r\n"
+        writer.write(b"250 Ok\r\n")
+        assert await reader.readline() == b"QUIT\r\n"
+        writer.write(b"221 Bye\r\n")
+
+    results, connected = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test"]))
+    assert results == {"bob@hospital.test": ("failed", "550 5.1.1 unknown")}
+    assert connected  # ready for the next transaction
+
+
+def test_a_refused_data_leaves_the_recipients_with_its_reply_and_the_session_reset():
+    async def script(reader, writer):
+        await _greet(reader, writer)
+        await _lines(reader, 4)
+        writer.write(b"250 Ok\r\n250 Ok\r\n452 4.2.2 mailbox full\r\n451 4.3.0 not now\r\n")
+        assert await reader.readline() == b"RSET\r\n"
+        writer.write(b"250 Ok\r\n")
+        assert await reader.readline() == b"QUIT\r\n"
+        writer.write(b"221 Bye\r\n")
+
+    results, _ = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test", "carol@hospital.test"]))
+    assert results == {"bob@hospital.test": ("pending", "451 4.3.0 not now"), "carol@hospital.test": ("pending", "452 4.2.2 mailbox full")}
+
+
+def test_a_session_that_refuses_rset_is_not_kept():
+    async def script(reader, writer):
+        await _greet(reader, writer)
+        await _lines(reader, 3)
+        writer.write(b"250 Ok\r\n550 5.1.1 unknown\r\n554 no valid recipients\r\n")
+        assert await reader.readline() == b"RSET\r\n"
+        writer.write(b"500 what?\r\n")
+        assert await reader.read() == b""  # the client closed
+
+    results, connected = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test"]))
+    assert results == {"bob@hospital.test": ("failed", "550 5.1.1 unknown")}
+    assert not connected
+
+
+def test_a_reply_to_no_command_fails_the_idle_session():
+    closed = asyncio.Event()
+
+    async def script(reader, writer):
+        await _greet(reader, writer)
+        writer.write(b"421 4.4.2 idle too long\r\n")
+        assert await reader.read() == b""  # the client closed rather than keep it for the next command
+        closed.set()
+
+    async def client(port):
+        session = await _open(port)
+        await closed.wait()
+        assert not session.is_connected
+        with pytest.raises(StaleSession):
+            await session.transaction(b"alice@hospital.test", [b"bob@hospital.test"], MESSAGE)
+
+    _run(script, client)
+
+
+def test_data_after_the_starttls_reply_is_refused_before_any_handshake():
+    async def script(reader, writer):
+        await _greet(reader, writer, b"250-sink.test\r\n250 STARTTLS\r\n")
+        assert await reader.readline() == b"STARTTLS\r\n"
+        writer.write(b"220 2.0.0 go ahead\r\n250 2.1.0 injected reply to MAIL\r\n")  # CVE-2011-0411's kind
+        assert await reader.read() == b""  # closed, never a ClientHello
+
+    async def client(port):
+        with pytest.raises(SessionError, match="reply to no command|after the reply to STARTTLS"):
+            await _open(port, tls=ssl.create_default_context(), starttls=True)
+
+    _run(script, client)
+
+
+def test_starttls_not_offered_is_an_error():
+    async def script(reader, writer):
+        await _greet(reader, writer)
+        assert await reader.read() == b""
+
+    async def client(port):
+        with pytest.raises(SessionError, match="does not offer STARTTLS"):
+            await _open(port, tls=ssl.create_default_context(), starttls=True)
+
+    _run(script, client)
+
+
+@pytest.mark.parametrize("greeting", [b"554 5.7.1 no service\r\n", b"421 4.3.2 busy\r\n"])
+def test_a_refusing_greeting_opens_no_session(greeting):
+    async def script(reader, writer):
+        writer.write(greeting)
+        assert await reader.read() == b""
+
+    async def client(port):
+        with pytest.raises(UnexpectedReply) as refused:
+            await _open(port)
+        assert refused.value.reply.code == int(greeting[:3])
+
+    _run(script, client)
+
+
+def test_ehlo_refused_falls_back_to_helo_without_pipelining():
+    async def script(reader, writer):
+        writer.write(b"220 old.test\r\n")
+        assert await reader.readline() == b"EHLO relay.test\r\n"
+        writer.write(b"502 5.5.2 what is EHLO\r\n")
+        assert await reader.readline() == b"HELO relay.test\r\n"
+        writer.write(b"250 old.test\r\n")
+        assert await reader.readline() == b"QUIT\r\n"
+        writer.write(b"221 Bye\r\n")
+
+    async def client(port):
+        session = await _open(port)
+        assert (session.extensions, session.pipelining) == ({}, False)
+        await session.quit()
+
+    _run(script, client)
+
+
+def test_ehlo_extensions_are_read():
+    async def script(reader, writer):
+        await _greet(reader, writer, b"250-sink.test hello\r\n250-pipelining\r\n250-SIZE 1000\r\n250 AUTH PLAIN LOGIN\r\n")
+        assert await reader.readline() == b"QUIT\r\n"
+        writer.write(b"221 Bye\r\n")
+
+    async def client(port):
+        session = await _open(port)
+        assert session.extensions == {"PIPELINING": "", "SIZE": "1000", "AUTH": "PLAIN LOGIN"}
+        assert session.pipelining
+        await session.quit()
+
+    _run(script, client)
+
+
+def test_a_silent_next_hop_times_out():
+    async def script(reader, writer):
+        writer.write(b"220 sink.test\r\n")
+        await reader.readline()  # EHLO, never answered
+        assert await reader.read() == b""
+
+    async def client(port):
+        with pytest.raises(ReplyTimeout, match="no reply within 0.2 s"):
+            await _open(port, timeout=0.2)
+
+    _run(script, client)
+
+
+def test_what_is_not_a_reply_fails_the_session():
+    async def script(reader, writer):
+        writer.write(b"220 sink.test\r\n")
+        await reader.readline()
+        writer.write(b"hello there\r\n")
+        assert await reader.read() == b""
+
+    async def client(port):
+        with pytest.raises(SessionError, match="not an SMTP reply line"):
+            await _open(port)
+
+    _run(script, client)
+
+
+def test_a_session_closed_while_idle_is_stale_only_when_reused():
+    async def script(reader, writer):
+        await _greet(reader, writer)
+        writer.close()  # as a next hop's idle timeout does
+
+    async def client(port):
+        session = await _open(port)
+        # Whether the close is seen before MAIL is written or after, nothing was answered.
+        assert await _transaction(session, "alice@hospital.test", ["bob@hospital.test"], MESSAGE, reused=True) is None
+        results, healthy = await _transaction(session, "alice@hospital.test", ["bob@hospital.test"], MESSAGE, reused=False)
+        assert results["bob@hospital.test"][0] == "pending" and results["bob@hospital.test"][1].startswith("4.4.2 ")
+        assert not healthy
+
+    _run(script, client)
+
+
+def test_a_connection_lost_after_replies_is_not_stale():
+    async def script(reader, writer):
+        await _greet(reader, writer)
+        await _lines(reader, 3)
+        writer.write(b"250 Ok\r\n")
+        await writer.drain()
+        writer.transport.abort()
+
+    async def client(port):
+        session = await _open(port)
+        outcome = await _transaction(session, "alice@hospital.test", ["bob@hospital.test"], MESSAGE, reused=True)
+        assert outcome is not None  # part of it was answered: a deferral, not a silent retry
+        assert outcome[0]["bob@hospital.test"][0] == "pending" and not outcome[1]
+
+    _run(script, client)
+
+
+@pytest.mark.parametrize("argument", [b"TO:<a@b.test>\r\nRCPT TO:<c@d.test>", b"x\ny", b"x\ry"])
+def test_a_command_argument_cannot_end_the_line(argument):
+    with pytest.raises(ValueError, match="CR or LF"):
+        command(b"RCPT", argument)
