@@ -30,7 +30,7 @@ from ..smtp.decide import canonical_dn, header_block
 from ..smtp.tls import client_context
 from ..trust.dn import normalise_name
 from .dsn import build_dsn, needs_dsn
-from .replies import Reply
+from .reply_reader import Reply
 from .smtp_client import Session, SessionError, StaleSession, TransactionReplies
 from .spool import Envelope, MessageBusy, MessageLock, RecipientState, Spool, SpoolError, UnknownMessage, new_queue_id
 

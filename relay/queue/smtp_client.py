@@ -5,7 +5,7 @@ one write and their replies are read together; the message follows the 354.
 A transaction then costs two round trips instead of three plus one per
 recipient. No maintained asyncio SMTP client pipelines (aiosmtplib reads one
 reply per command), hence this module. Replies are cut by the pure
-`relay.queue.replies.ReplyReader`; this module does the I/O.
+`relay.queue.reply_reader.ReplyReader`; this module does the I/O.
 
 A session is only ever in one of two states between calls: ready for a new
 transaction, or failed (and closed). A reply that arrives when none is owed
@@ -23,7 +23,7 @@ from typing import Sequence
 
 from ..core.smime_entity import canonical
 from ..smtp.decide import check_line_endings
-from .replies import Reply, ReplyFormatError, ReplyReader
+from .reply_reader import Reply, ReplyFormatError, ReplyReader
 
 
 class SessionError(Exception):

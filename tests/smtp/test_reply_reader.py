@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.queue.replies import MAX_LINE, MAX_LINES, Reply, ReplyFormatError, ReplyReader
+from relay.queue.reply_reader import MAX_LINE, MAX_LINES, Reply, ReplyFormatError, ReplyReader
 
 EHLO = b"250-sink.test greets relay.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n"
 PIPELINED = b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 unknown\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
