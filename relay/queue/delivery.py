@@ -20,16 +20,15 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol, Sequence
 
-from cryptography import x509
 
 from ..audit.log import audit
 from ..core.snapshot import NextHop, Snapshot, TlsMode
 from ..metrics.registry import Metrics
 from ..smtp.config import DeliveryConfig
-from ..smtp.decide import canonical_dn, header_block
+from ..smtp.decide import header_block
 from ..smtp.tls import client_context
-from ..trust.dn import normalise_name
 from .dsn import build_dsn, needs_dsn
+from .next_hop_cert import next_hop_refusal
 from .reply_reader import Reply
 from .smtp_client import Session, SessionError, StaleSession, TransactionReplies
 from .spool import Envelope, MessageBusy, MessageLock, RecipientState, Spool, SpoolError, UnknownMessage, new_queue_id
@@ -76,6 +75,10 @@ _SAFE_ADDRESS = re.compile(
 
 def safe_address(address: str) -> bool:
     return _SAFE_ADDRESS.fullmatch(address) is not None
+
+
+class NextHopRefused(Exception):
+    """The next hop's certificate is not acceptable (pinned DN, path, revocation)."""
 
 
 class Destinations:
@@ -307,8 +310,10 @@ class Delivery:
                 client.close()
             try:
                 client = await self._connect(hop)
+            except NextHopRefused as refused:
+                return _all(recipients, (DEFERRED, f"4.7.5 {hop}: {refused}"))
             except (SessionError, OSError, ValueError) as error:
-                return {r: (DEFERRED, f"4.4.1 cannot reach {hop}: {_error_text(error)}") for r in recipients}
+                return _all(recipients, (DEFERRED, f"4.4.1 cannot reach {hop}: {_error_text(error)}"))
             outcome = await _transaction(client, sender, recipients, message, reused=False)
             assert outcome is not None  # only a reused session is reported gone
         results, healthy = outcome
@@ -319,14 +324,13 @@ class Delivery:
         return results
 
     async def _connect(self, hop: NextHop) -> Session:
-        context = None
+        context, bundle = None, None
         if hop.tls is not TlsMode.NONE:
-            anchors = None
             if hop.verify_bundle:
                 bundle = self.snapshot().bundles.get(hop.verify_bundle)
                 if bundle is None:
                     raise ValueError(f"verify_bundle {hop.verify_bundle} is not loaded")
-                anchors = bundle.anchors + bundle.intermediates
+            anchors = bundle.anchors + bundle.intermediates if bundle is not None else None
             context = client_context(anchors, check_hostname=hop.verify_dn is None)
         session = await Session.open(
             hop.host,
@@ -337,8 +341,12 @@ class Delivery:
             tls=context,
             starttls=hop.tls is TlsMode.STARTTLS,
         )
-        if hop.verify_dn is not None:
-            _check_peer_dn(session, hop.verify_dn)
+        if context is not None:
+            now = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
+            refusal = next_hop_refusal(session.peer_certificate(), hop, bundle, now)
+            if refusal is not None:
+                session.close()
+                raise NextHopRefused(refusal)
         return session
 
     def _audit_attempt(self, envelope: Envelope, hop: NextHop, results: dict[str, tuple[str, str]]) -> None:
@@ -409,16 +417,6 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
-
-
-def _check_peer_dn(client: Session, expected: str) -> None:
-    der = client.peer_certificate()
-    name = x509.load_der_x509_certificate(der).subject if der else None
-    # The certificate's parsed name, not its RFC 4514 text parsed again.
-    if name is None or normalise_name(name) != canonical_dn(expected):
-        client.close()
-        subject = name.rfc4514_string() if name is not None else "none"
-        raise ValueError(f"next hop certificate subject {subject} is not {expected}")
 
 
 def _by_hop(snapshot: Snapshot, recipients: tuple[RecipientState, ...]) -> dict[NextHop | None, list[str]]:

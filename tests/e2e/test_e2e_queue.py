@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from relay import devpki
 from relay.queue.spool import Envelope, RecipientState, new_queue_id
 from tests.smtp.helpers import ROOT, Relay, Sink, basic_spec, free_port, make_pki, message, service_toml, write_spec, wait_until
 
@@ -236,6 +237,24 @@ def test_delivery_over_verified_starttls(tmp_path, tls_pki, pinned_dn, delivered
             attempt = relay.wait_event("attempt", queue_id=queue_id)
             assert attempt["status"] == "pending" and "is not CN=someone.else" in attempt["reply"]
             assert sink.messages() == []
+    finally:
+        relay.stop()
+        sink.stop()
+
+
+def test_a_next_hop_with_a_revoked_certificate_gets_nothing(tmp_path, tls_pki):
+    sink = Sink(tmp_path / "sink", 0).start(tls=tls_pki.directory)
+    crl = tmp_path / "tls.crl.pem"
+    crl.write_bytes(devpki.crl_pem(devpki.make_crl(tls_pki.root, [tls_pki.server.cert.serial_number])))
+    spec = basic_spec(tls_pki, sink.port, sink_tls="starttls")
+    spec["bundles"][0]["crls"] = [str(crl)]  # the "tls" bundle, the next hop's verify_bundle
+    relay = _loopback_relay(tmp_path, tls_pki, spec)
+    try:
+        queue_id = _submit(relay, "alice@hospital.test", ["bob@hospital.test"], "marker-revoked-hop")
+        attempt = relay.wait_event("attempt", queue_id=queue_id)
+        assert attempt["status"] == "pending"
+        assert attempt["reply"].startswith("4.7.5 smtp://127.0.0.1:") and "certificate-revoked: " in attempt["reply"]
+        assert sink.messages() == []
     finally:
         relay.stop()
         sink.stop()
