@@ -52,8 +52,13 @@ async def _open(port: int, timeout: float = 5.0, **tls: object) -> Session:
 
 async def _greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ehlo: bytes = EHLO_PIPELINING) -> None:
     writer.write(b"220 sink.test ESMTP\r\n")
-    assert await reader.readline() == b"EHLO relay.test\r\n"
-    writer.write(ehlo)
+    await _expect(reader, writer, b"EHLO relay.test\r\n", ehlo)
+
+
+async def _expect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: bytes, reply: bytes) -> None:
+    """The next command must be `line`; it is answered with `reply`."""
+    assert await reader.readline() == line
+    writer.write(reply)
 
 
 async def _lines(reader: asyncio.StreamReader, count: int) -> list[bytes]:
@@ -88,8 +93,7 @@ def test_with_pipelining_mail_rcpt_and_data_leave_before_any_reply():
         writer.write(b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250-2.1.5 Ok\r\n250 2.1.5 still Ok\r\n354 go ahead\r\n")
         assert await _message(reader) == b"Subject: test\r\n\r\n..leading dot\r\nbody\r\n.\r\n"
         writer.write(b"250 2.0.0 queued as 1\r\n")
-        assert await reader.readline() == b"QUIT\r\n"
-        writer.write(b"221 2.0.0 Bye\r\n")
+        await _expect(reader, writer, b"QUIT\r\n", b"221 2.0.0 Bye\r\n")
 
     results, connected = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test", "carol@hospital.test"]))
     assert results == {
@@ -102,10 +106,8 @@ def test_with_pipelining_mail_rcpt_and_data_leave_before_any_reply():
 def test_without_pipelining_nothing_follows_a_refused_mail():
     async def script(reader, writer):
         await _greet(reader, writer, EHLO_PLAIN)
-        assert await reader.readline() == b"MAIL FROM:<alice@hospital.test>\r\n"
-        writer.write(b"550 5.7.1 sender refused\r\n")
-        assert await reader.readline() == b"QUIT\r\n"  # no RCPT, no DATA, no RSET
-        writer.write(b"221 Bye\r\n")
+        await _expect(reader, writer, b"MAIL FROM:<alice@hospital.test>\r\n", b"550 5.7.1 sender refused\r\n")
+        await _expect(reader, writer, b"QUIT\r\n", b"221 Bye\r\n")  # no RCPT, no DATA, no RSET
 
     results, connected = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test"]))
     assert results == {"bob@hospital.test": ("failed", "550 5.7.1 sender refused")}
@@ -121,73 +123,67 @@ def test_without_pipelining_each_recipient_gets_its_reply():
             (b"RCPT TO:<carol@hospital.test>\r\n", b"250 Ok\r\n"),
             (b"DATA\r\n", b"354 go\r\n"),
         ):
-            assert await reader.readline() == line
-            writer.write(reply)
+            await _expect(reader, writer, line, reply)
         await _message(reader)
         writer.write(b"250 2.0.0 Ok\r\n")
-        assert await reader.readline() == b"QUIT\r\n"
-        writer.write(b"221 Bye\r\n")
+        await _expect(reader, writer, b"QUIT\r\n", b"221 Bye\r\n")
 
     results, _ = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test", "carol@hospital.test"]))
     assert results == {"bob@hospital.test": ("failed", "550 5.1.1 no such user"), "carol@hospital.test": ("delivered", "250 2.0.0 Ok")}
 
 
-def test_a_refused_mail_decides_for_every_recipient_when_pipelined():
+BOB, CAROL = "bob@hospital.test", "carol@hospital.test"
+RSET_OK, QUIT_OK = (b"RSET\r\n", b"250 Ok\r\n"), (b"QUIT\r\n", b"221 Bye\r\n")
+
+
+@pytest.mark.parametrize(
+    "recipients, replies, then, results, kept",
+    [
+        pytest.param(
+            [BOB, CAROL],
+            b"451 4.3.0 try later\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no valid recipients\r\n",
+            [QUIT_OK],  # nothing was open: no RSET
+            dict.fromkeys([BOB, CAROL], ("pending", "451 4.3.0 try later")),
+            True,
+            id="mail-refused-decides-for-all",
+        ),
+        pytest.param(
+            [BOB],
+            b"250 Ok\r\n550 5.1.1 unknown\r\n354 go\r\n",  # RFC 2920 3.1: a server may do so
+            [(b".\r\n", b"554 5.5.1 no valid recipients\r\n"), RSET_OK, QUIT_OK],  # ended empty, then reset
+            {BOB: ("failed", "550 5.1.1 unknown")},
+            True,
+            id="354-with-no-recipient",
+        ),
+        pytest.param(
+            [BOB, CAROL],
+            b"250 Ok\r\n250 Ok\r\n452 4.2.2 mailbox full\r\n451 4.3.0 not now\r\n",
+            [RSET_OK, QUIT_OK],
+            {BOB: ("pending", "451 4.3.0 not now"), CAROL: ("pending", "452 4.2.2 mailbox full")},
+            True,
+            id="data-refused",
+        ),
+        pytest.param(
+            [BOB],
+            b"250 Ok\r\n550 5.1.1 unknown\r\n554 no valid recipients\r\n",
+            [(b"RSET\r\n", b"500 what?\r\n")],
+            {BOB: ("failed", "550 5.1.1 unknown")},
+            False,  # a session that refuses RSET is not kept
+            id="rset-refused",
+        ),
+    ],
+)
+def test_pipelined_refusals(recipients, replies, then, results, kept):
     async def script(reader, writer):
         await _greet(reader, writer)
-        await _lines(reader, 4)
-        writer.write(b"451 4.3.0 try later\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no valid recipients\r\n")
-        assert await reader.readline() == b"QUIT\r\n"  # nothing was open: no RSET
-        writer.write(b"221 Bye\r\n")
+        await _lines(reader, len(recipients) + 2)  # MAIL, each RCPT, DATA
+        writer.write(replies)
+        for line, reply in then:
+            await _expect(reader, writer, line, reply)
+        if not kept:
+            assert await reader.read() == b""  # the client closed
 
-    results, connected = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test", "carol@hospital.test"]))
-    assert results == dict.fromkeys(["bob@hospital.test", "carol@hospital.test"], ("pending", "451 4.3.0 try later"))
-    assert connected
-
-
-def test_data_accepted_with_every_recipient_refused_is_ended_empty_and_reset():
-    async def script(reader, writer):
-        await _greet(reader, writer)
-        await _lines(reader, 3)
-        writer.write(b"250 Ok\r\n550 5.1.1 unknown\r\n354 go\r\n")  # RFC 2920 3.1: a server may do so
-        assert await _lines(reader, 1) == [b".\r\n"]
-        writer.write(b"554 5.5.1 no valid recipients\r\n")
-        assert await reader.readline() == b"RSET\r\n"
-        writer.write(b"250 Ok\r\n")
-        assert await reader.readline() == b"QUIT\r\n"
-        writer.write(b"221 Bye\r\n")
-
-    results, connected = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test"]))
-    assert results == {"bob@hospital.test": ("failed", "550 5.1.1 unknown")}
-    assert connected  # ready for the next transaction
-
-
-def test_a_refused_data_leaves_the_recipients_with_its_reply_and_the_session_reset():
-    async def script(reader, writer):
-        await _greet(reader, writer)
-        await _lines(reader, 4)
-        writer.write(b"250 Ok\r\n250 Ok\r\n452 4.2.2 mailbox full\r\n451 4.3.0 not now\r\n")
-        assert await reader.readline() == b"RSET\r\n"
-        writer.write(b"250 Ok\r\n")
-        assert await reader.readline() == b"QUIT\r\n"
-        writer.write(b"221 Bye\r\n")
-
-    results, _ = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test", "carol@hospital.test"]))
-    assert results == {"bob@hospital.test": ("pending", "451 4.3.0 not now"), "carol@hospital.test": ("pending", "452 4.2.2 mailbox full")}
-
-
-def test_a_session_that_refuses_rset_is_not_kept():
-    async def script(reader, writer):
-        await _greet(reader, writer)
-        await _lines(reader, 3)
-        writer.write(b"250 Ok\r\n550 5.1.1 unknown\r\n554 no valid recipients\r\n")
-        assert await reader.readline() == b"RSET\r\n"
-        writer.write(b"500 what?\r\n")
-        assert await reader.read() == b""  # the client closed
-
-    results, connected = _run(script, lambda port: _deliver_then_quit(port, ["bob@hospital.test"]))
-    assert results == {"bob@hospital.test": ("failed", "550 5.1.1 unknown")}
-    assert not connected
+    assert _run(script, lambda port: _deliver_then_quit(port, recipients)) == (results, kept)
 
 
 def test_a_reply_to_no_command_fails_the_idle_session():
@@ -252,12 +248,9 @@ def test_a_refusing_greeting_opens_no_session(greeting):
 def test_ehlo_refused_falls_back_to_helo_without_pipelining():
     async def script(reader, writer):
         writer.write(b"220 old.test\r\n")
-        assert await reader.readline() == b"EHLO relay.test\r\n"
-        writer.write(b"502 5.5.2 what is EHLO\r\n")
-        assert await reader.readline() == b"HELO relay.test\r\n"
-        writer.write(b"250 old.test\r\n")
-        assert await reader.readline() == b"QUIT\r\n"
-        writer.write(b"221 Bye\r\n")
+        await _expect(reader, writer, b"EHLO relay.test\r\n", b"502 5.5.2 what is EHLO\r\n")
+        await _expect(reader, writer, b"HELO relay.test\r\n", b"250 old.test\r\n")
+        await _expect(reader, writer, b"QUIT\r\n", b"221 Bye\r\n")
 
     async def client(port):
         session = await _open(port)
@@ -270,8 +263,7 @@ def test_ehlo_refused_falls_back_to_helo_without_pipelining():
 def test_ehlo_extensions_are_read():
     async def script(reader, writer):
         await _greet(reader, writer, b"250-sink.test hello\r\n250-pipelining\r\n250-SIZE 1000\r\n250 AUTH PLAIN LOGIN\r\n")
-        assert await reader.readline() == b"QUIT\r\n"
-        writer.write(b"221 Bye\r\n")
+        await _expect(reader, writer, b"QUIT\r\n", b"221 Bye\r\n")
 
     async def client(port):
         session = await _open(port)
