@@ -22,6 +22,7 @@ from typing import Callable, Protocol, Sequence
 
 
 from ..audit.log import audit
+from ..core.bundle import Bundle
 from ..core.snapshot import NextHop, Snapshot, TlsMode
 from ..metrics.registry import Metrics
 from ..smtp.config import DeliveryConfig
@@ -81,19 +82,34 @@ class NextHopRefused(Exception):
     """The next hop's certificate is not acceptable (pinned DN, path, revocation)."""
 
 
+# As Postfix's smtp_connection_reuse_time_limit: an idle session older than this is not
+# reused, so a next hop's certificate revoked or expired meanwhile is judged again.
+REUSE_TIME_LIMIT = 300.0
+
+
+@dataclass(slots=True)
+class Pooled:
+    """A session with what its next hop's certificate was judged against, and when it opened."""
+
+    session: Session
+    bundle: Bundle | None
+    opened: float
+
+
 class Destinations:
     """Per next hop: a cap on concurrent sessions and a stack of idle ones to reuse."""
 
     def __init__(self, per_destination: int) -> None:
         self.per_destination = per_destination
         self.limits: dict[NextHop, asyncio.Semaphore] = {}
-        self.idle: dict[NextHop, list[Session]] = {}
+        self.idle: dict[NextHop, list[Pooled]] = {}
 
     def limit(self, hop: NextHop) -> asyncio.Semaphore:
         return self.limits.setdefault(hop, asyncio.Semaphore(self.per_destination))
 
-    def reuse(self, hop: NextHop) -> Session | None:
-        """An idle session still connected, as far as the event loop has seen.
+    def reuse(self, hop: NextHop, bundle: Bundle | None, now: float) -> Pooled | None:
+        """An idle session still connected, as far as the event loop has seen, younger than
+        REUSE_TIME_LIMIT and judged against the bundle in force (a reload makes new ones).
 
         Sessions are kept only after a completed transaction (a reply to the
         end of data, or RSET when no message was sent), which leaves them in
@@ -101,25 +117,25 @@ class Destinations:
         """
         stack = self.idle.get(hop, [])
         while stack:
-            client = stack.pop()
-            if client.is_connected:
-                return client
-            client.close()
+            pooled = stack.pop()
+            if pooled.session.is_connected and pooled.bundle is bundle and now - pooled.opened < REUSE_TIME_LIMIT:
+                return pooled
+            pooled.session.close()
         return None
 
-    def keep(self, hop: NextHop, client: Session) -> None:
+    def keep(self, hop: NextHop, pooled: Pooled) -> None:
         stack = self.idle.setdefault(hop, [])
-        if client.is_connected and len(stack) < self.per_destination:
-            stack.append(client)
+        if pooled.session.is_connected and len(stack) < self.per_destination:
+            stack.append(pooled)
         else:
-            client.close()
+            pooled.session.close()
 
     async def close(self) -> None:
         for stack in self.idle.values():
-            for client in stack:
+            for pooled in stack:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.quit(), 2)
-                client.close()
+                    await asyncio.wait_for(pooled.session.quit(), 2)
+                pooled.session.close()
         self.idle.clear()
 
 
@@ -303,33 +319,41 @@ class Delivery:
     async def _attempt(self, hop: NextHop, sender: str, recipients: list[str], message: bytes) -> dict[str, tuple[str, str]]:
         """One transaction, on an idle session if there is one; a session the next hop closed
         while idle costs a new connection, not a deferral."""
-        client = self.destinations.reuse(hop)
-        outcome = await _transaction(client, sender, recipients, message, reused=True) if client else None
+        try:
+            bundle = self._verify_bundle(hop)
+        except ValueError as error:
+            return _all(recipients, (DEFERRED, f"4.7.5 {hop}: {error}"))
+        now = self.clock()
+        pooled = self.destinations.reuse(hop, bundle, now)
+        outcome = await _transaction(pooled.session, sender, recipients, message, reused=True) if pooled else None
         if outcome is None:
-            if client is not None:
-                client.close()
             try:
-                client = await self._connect(hop)
+                pooled = Pooled(await self._connect(hop, bundle), bundle, now)
             except NextHopRefused as refused:
                 return _all(recipients, (DEFERRED, f"4.7.5 {hop}: {refused}"))
-            except (SessionError, OSError, ValueError) as error:
+            except Exception as error:  # noqa: BLE001 - whatever it is, this hop waits; other hops go on
                 return _all(recipients, (DEFERRED, f"4.4.1 cannot reach {hop}: {_error_text(error)}"))
-            outcome = await _transaction(client, sender, recipients, message, reused=False)
+            outcome = await _transaction(pooled.session, sender, recipients, message, reused=False)
             assert outcome is not None  # only a reused session is reported gone
         results, healthy = outcome
         if healthy:
-            self.destinations.keep(hop, client)
+            self.destinations.keep(hop, pooled)
         else:
-            client.close()
+            pooled.session.close()
         return results
 
-    async def _connect(self, hop: NextHop) -> Session:
-        context, bundle = None, None
+    def _verify_bundle(self, hop: NextHop) -> Bundle | None:
+        """The bundle the next hop's certificate is judged against; None: the system store, or no TLS."""
+        if hop.tls is TlsMode.NONE or not hop.verify_bundle:
+            return None
+        bundle = self.snapshot().bundles.get(hop.verify_bundle)
+        if bundle is None:
+            raise ValueError(f"verify_bundle {hop.verify_bundle} is not loaded")
+        return bundle
+
+    async def _connect(self, hop: NextHop, bundle: Bundle | None) -> Session:
+        context = None
         if hop.tls is not TlsMode.NONE:
-            if hop.verify_bundle:
-                bundle = self.snapshot().bundles.get(hop.verify_bundle)
-                if bundle is None:
-                    raise ValueError(f"verify_bundle {hop.verify_bundle} is not loaded")
             anchors = bundle.anchors + bundle.intermediates if bundle is not None else None
             context = client_context(anchors, check_hostname=hop.verify_dn is None)
         session = await Session.open(
@@ -341,12 +365,15 @@ class Delivery:
             tls=context,
             starttls=hop.tls is TlsMode.STARTTLS,
         )
-        if context is not None:
-            now = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
-            refusal = next_hop_refusal(session.peer_certificate(), hop, bundle, now)
-            if refusal is not None:
-                session.close()
-                raise NextHopRefused(refusal)
+        try:
+            if context is not None:
+                now = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
+                refusal = next_hop_refusal(session.peer_certificate(), hop, bundle, now)
+                if refusal is not None:
+                    raise NextHopRefused(refusal)
+        except BaseException:
+            session.close()
+            raise
         return session
 
     def _audit_attempt(self, envelope: Envelope, hop: NextHop, results: dict[str, tuple[str, str]]) -> None:
@@ -366,34 +393,43 @@ async def _transaction(
     except StaleSession as error:
         if reused:
             return None
-        return _all(recipients, (DEFERRED, f"4.4.2 connection lost: {_error_text(error)}")), False
+        return _all(recipients, (DEFERRED, f"4.4.2 {_error_text(error)}")), False
     except (SessionError, OSError) as error:
-        return _all(recipients, (DEFERRED, f"4.4.2 connection lost: {_error_text(error)}")), False
+        return _all(recipients, (DEFERRED, f"4.4.2 {_error_text(error)}")), False
+    except asyncio.CancelledError:
+        session.close()
+        raise
+    except Exception as error:  # noqa: BLE001 - a defect here must not cost the other hops' results
+        session.close()
+        return _all(recipients, (DEFERRED, f"4.4.2 delivery client error: {type(error).__name__}: {_error_text(error)}")), False
     return _results(replies, recipients), session.is_connected
 
 
 def _results(replies: TransactionReplies, recipients: list[str]) -> dict[str, tuple[str, str]]:
     """Each recipient's outcome: the reply to MAIL if it was refused, else to its RCPT if
-    that was refused, else to the message (the end of data, or DATA when it was refused)."""
-    if replies.mail.code != 250:
+    that was refused, else to the end of the message. Only that last reply can mean
+    delivered: a message refused at DATA (or never sent) is not."""
+    if replies.mail.kind != 2:
         return _all(recipients, _outcome(replies.mail))
-    final = replies.end or replies.data
     accepted = set(replies.accepted)
-    if final is None:  # nothing was accepted, so DATA was not sent
-        return {r: _outcome(replies.recipients[r]) for r in recipients}
-    return {r: _outcome(final if r in accepted else replies.recipients[r]) for r in recipients}
+    results = {}
+    for rcpt in recipients:
+        if rcpt not in accepted:
+            results[rcpt] = _outcome(replies.recipients[rcpt])
+        elif replies.end is not None:
+            results[rcpt] = _outcome(replies.end)
+        else:  # accepted, but DATA was refused
+            assert replies.data is not None
+            results[rcpt] = (FAILED if replies.data.kind == 5 else DEFERRED, replies.data.summary())
+    return results
 
 
 def _outcome(reply: Reply) -> tuple[str, str]:
-    return (DELIVERED if reply.code == 250 else _status_of(reply.code)), reply.summary()
+    return {2: DELIVERED, 5: FAILED}.get(reply.kind, DEFERRED), reply.summary()
 
 
 def _all(recipients: list[str], outcome: tuple[str, str]) -> dict[str, tuple[str, str]]:
     return dict.fromkeys(recipients, outcome)
-
-
-def _status_of(code: int) -> str:
-    return FAILED if 500 <= code < 600 else DEFERRED
 
 
 def _error_text(error: BaseException) -> str:

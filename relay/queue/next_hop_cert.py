@@ -23,6 +23,7 @@ from ..core.bundle import Bundle
 from ..core.errors import Rejection
 from ..core.snapshot import NextHop
 from ..smtp.decide import canonical_dn
+from ..smtp.peer import operator_verifier
 from ..trust.dn import normalise_name
 
 
@@ -45,12 +46,9 @@ def next_hop_refusal(der: bytes | None, hop: NextHop, bundle: Bundle | None, now
         return None
     if not bundle.anchors:
         return f"bundle {bundle.name} has no anchors"
-    name = _name_to_validate(cert, hop)
-    if name is None:
-        return "certificate has no subjectAltName to validate it by"
     try:
-        chain = _verifier(bundle, name, now).verify(cert, list(bundle.intermediates))
-    except VerificationError as error:
+        chain = _path(cert, hop, bundle, now)
+    except (VerificationError, ValueError) as error:
         return f"certificate does not chain to bundle {bundle.name}: {error}"
     try:
         revocation.check_path(chain, bundle, now)  # as the bundle's revocation mode says
@@ -59,22 +57,47 @@ def next_hop_refusal(der: bytes | None, hop: NextHop, bundle: Bundle | None, now
     return None
 
 
-def _name_to_validate(cert: x509.Certificate, hop: NextHop) -> x509.GeneralName | None:
-    """The name the verifier matches: the host, as the handshake did; with a pinned DN
-    (which names the next hop instead), any name the certificate itself carries."""
+def _path(cert: x509.Certificate, hop: NextHop, bundle: Bundle, now: dt.datetime) -> list[x509.Certificate]:
+    """The certificate's path to the bundle (leaf first): as a server certificate for the
+    host, as the handshake checked it; with a pinned DN, which names the next hop instead,
+    for any name the certificate carries, or as an operator certificate when it carries none
+    (health PKIs issue some without a subjectAltName)."""
+    intermediates = list(bundle.intermediates)
     if hop.verify_dn is None:
+        return _server_verifier(bundle, _host_name(hop.host.rstrip(".")), now).verify(cert, intermediates)
+    names = _names(cert)
+    if not names:
+        return list(operator_verifier(bundle.anchors, now).verify(cert, intermediates).chain)
+    failure: Exception | None = None
+    for name in names:
         try:
-            return x509.IPAddress(ipaddress.ip_address(hop.host))
-        except ValueError:
-            return x509.DNSName(hop.host)
+            return _server_verifier(bundle, name, now).verify(cert, intermediates)
+        except (VerificationError, ValueError) as error:
+            failure = failure or error
+    assert failure is not None
+    raise failure
+
+
+def _host_name(host: str) -> x509.GeneralName:
     try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def _names(cert: x509.Certificate) -> list[x509.GeneralName]:
+    """The DNS names and addresses of the subjectAltName; a wildcard as a name it covers."""
+    try:
+        entries = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return None
-    return next((n for n in names if isinstance(n, (x509.DNSName, x509.IPAddress))), None)
+        return []
+    names: list[x509.GeneralName] = [n for n in entries if isinstance(n, x509.IPAddress)]
+    for dns in entries.get_values_for_type(x509.DNSName):
+        names.append(x509.DNSName("wildcard" + dns[1:] if dns.startswith("*.") else dns))
+    return names
 
 
-def _verifier(bundle: Bundle, name: x509.GeneralName, now: dt.datetime) -> ServerVerifier:
+def _server_verifier(bundle: Bundle, name: x509.GeneralName, now: dt.datetime) -> ServerVerifier:
     return (
         PolicyBuilder()
         .store(Store(list(bundle.anchors)))

@@ -20,7 +20,12 @@ _LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])([^\r\n]*))?\r?\n")
 
 
 class ReplyFormatError(ValueError):
-    """What the next hop sent is not an SMTP reply."""
+    """What the next hop sent is not an SMTP reply. `replies` holds those completed before
+    it in the same bytes: a reply stands even when junk follows it."""
+
+    def __init__(self, why: str, replies: list[Reply] | None = None) -> None:
+        super().__init__(why)
+        self.replies = replies or []
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +42,9 @@ class Reply:
         return f"{self.code} {self.text}".rstrip()[:limit]
 
     @property
-    def positive(self) -> bool:
-        return 200 <= self.code < 400
+    def kind(self) -> int:
+        """The first digit: 2 positive, 3 intermediate, 4 transient, 5 permanent (RFC 5321 4.2.1)."""
+        return self.code // 100
 
 
 class ReplyReader:
@@ -59,17 +65,21 @@ class ReplyReader:
         self._buffer += data
         replies = []
         start = 0
-        while True:
-            end = self._buffer.find(b"\n", start)
-            if end < 0:
-                break
-            reply = self._line(bytes(self._buffer[start : end + 1]))
-            start = end + 1
-            if reply is not None:
-                replies.append(reply)
-        del self._buffer[:start]
-        if len(self._buffer) > MAX_LINE:
-            raise ReplyFormatError(f"reply line longer than {MAX_LINE} octets")
+        try:
+            while True:
+                end = self._buffer.find(b"\n", start)
+                if end < 0:
+                    break
+                reply = self._line(bytes(self._buffer[start : end + 1]))
+                start = end + 1
+                if reply is not None:
+                    replies.append(reply)
+            del self._buffer[:start]
+            if len(self._buffer) > MAX_LINE:
+                raise ReplyFormatError(f"reply line longer than {MAX_LINE} octets")
+        except ReplyFormatError as error:
+            error.replies = replies
+            raise
         return replies
 
     def _line(self, line: bytes) -> Reply | None:

@@ -8,9 +8,11 @@ reply per command), hence this module. Replies are cut by the pure
 `relay.queue.reply_reader.ReplyReader`; this module does the I/O.
 
 A session is only ever in one of two states between calls: ready for a new
-transaction, or failed (and closed). A reply that arrives when none is owed
-(a `421` before an idle close, data after the reply to STARTTLS) fails it,
-so a reply is never paired with the wrong command.
+transaction, or failed (and closed). Bytes that arrive when no reply is owed
+(a `421` before an idle close, data after the reply to STARTTLS) fail it, as
+does a reply outside the codes its command allows (RFC 5321 4.3.2), so a
+reply is never paired with the wrong command and no session of unknown state
+is kept. Reply codes are judged by their class, 2xx, 4xx or 5xx.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from ..core.smime_entity import canonical
 from ..smtp.decide import check_line_endings
 from .reply_reader import Reply, ReplyFormatError, ReplyReader
+
+# RFC 5321 4.5.3.2.6: the reply to the end of the message may take 10 minutes
+# (the next hop may deliver it before answering); counted once it is all sent.
+DATA_DONE_TIMEOUT = 600.0
 
 
 class SessionError(Exception):
@@ -31,7 +37,7 @@ class SessionError(Exception):
 
 
 class SessionLost(SessionError):
-    pass
+    """The connection is gone."""
 
 
 class StaleSession(SessionLost):
@@ -40,7 +46,7 @@ class StaleSession(SessionLost):
 
 
 class ReplyTimeout(SessionError):
-    pass
+    """No reply (or no progress in sending) within the time allowed."""
 
 
 class UnexpectedReply(SessionError):
@@ -62,7 +68,7 @@ class TransactionReplies:
 
     @property
     def accepted(self) -> list[str]:
-        return [r for r, reply in self.recipients.items() if reply.code in (250, 251)]
+        return [r for r, reply in self.recipients.items() if reply.kind == 2]
 
 
 class _Channel(asyncio.Protocol):
@@ -76,23 +82,38 @@ class _Channel(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.failure: SessionError | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
         self._wanted = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.attach(transport)  # type: ignore[arg-type]
+
+    def attach(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        # Told as soon as anything stays unsent, and again once all is sent.
+        transport.set_write_buffer_limits(high=0)
+
+    def pause_writing(self) -> None:
+        pass  # `drained` asks the transport itself
+
+    def resume_writing(self) -> None:
+        _settle(self._drain)
 
     def data_received(self, data: bytes) -> None:
         try:
-            replies = self.reader.feed(data)
-        except ReplyFormatError as error:
-            self.fail(SessionError(str(error)))
-            return
+            replies, error = self.reader.feed(data), None
+        except ReplyFormatError as refused:
+            replies, error = refused.replies, SessionError(str(refused))
         for reply in replies:
             if self.owed == 0:
-                self.fail(SessionError(f"reply to no command: {reply.summary(80)}"))
-                return
+                error = SessionError(f"reply to no command: {reply.summary(80)}")
+                break
             self.owed -= 1
             self.replies.append(reply)
+        if error is None and self.owed == 0 and not self.reader.idle:
+            error = SessionError("data from the next hop after the replies owed")
+        if error is not None:
+            self.fail(error)
         self._wake()
 
     def eof_received(self) -> bool:
@@ -107,8 +128,10 @@ class _Channel(asyncio.Protocol):
         if self.failure is None:
             self.failure = error
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+            # Not close(): that would wait to send what a stuck next hop no longer reads.
+            self.transport.abort()
         self._wake()
+        _settle(self._drain)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -137,6 +160,27 @@ class _Channel(asyncio.Protocol):
             assert self.failure is not None
             raise self.failure
         return [self.replies.popleft() for _ in range(count)]
+
+    async def drained(self, timeout: float) -> None:
+        """Until the transport has passed everything written to the kernel; a failure
+        when `timeout` seconds go by with nothing more sent."""
+        while self.failure is None and self.transport is not None and (unsent := self.transport.get_write_buffer_size()):
+            self._drain = self.loop.create_future()
+            timer = self.loop.call_later(timeout, _settle, self._drain)
+            try:
+                await self._drain
+            finally:
+                timer.cancel()
+                self._drain = None
+            if self.transport is not None and self.transport.get_write_buffer_size() >= unsent:
+                self.fail(ReplyTimeout(f"the next hop took no data for {timeout:g} s"))
+        if self.failure is not None:
+            raise self.failure
+
+
+def _settle(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 def command(verb: bytes, argument: bytes = b"") -> bytes:
@@ -210,11 +254,13 @@ class Session:
                 raise UnexpectedReply("greeting", reply)
         name = helo_name.encode("ascii")
         [reply] = await self._exchange(command(b"EHLO", name))
-        if reply.code == 250:
+        if reply.kind == 2:
             self.extensions = _extensions(reply)
             return
+        if reply.kind != 5:  # only a server that does not know EHLO gets HELO (RFC 5321 4.1.4)
+            raise UnexpectedReply("EHLO", reply)
         [reply] = await self._exchange(command(b"HELO", name))
-        if reply.code != 250:
+        if reply.kind != 2:
             raise UnexpectedReply("HELO", reply)
         self.extensions = {}
 
@@ -230,9 +276,9 @@ class Session:
         if channel.replies or not channel.reader.idle or channel.failure is not None:
             raise channel.failure or SessionError("data after the reply to STARTTLS")
         assert channel.transport is not None
-        channel.transport = await loop.start_tls(  # type: ignore[assignment]
-            channel.transport, channel, context, server_hostname=host, ssl_handshake_timeout=timeout
-        )
+        upgraded = await loop.start_tls(channel.transport, channel, context, server_hostname=host, ssl_handshake_timeout=timeout)
+        assert upgraded is not None
+        channel.attach(upgraded)
 
     async def _exchange(self, *commands: bytes) -> list[Reply]:
         self._channel.send(b"".join(commands), len(commands))
@@ -268,7 +314,14 @@ class Session:
 
     async def transaction(self, sender: bytes, recipients: Sequence[bytes], message: bytes) -> TransactionReplies:
         """One mail transaction; the session is left ready for the next one, or closed.
-        Raises SessionError when the session fails on the way."""
+        Raises SessionError when the session fails before the outcome is known."""
+        try:
+            return await self._transaction(sender, recipients, message)
+        except SessionError:
+            self.close()
+            raise
+
+    async def _transaction(self, sender: bytes, recipients: Sequence[bytes], message: bytes) -> TransactionReplies:
         envelope = [command(b"MAIL", b"FROM:<" + sender + b">")]
         envelope += [command(b"RCPT", b"TO:<" + r + b">") for r in recipients]
         if self.pipelining:
@@ -276,19 +329,40 @@ class Session:
             mail, rcpts, data = replies[0], replies[1:-1], replies[-1]
         else:
             [mail] = await self._opening(envelope[0])
-            rcpts = [(await self._exchange(line))[0] for line in envelope[1:]] if mail.code == 250 else []
+            rcpts = [(await self._exchange(line))[0] for line in envelope[1:]] if mail.kind == 2 else []
             data = None
-            if mail.code == 250 and any(r.code in (250, 251) for r in rcpts):
+            if mail.kind == 2 and any(r.kind == 2 for r in rcpts):
                 [data] = await self._exchange(command(b"DATA"))
+        _check_kinds("MAIL", [mail], (2, 4, 5))
+        _check_kinds("RCPT", rcpts, (2, 4, 5))
+        if data is not None and data.code != 354:
+            _check_kinds("DATA", [data], (4, 5))
         outcome = TransactionReplies(mail, dict(zip((r.decode("ascii") for r in recipients), rcpts)), data, None)
-        if data is not None and data.code == 354:
-            if outcome.accepted and mail.code == 250:
-                [end] = await self._exchange(wire_data(message))
-                return TransactionReplies(mail, outcome.recipients, data, end)
-            await self._exchange(b".\r\n")  # RFC 2920 3.1: DATA accepted with nothing to send
-        if mail.code == 250:
-            await self._reset()
+        if data is not None and data.code == 354 and mail.kind == 2 and outcome.accepted:
+            end = await self._message(wire_data(message))
+            if end.kind not in (2, 4, 5):
+                self.close()  # its reply tells nothing; what the next hop did is unknown
+            return replace(outcome, end=end)
+        await self._wind_up(mail, data)
         return outcome
+
+    async def _message(self, wire: bytes) -> Reply:
+        self._channel.send(wire, 1)
+        await self._channel.drained(self.timeout)
+        [end] = await self._channel.take(1, max(self.timeout, DATA_DONE_TIMEOUT))
+        return end
+
+    async def _wind_up(self, mail: Reply, data: Reply | None) -> None:
+        """After a transaction that sent no message: a DATA accepted with nothing to send
+        ends empty (RFC 2920 3.1), then RSET. The replies stand if this fails; the session
+        is closed."""
+        try:
+            if data is not None and data.code == 354:
+                await self._exchange(b".\r\n")
+            if mail.kind == 2:
+                await self._reset()
+        except SessionError:
+            self.close()
 
     async def _opening(self, *commands: bytes) -> list[Reply]:
         if self._channel.failure is not None:  # failed while idle: nothing is sent
@@ -304,8 +378,14 @@ class Session:
         """RSET after a transaction that did not reach the end of data; a session that
         does not take it is closed rather than left in an unknown state."""
         [reply] = await self._exchange(command(b"RSET"))
-        if reply.code != 250:
+        if reply.kind != 2:
             self.close()
+
+
+def _check_kinds(step: str, replies: list[Reply], kinds: tuple[int, ...]) -> None:
+    for reply in replies:
+        if reply.kind not in kinds:
+            raise SessionError(f"unexpected reply to {step}: {reply.summary(120)}")
 
 
 def _extensions(reply: Reply) -> dict[str, str]:

@@ -58,7 +58,7 @@ def check_peer(der: bytes | None, snapshot: Snapshot, now: dt.datetime) -> PeerC
         if bundle.purpose is not Purpose.TLS or not bundle.anchors:
             continue
         try:
-            chain = _verifier(bundle.anchors, now).verify(cert, list(bundle.intermediates)).chain
+            chain = operator_verifier(bundle.anchors, now).verify(cert, list(bundle.intermediates)).chain
         except VerificationError as error:
             why = f"client certificate does not chain to bundle {bundle.name}: {error}"
             continue
@@ -72,7 +72,8 @@ def check_peer(der: bytes | None, snapshot: Snapshot, now: dt.datetime) -> PeerC
     return Refused(Refusal.CLIENT_CERTIFICATE_UNTRUSTED, why)
 
 
-def _verifier(anchors: tuple[x509.Certificate, ...], now: dt.datetime) -> ClientVerifier:
+def operator_verifier(anchors: tuple[x509.Certificate, ...], now: dt.datetime) -> ClientVerifier:
+    """Operator certificates (MSSanté `DNCertificatOperateur`): client authentication, a SAN optional."""
     # Operator certificates of health PKIs often carry no SAN: the DN is the identity.
     ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
     return (

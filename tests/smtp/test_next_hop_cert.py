@@ -22,10 +22,9 @@ def pki():
     inter = devpki.make_ca("Hop intermediate", issuer=root, key_kind="p256")
     other = devpki.make_ca("Other root", key_kind="p256")
 
-    def server(issuer, name="mx.hospital.test", dns=("mx.hospital.test",), **kw):
+    def server(issuer, name="mx.hospital.test", dns=("mx.hospital.test",), eku=(ExtendedKeyUsageOID.SERVER_AUTH,), **kw):
         subject = devpki.organisation_subject(name, "1750000001", "Hospital")
-        eku = [ExtendedKeyUsageOID.SERVER_AUTH]
-        return devpki.make_leaf(issuer, subject, dns_names=list(dns), eku=eku, key_usage="both", policies=(), key_kind="p256", **kw)
+        return devpki.make_leaf(issuer, subject, dns_names=list(dns), eku=list(eku), key_usage="both", policies=(), key_kind="p256", **kw)
 
     return {
         "root": root,
@@ -33,6 +32,8 @@ def pki():
         "good": server(inter),
         "revoked": server(inter, serial=4242),
         "no_san": server(inter, dns=()),
+        "operator": server(inter, dns=(), eku=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)),
+        "wildcard": server(inter, dns=("*.hospital.test",)),
         "expired": server(inter, not_after=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)),
         "stranger": server(other),
     }
@@ -90,11 +91,22 @@ def test_a_certificate_outside_the_bundle_or_its_time_or_name_is_refused(pki, na
     assert why in (next_hop_refusal(_der(pki[name]), hop, _bundle(pki), NOW) or "")
 
 
-def test_a_pinned_certificate_without_subject_alt_name_is_refused(pki):
-    dn = pki["no_san"].cert.subject.rfc4514_string()
-    assert next_hop_refusal(_der(pki["no_san"]), _hop("127.0.0.1", dn), _bundle(pki), NOW) == (
-        "certificate has no subjectAltName to validate it by"
-    )
+def test_a_pinned_certificate_without_subject_alt_name_is_judged_as_an_operator_certificate(pki):
+    # Health PKIs issue operator certificates without a SAN: the DN is the identity.
+    dn = pki["operator"].cert.subject.rfc4514_string()
+    assert next_hop_refusal(_der(pki["operator"]), _hop("127.0.0.1", dn), _bundle(pki), NOW) is None
+    why = next_hop_refusal(_der(pki["no_san"]), _hop("127.0.0.1", dn), _bundle(pki), NOW)  # no clientAuth
+    assert why is not None and why.startswith("certificate does not chain to bundle hops: ") and "EKU" in why
+
+
+def test_a_pinned_wildcard_certificate_is_validated_for_a_name_it_covers(pki):
+    dn = pki["wildcard"].cert.subject.rfc4514_string()
+    assert next_hop_refusal(_der(pki["wildcard"]), _hop("127.0.0.1", dn), _bundle(pki), NOW) is None
+    assert next_hop_refusal(_der(pki["wildcard"]), _hop("relay.hospital.test"), _bundle(pki), NOW) is None
+
+
+def test_a_host_name_written_with_its_final_dot_is_the_same_name(pki):
+    assert next_hop_refusal(_der(pki["good"]), _hop("mx.hospital.test."), _bundle(pki), NOW) is None
 
 
 def test_without_a_bundle_only_the_pin_is_checked(pki):

@@ -88,3 +88,14 @@ def test_a_line_without_end_is_refused_once_too_long():
     reader.feed(b"250 " + b"x" * (MAX_LINE - 10))
     with pytest.raises(ReplyFormatError, match="longer than"):
         reader.feed(b"x" * 20)
+
+
+def test_replies_completed_before_junk_are_kept_in_the_error():
+    with pytest.raises(ReplyFormatError) as refused:
+        ReplyReader().feed(b"250 2.0.0 queued\r\n354 go\r\nthis is not SMTP\r\n")
+    assert [r.code for r in refused.value.replies] == [250, 354]
+
+
+@pytest.mark.parametrize("code, kind", [(250, 2), (252, 2), (354, 3), (421, 4), (554, 5)])
+def test_the_class_of_a_reply_is_its_first_digit(code, kind):
+    assert Reply(code, ("",)).kind == kind

@@ -4,12 +4,15 @@ replies out of turn, STARTTLS injection, greetings, timeouts, sessions closed wh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from typing import Awaitable, Callable
 
 import pytest
 
-from relay.queue.delivery import _transaction
+from relay.core.bundle import Bundle
+from relay.core.snapshot import NextHop, TlsMode
+from relay.queue.delivery import REUSE_TIME_LIMIT, Destinations, Pooled, _transaction
 from relay.queue.smtp_client import ReplyTimeout, Session, SessionError, StaleSession, UnexpectedReply, command
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -18,13 +21,13 @@ EHLO_PLAIN = b"250-sink.test\r\n250 8BITMIME\r\n"
 MESSAGE = b"Subject: test\r\n\r\n.leading dot\r\nbody\r\n"
 
 
-def _run(script: Script, client: Callable[[int], Awaitable[object]]) -> object:
-    """Serve `script` on a loopback port, run `client` against it; the script's own
-    assertions fail the test (their exceptions are re-raised here)."""
+def _run(script: Script, client: Callable[[int], Awaitable[object]], connections: int = 1) -> object:
+    """Serve `script` to each of `connections` on a loopback port, run `client` against it;
+    the script's own assertions fail the test (their exceptions are re-raised here)."""
 
     async def main() -> object:
         failures: list[BaseException] = []
-        done = asyncio.Event()
+        served = asyncio.Semaphore(0)
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
@@ -33,12 +36,13 @@ def _run(script: Script, client: Callable[[int], Awaitable[object]]) -> object:
                 failures.append(error)
             finally:
                 writer.close()
-                done.set()
+                served.release()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         async with server:
             result = await client(server.sockets[0].getsockname()[1])
-            await asyncio.wait_for(done.wait(), 10)
+            for _ in range(connections):
+                await asyncio.wait_for(served.acquire(), 10)
         if failures:
             raise failures[0]
         return result
@@ -59,6 +63,22 @@ async def _expect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, li
     """The next command must be `line`; it is answered with `reply`."""
     assert await reader.readline() == line
     writer.write(reply)
+
+
+async def _greeted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A next hop that greets, answers EHLO, then waits for the client to close."""
+    await _greet(reader, writer)
+    assert await reader.read() == b""
+
+
+async def _pipelined(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, replies: bytes) -> None:
+    """Greet, then read the pipelined group, MAIL, each RCPT and DATA (a command per reply
+    line), before answering it at once."""
+    await _greet(reader, writer)
+    group = await _lines(reader, replies.count(b"\n"))
+    assert group[0].startswith(b"MAIL FROM:<") and group[-1] == b"DATA\r\n"
+    assert all(line.startswith(b"RCPT TO:<") for line in group[1:-1])
+    writer.write(replies)
 
 
 async def _lines(reader: asyncio.StreamReader, count: int) -> list[bytes]:
@@ -175,9 +195,7 @@ RSET_OK, QUIT_OK = (b"RSET\r\n", b"250 Ok\r\n"), (b"QUIT\r\n", b"221 Bye\r\n")
 )
 def test_pipelined_refusals(recipients, replies, then, results, kept):
     async def script(reader, writer):
-        await _greet(reader, writer)
-        await _lines(reader, len(recipients) + 2)  # MAIL, each RCPT, DATA
-        writer.write(replies)
+        await _pipelined(reader, writer, replies)
         for line, reply in then:
             await _expect(reader, writer, line, reply)
         if not kept:
@@ -220,15 +238,11 @@ def test_data_after_the_starttls_reply_is_refused_before_any_handshake():
 
 
 def test_starttls_not_offered_is_an_error():
-    async def script(reader, writer):
-        await _greet(reader, writer)
-        assert await reader.read() == b""
-
     async def client(port):
         with pytest.raises(SessionError, match="does not offer STARTTLS"):
             await _open(port, tls=ssl.create_default_context(), starttls=True)
 
-    _run(script, client)
+    _run(_greeted, client)
 
 
 @pytest.mark.parametrize("greeting", [b"554 5.7.1 no service\r\n", b"421 4.3.2 busy\r\n"])
@@ -338,3 +352,143 @@ def test_a_connection_lost_after_replies_is_not_stale():
 def test_a_command_argument_cannot_end_the_line(argument):
     with pytest.raises(ValueError, match="CR or LF"):
         command(b"RCPT", argument)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_data_refused_with_a_positive_reply_is_never_taken_for_a_delivery(pipelining):
+    async def script(reader, writer):
+        await _greet(reader, writer, EHLO_PIPELINING if pipelining else EHLO_PLAIN)
+        if pipelining:
+            await _lines(reader, 3)
+            writer.write(b"250 Ok\r\n250 Ok\r\n250 ok, but where is the 354?\r\n")
+        else:
+            for line in (b"MAIL FROM:<alice@hospital.test>\r\n", b"RCPT TO:<bob@hospital.test>\r\n"):
+                await _expect(reader, writer, line, b"250 Ok\r\n")
+            await _expect(reader, writer, b"DATA\r\n", b"250 ok, but where is the 354?\r\n")
+        assert await reader.read() == b""  # no message, no RSET: a session in an unknown state is closed
+
+    results, connected = _run(script, lambda port: _deliver_then_quit(port, [BOB]))
+    assert results == {BOB: ("pending", "4.4.2 unexpected reply to DATA: 250 ok, but where is the 354?")}
+    assert not connected
+
+
+def test_replies_received_stand_when_the_session_fails_after_them():
+    async def script(reader, writer):
+        await _pipelined(reader, writer, b"250 Ok\r\n550 5.1.1 unknown\r\n250 Ok\r\n421 4.7.0 too many errors\r\n")
+        assert await reader.readline() == b"RSET\r\n"  # then the next hop hangs up
+
+    results, connected = _run(script, lambda port: _deliver_then_quit(port, [BOB, CAROL]))
+    assert results == {BOB: ("failed", "550 5.1.1 unknown"), CAROL: ("pending", "421 4.7.0 too many errors")}
+    assert not connected
+
+
+def test_any_positive_reply_accepts_a_recipient():
+    async def script(reader, writer):
+        await _pipelined(reader, writer, b"250 Ok\r\n252 2.1.5 cannot verify, will try\r\n354 go\r\n")
+        await _message(reader)
+        writer.write(b"250 2.0.0 queued\r\n")
+        await _expect(reader, writer, b"QUIT\r\n", b"221 Bye\r\n")
+
+    assert _run(script, lambda port: _deliver_then_quit(port, [BOB])) == ({BOB: ("delivered", "250 2.0.0 queued")}, True)
+
+
+def test_junk_after_the_reply_to_the_message_leaves_the_delivery_standing():
+    async def script(reader, writer):
+        await _pipelined(reader, writer, b"250 Ok\r\n250 Ok\r\n354 go\r\n")
+        await _message(reader)
+        writer.write(b"250 2.0.0 queued\r\nthis is not SMTP\r\n")
+        assert await reader.read() == b""  # closed, never reused
+
+    assert _run(script, lambda port: _deliver_then_quit(port, [BOB])) == ({BOB: ("delivered", "250 2.0.0 queued")}, False)
+
+
+def test_part_of_a_reply_while_idle_fails_the_session():
+    closed = asyncio.Event()
+
+    async def script(reader, writer):
+        await _greet(reader, writer)
+        writer.write(b"4")  # the start of a 421, say; the rest would come later
+        assert await reader.read() == b""
+        closed.set()
+
+    async def client(port):
+        session = await _open(port)
+        await closed.wait()
+        assert not session.is_connected
+
+    _run(script, client)
+
+
+def test_ehlo_deferred_is_not_followed_by_helo():
+    async def script(reader, writer):
+        writer.write(b"220 busy.test\r\n")
+        await _expect(reader, writer, b"EHLO relay.test\r\n", b"421 4.3.2 too busy, come back later\r\n")
+        assert await reader.read() == b""  # RFC 5321 4.1.4: HELO only after a 5xx to EHLO
+
+    async def client(port):
+        with pytest.raises(UnexpectedReply) as refused:
+            await _open(port)
+        assert refused.value.reply.code == 421
+
+    _run(script, client)
+
+
+BIG = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 24_000  # 24 MB: more than the socket buffers hold
+
+
+def test_a_next_hop_that_stops_reading_the_message_is_dropped_at_once():
+    sent = asyncio.Event()
+
+    async def script(reader, writer):
+        await _pipelined(reader, writer, b"250 Ok\r\n250 Ok\r\n354 go\r\n")
+        await sent.wait()  # reading nothing meanwhile
+        received = 0
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := await reader.read(1 << 20):
+                received += len(chunk)
+        # Aborted: what the relay still held was dropped, not kept in memory to send.
+        assert received < len(BIG)
+
+    async def client(port):
+        session = await _open(port, timeout=0.3)
+        results, healthy = await _transaction(session, "alice@hospital.test", [BOB], BIG, reused=False)
+        sent.set()
+        assert results == {BOB: ("pending", "4.4.2 the next hop took no data for 0.3 s")} and not healthy
+
+    _run(script, client)
+
+
+def test_a_slow_next_hop_that_keeps_reading_gets_the_whole_message():
+    async def script(reader, writer):
+        await _pipelined(reader, writer, b"250 Ok\r\n250 Ok\r\n354 go\r\n")
+        received = b""
+        while not received.endswith(b"\r\n.\r\n"):
+            received += await reader.read(1 << 20)
+            await asyncio.sleep(0.02)  # a slow link: the whole message takes longer than the timeout
+        assert len(received) == len(BIG) + 3
+        writer.write(b"250 2.0.0 queued\r\n")
+        await _expect(reader, writer, b"QUIT\r\n", b"221 Bye\r\n")
+
+    async def client(port):
+        session = await _open(port, timeout=0.3)
+        outcome = await _transaction(session, "alice@hospital.test", [BOB], BIG, reused=False)
+        assert outcome == ({BOB: ("delivered", "250 2.0.0 queued")}, True)
+        await session.quit()
+
+    _run(script, client)
+
+
+def test_an_idle_session_is_reused_only_while_young_and_judged_by_the_bundle_in_force():
+    async def client(port):
+        hop, bundle = NextHop("127.0.0.1", port, TlsMode.NONE), Bundle("hops", ())
+        pool = Destinations(per_destination=4)
+        session = await _open(port)
+        pool.keep(hop, Pooled(session, bundle, opened=1000.0))
+        assert pool.reuse(hop, Bundle("hops", ()), now=1001.0) is None  # a reload made another bundle
+        assert not session.is_connected  # and the session was closed, not left open
+        session = await _open(port)
+        pool.keep(hop, Pooled(session, bundle, opened=1000.0))
+        assert pool.reuse(hop, bundle, now=1000.0 + REUSE_TIME_LIMIT) is None  # too old
+        assert not session.is_connected
+
+    _run(_greeted, client, connections=2)
