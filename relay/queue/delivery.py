@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol, Sequence
 
-
 from ..audit.log import audit
 from ..core.bundle import Bundle
 from ..core.snapshot import NextHop, Snapshot, TlsMode
