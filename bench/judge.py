@@ -115,7 +115,7 @@ def main() -> int:
             ("verify_message", lambda: verify_message(raw, snapshot, now, limits)),
             ("judge (all)", lambda: decide.judge(raw, tx, snapshot, now, limits, MAX_RECEIVED)),
         ]
-        task = (raw, tx, snapshot.version, now)
+        task = (tx, snapshot.version, now)  # the pickled header; the message travels as raw bytes
         sent, answer = pickle.dumps(task), pickle.dumps(judgement)
         steps += [
             ("pickle task", lambda: pickle.dumps(task)),

@@ -259,18 +259,17 @@ def _value_at(data: bytes, pointer: int, limit: int) -> Value:
 
 def octets(value: Value) -> bytes:
     """The octets of an OCTET STRING: primitive, or in chunks under an indefinite length (BER)."""
-    chunks: list[bytes] = []
+    chunks: list[memoryview] = []
     _collect_chunks(value, chunks, depth=0)
-    if len(chunks) > _MAX_CHUNKS:
-        raise ValueError(f"an OCTET STRING in more than {_MAX_CHUNKS} chunks")
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    # Views of the buffer until here: the content is copied once, chunked or not.
+    return bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
 
 
-def _collect_chunks(value: Value, chunks: list[bytes], depth: int) -> None:
+def _collect_chunks(value: Value, chunks: list[memoryview], depth: int) -> None:
     if (value.tag_class, value.tag) != (_UNIVERSAL, _OCTET_STRING):
         raise ValueError("not an OCTET STRING")
     if not value.constructed:
-        chunks.append(value.contents)
+        chunks.append(memoryview(value.data)[value.contents_start : value.contents_end])
         return
     if not value.indefinite:
         raise ValueError("an OCTET STRING in chunks without an indefinite length")
@@ -279,7 +278,7 @@ def _collect_chunks(value: Value, chunks: list[bytes], depth: int) -> None:
     for chunk in _children(value):
         _collect_chunks(chunk, chunks, depth + 1)
         if len(chunks) > _MAX_CHUNKS:
-            return  # octets refuses it
+            raise ValueError(f"an OCTET STRING in more than {_MAX_CHUNKS} chunks")
 
 
 def attributes_in(contents: bytes) -> Iterator[tuple[str, bytes]]:

@@ -389,11 +389,9 @@ async def _transaction(
     # The paths go verbatim (checked by safe_address), never re-parsed.
     try:
         replies = await session.transaction(sender.encode("ascii"), [r.encode("ascii") for r in recipients], message)
-    except StaleSession as error:
-        if reused:
-            return None
-        return _all(recipients, (DEFERRED, f"4.4.2 {_error_text(error)}")), False
     except (SessionError, OSError) as error:
+        if reused and isinstance(error, StaleSession):
+            return None
         return _all(recipients, (DEFERRED, f"4.4.2 {_error_text(error)}")), False
     except asyncio.CancelledError:
         session.close()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 from ..core.smime_entity import canonical
@@ -288,8 +288,8 @@ class Session:
 
     @property
     def is_connected(self) -> bool:
-        channel = self._channel
-        return channel.failure is None and channel.transport is not None and not channel.transport.is_closing()
+        # Every way a connection ends (closed by either side, aborted, lost) goes through fail().
+        return self._channel.failure is None
 
     @property
     def pipelining(self) -> bool:
@@ -337,14 +337,14 @@ class Session:
         _check_kinds("RCPT", rcpts, (2, 4, 5))
         if data is not None and data.code != 354:
             _check_kinds("DATA", [data], (4, 5))
-        outcome = TransactionReplies(mail, dict(zip((r.decode("ascii") for r in recipients), rcpts)), data, None)
-        if data is not None and data.code == 354 and mail.kind == 2 and outcome.accepted:
+        by_recipient = dict(zip((r.decode("ascii") for r in recipients), rcpts))
+        if data is not None and data.code == 354 and mail.kind == 2 and any(r.kind == 2 for r in rcpts):
             end = await self._message(wire_data(message))
             if end.kind not in (2, 4, 5):
                 self.close()  # its reply tells nothing; what the next hop did is unknown
-            return replace(outcome, end=end)
+            return TransactionReplies(mail, by_recipient, data, end)
         await self._wind_up(mail, data)
-        return outcome
+        return TransactionReplies(mail, by_recipient, data, None)
 
     async def _message(self, wire: bytes) -> Reply:
         self._channel.send(wire, 1)

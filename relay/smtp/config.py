@@ -14,12 +14,12 @@ import tomllib
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NoReturn
 
 from ..core.limits import MessageLimits
 from ..queue import syncfs
 from ..queue.spool import Flush
-from ..trust.tomlsource import KeyPath, index_lines, line_of
+from ..trust.tomlsource import KeyPath, line_of, not_utf8, read_document
 
 
 class ConfigError(ValueError):
@@ -124,12 +124,11 @@ class ServiceConfig:
 def read_toml(path: Path) -> tuple[Mapping[str, Any], Mapping[KeyPath, int]]:
     """relay.toml as a document and the line of each key, or a ConfigError naming the file."""
     try:
-        text = path.read_bytes().decode("utf-8")
-        return tomllib.loads(text), index_lines(text)
+        return read_document(path.read_bytes())
     except OSError as error:
         raise ConfigError(f"{path}: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
+        raise ConfigError(f"{path}: {not_utf8(error)}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
 
@@ -305,7 +304,7 @@ class _Section:
         self.table: dict[str, Any] = table
         self.used: set[str] = set()
 
-    def fail(self, key: str, why: str) -> None:
+    def fail(self, key: str, why: str) -> NoReturn:
         raise ConfigError(f"{self.source.where(*self.keypath, key)}: [{self.name}] {key}: {why}")
 
     def _get(self, key: str, default: Any) -> Any:

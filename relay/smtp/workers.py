@@ -214,12 +214,12 @@ class WorkerPool:
                 continue
             worker.held[task_id] = future
             if self._task_timeout is not None:
-                worker.deadlines[task_id] = self._loop.call_later(self._task_timeout, self._overdue, worker, task_id)
+                worker.deadlines[task_id] = self._loop.call_later(self._task_timeout, self._overdue, worker)
             self._send(worker, parts)
 
-    def _overdue(self, worker: _Worker, task_id: int) -> None:
-        if task_id in worker.held:
-            self._lost(worker, f"was stopped: a task took longer than {self._task_timeout:g} s")
+    def _overdue(self, worker: _Worker) -> None:
+        # Its timer is cancelled whenever the task leaves `held`: it is still held.
+        self._lost(worker, f"was stopped: a task took longer than {self._task_timeout:g} s")
 
     def _send(self, worker: _Worker, parts: list[bytes]) -> None:
         if worker.unwritten:

@@ -98,17 +98,27 @@ def line_of(lines: Mapping[KeyPath, int], keypath: KeyPath) -> int | None:
     return None
 
 
+def read_document(raw: bytes) -> tuple[dict[str, Any], dict[KeyPath, int]]:
+    """A TOML file's document and the line of each key; UnicodeDecodeError or
+    tomllib.TOMLDecodeError when it is not one (`not_utf8` words the first)."""
+    text = raw.decode("utf-8")
+    return tomllib.loads(text), index_lines(text)
+
+
+def not_utf8(error: UnicodeDecodeError) -> str:
+    return f"not UTF-8 ({error.reason} at byte {error.start})"
+
+
 def parse_toml(path: Path, raw: bytes, problems: Problems) -> TomlFile | None:
     try:
-        text = raw.decode("utf-8")
-        data = tomllib.loads(text)
+        data, lines = read_document(raw)
     except UnicodeDecodeError as error:
-        problems.error(f"{path}:1", f"not UTF-8 ({error.reason} at byte {error.start})")
+        problems.error(f"{path}:1", not_utf8(error))
         return None
     except tomllib.TOMLDecodeError as error:
         problems.error(f"{path}:{_error_line(str(error))}", f"TOML syntax: {error}")
         return None
-    return TomlFile(path, data, index_lines(text))
+    return TomlFile(path, data, lines)
 
 
 def _error_line(message: str) -> int:

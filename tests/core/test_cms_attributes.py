@@ -17,6 +17,7 @@ from relay.core import cms_asn1 as asn1
 from relay.core.errors import Rejection
 from tests import cms_reference, cmsbuild
 from tests.cmsbuild import SignerSpec
+from tests.mutation import EDITS, Edit, mutate
 
 CONTENT = b"Content-Type: text/plain\r\n\r\nCompte rendu.\r\n"
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError)
@@ -79,21 +80,11 @@ def test_the_seeds_read_alike(seeds: list[bytes]) -> None:
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data())
-def test_mutated_attributes_read_alike_or_are_refused_alike(seeds: list[bytes], data: st.DataObject) -> None:
-    contents = bytearray(data.draw(st.sampled_from(seeds)))
-    for _ in range(data.draw(st.integers(1, 4))):
-        position = data.draw(st.integers(0, len(contents) - 1))
-        kind = data.draw(st.sampled_from(["flip", "cut", "insert"]))
-        if kind == "flip":
-            contents[position] = data.draw(st.integers(0, 255))
-        elif kind == "cut":
-            del contents[position : position + data.draw(st.integers(1, 8))]
-        else:
-            contents[position:position] = data.draw(st.binary(min_size=1, max_size=4))
-        if not contents:
-            return
-    mutated = bytes(contents)
+@given(data=st.data(), edits=EDITS)
+def test_mutated_attributes_read_alike_or_are_refused_alike(seeds: list[bytes], data: st.DataObject, edits: list[Edit]) -> None:
+    mutated = mutate(data.draw(st.sampled_from(seeds)), edits)
+    if not mutated:
+        return
     ours = _outcome(lambda: _read(mutated, asn1.ID_DATA))
     theirs = _outcome(lambda: _reference(mutated, asn1.ID_DATA))
     # Stricter only where an Attribute is not the DER of RFC 5652's schema in a

@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import tracemalloc
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import pytest
 from asn1crypto import core
@@ -97,30 +97,46 @@ def test_the_seeds_read_alike(seeds: list[bytes]) -> None:
     assert [s.signed_attrs is None for s in asn1.read_signed_data(seeds[2]).signer_infos] == [False, False]
 
 
+T = TypeVar("T")
+
+
+def _peak_memory(work: Callable[[], T]) -> tuple[T, int]:
+    """What `work` returns, and the most memory it held at once (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        result = work()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_a_large_econtent_is_copied_once() -> None:
     ca = devpki.make_ca("IGC-SANTE TEST")
     signer = devpki.make_leaf(ca, devpki.practitioner_subject("899700367918", "MARTIN", "Anne"), key_kind="p256")
     content = b"x" * (8 << 20)
     der = cmsbuild.sign(content, SignerSpec(signer), detached=False)
-    tracemalloc.start()
-    try:
-        read = asn1.read_signed_data(der)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    read, peak = _peak_memory(lambda: asn1.read_signed_data(der))
     assert read.econtent == content
     assert peak < 1.25 * len(content)  # the classes held five copies at once
 
 
+def test_an_octet_string_in_chunks_is_copied_once() -> None:
+    chunk = b"\x04\x82\x10\x00" + b"x" * 4096  # BER: 4 KiB chunks under an indefinite length
+    data = b"\x24\x80" + chunk * 2000 + b"\x00\x00"
+    value = asn1._value_at(data, 0, len(data))
+    content, peak = _peak_memory(lambda: asn1.octets(value))
+    assert content == b"x" * (4096 * 2000)
+    assert peak < 1.25 * len(content)  # the chunks sliced, then joined, held two copies
+
+
 def test_a_structure_of_a_million_values_is_refused_before_they_are_read() -> None:
     der = asn1.with_header(0x30, asn1.core.ObjectIdentifier(asn1.ID_SIGNED_DATA).dump() + b"\x05\x00" * 1_000_000)
-    tracemalloc.start()
-    try:
+
+    def refused() -> None:
         with pytest.raises(ValueError, match="a value after its last field"):
             asn1.read_signed_data(der)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+
+    _, peak = _peak_memory(refused)
     assert peak < 100_000  # the values are never listed
 
 
