@@ -122,10 +122,10 @@ def test_a_removal_that_fails_fails_the_discard_keeps_the_message_and_releases_i
     envelope = _envelope()
     spool.store_now(b"m\r\n", envelope)
 
-    def read_only(queue_id):
+    def read_only(source, target):
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr(spool, "remove", read_only)
+    monkeypatch.setattr(spool_module.os, "rename", read_only)
 
     async def scenario():
         removal = spool.discard(spool.acquire(envelope.queue_id))
@@ -135,6 +135,80 @@ def test_a_removal_that_fails_fails_the_discard_keeps_the_message_and_releases_i
     asyncio.run(scenario())
     assert spool.ids() == [envelope.queue_id]
     spool.acquire(envelope.queue_id).release()  # free for the next attempt
+
+
+def _deliver(spool, queue_id):
+    """Discard a message as delivery does once every recipient has it."""
+
+    async def discard():
+        await asyncio.wait_for(spool.discard(spool.acquire(queue_id)), 10)
+
+    asyncio.run(discard())
+
+
+def test_a_delivered_message_leaves_its_file_emptied_for_the_next_one(tmp_path):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    delivered, arriving = _envelope(), _envelope()
+    spool.store_now(b"patient letter\r\n", delivered)
+    inode = (spool.queue / f"{delivered.queue_id}.msg").stat().st_ino
+    _deliver(spool, delivered.queue_id)
+    spare = spool.tmp / f"{delivered.queue_id}.spare"
+    assert spool.ids() == [] and spare.stat().st_size == 0  # nothing of the message is kept
+    with pytest.raises(UnknownMessage):
+        spool.acquire(delivered.queue_id)
+    spool.store_now(b"next\r\n", arriving)
+    assert (spool.queue / f"{arriving.queue_id}.msg").stat().st_ino == inode  # written again, not created
+    assert spool.contents(spool.acquire(arriving.queue_id)) == (arriving, b"next\r\n")
+    assert list(spool.tmp.iterdir()) == []
+
+
+def test_spares_are_capped_and_a_spare_gone_is_replaced_by_a_new_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(spool_module, "_MAX_SPARES", 1)
+    spool = Spool(tmp_path)
+    spool.prepare()
+    first, second, third = _envelope(), _envelope(), _envelope()
+    for envelope in (first, second):
+        spool.store_now(b"m\r\n", envelope)
+    for envelope in (first, second):
+        _deliver(spool, envelope.queue_id)
+    assert [p.name for p in spool.tmp.iterdir()] == [f"{first.queue_id}.spare"]  # the second was unlinked
+    (spool.tmp / f"{first.queue_id}.spare").unlink()
+    spool.store_now(b"third\r\n", third)
+    assert spool.ids() == [third.queue_id] and spool.message(third.queue_id) == b"third\r\n"
+
+
+def test_a_spare_that_cannot_be_emptied_is_unlinked_and_the_removal_stands(tmp_path, monkeypatch):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    envelope = _envelope()
+    spool.store_now(b"m\r\n", envelope)
+
+    def refused(path, length):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(spool_module.os, "truncate", refused)
+    _deliver(spool, envelope.queue_id)
+    assert spool.ids() == [] and list(spool.tmp.iterdir()) == []
+
+
+def test_a_file_retired_and_written_again_while_waiting_for_its_lock_is_not_that_message(tmp_path, monkeypatch):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    held, arriving = _envelope(), _envelope()
+    spool.store_now(b"held\r\n", held)
+    real_flock = spool_module.fcntl.flock
+
+    def flock_after_reuse(fd, operation):  # between our open and flock: delivered, its file reused
+        monkeypatch.setattr(spool_module.fcntl, "flock", real_flock)
+        _deliver(spool, held.queue_id)
+        spool.store_now(b"arriving\r\n", arriving)
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(spool_module.fcntl, "flock", flock_after_reuse)
+    with pytest.raises(UnknownMessage):
+        spool.acquire(held.queue_id)
+    assert spool.ids() == [arriving.queue_id]
 
 
 def test_a_fault_of_the_trip_fails_its_waiters_and_the_loop_goes_on(tmp_path, monkeypatch):
@@ -254,8 +328,12 @@ def test_recovery_drops_half_written_messages(tmp_path):
     (spool.tmp / "abc.msg").write_bytes(b"half")  # crash while writing
     ghost = new_queue_id()
     (spool.queue / f"{ghost}.json").write_bytes(_envelope(ghost).to_json())  # crash while removing
+    (spool.tmp / f"{new_queue_id()}.spare").write_bytes(b"")  # a delivered message's emptied file
+    emptied = new_queue_id()
+    (spool.queue / f"{emptied}.msg").write_bytes(b"")  # a retirement whose emptying reached the disk first
     removed = Spool(tmp_path).prepare()
-    assert sorted(removed) == sorted(["tmp/abc.msg", f"{ghost}.json"])
+    assert sorted(removed) == sorted(["tmp/abc.msg", f"{ghost}.json", f"{emptied}.msg"])
+    assert list(spool.tmp.iterdir()) == []
     assert spool.ids() == [whole.queue_id]
     assert spool.message(whole.queue_id) == b"whole\r\n"
 
@@ -313,7 +391,7 @@ def test_a_conversion_that_cannot_write_fails_the_start_and_keeps_the_earlier_fi
     (queue / f"{env.queue_id}.eml").write_bytes(b"Subject: kept\r\n\r\nbody\r\n")
     (queue / f"{env.queue_id}.json").write_bytes(env.to_json())
 
-    def disk_full(path, data, synced):
+    def disk_full(path, data, synced, reused=False):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(spool_module, "_write_file", disk_full)
