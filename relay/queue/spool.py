@@ -244,7 +244,10 @@ class Spool:
             yield
         finally:
             self._expected -= 1
-            self._wake()  # refused, or stored: either way the committer need not wait for it
+            if self._discards and not self._expected:
+                self._kick()  # the removals that waited for a commit to join
+            else:
+                self._wake()  # refused, or stored: either way the committer need not wait for it
 
     async def store(self, message: bytes, envelope: Envelope) -> None:
         """Return once the message is durable; raise SpoolError otherwise."""
@@ -254,16 +257,21 @@ class Spool:
         await done
 
     def discard(self, lock: MessageLock) -> asyncio.Future[None]:
-        """Remove a settled message and release its lock, with the next commit, off the event
-        loop; the caller need not wait. The lock is held until then, so no one else takes the
+        """Remove a settled message and release its lock, with the next commit (at once when no
+        message is being judged), off the event loop; the caller need not wait. The lock is held until then, so no one else takes the
         message meanwhile. The future fails with the removal's OSError (the message stays)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._discards.append((lock, done))
-        self._kick()
+        # A message being judged will be committed soon: the removal joins that trip
+        # (a hand-off to a thread costs more than the removal itself).
+        if not self._expected or len(self._discards) >= _MAX_BATCH:
+            self._kick()
         return done
 
     async def drain(self) -> None:
         """Wait for the commits and removals under way (at shutdown)."""
+        if self._discards:
+            self._kick()
         while self._committer is not None and not self._committer.done():
             await self._committer
 
