@@ -137,6 +137,7 @@ _MAX_SPARES = 256  # emptied files a process keeps for its next messages; beyond
 # Converting a spool of the earlier layout: messages (and bytes) held at once.
 _CONVERSION_BATCH, _CONVERSION_BYTES = 64, 64 << 20
 _MAX_BATCH = 64  # a commit stops waiting for expected messages once it holds this many
+_REMOVAL_WAIT = 0.05  # seconds a removal waits for a commit to join before it goes alone
 
 
 class Flush(StrEnum):
@@ -166,6 +167,7 @@ class Spool:
         self._committer: asyncio.Task[None] | None = None
         self._expected = 0  # messages between end of DATA and their store (see expecting)
         self._arrival: asyncio.Future[None] | None = None  # what the committer waits on
+        self._removal_timer: asyncio.TimerHandle | None = None  # removals go alone when it fires
         self._io = ThreadPoolExecutor(max_workers=16, thread_name_prefix="spool")
 
     # -- set-up and recovery ---------------------------------------------
@@ -244,10 +246,7 @@ class Spool:
             yield
         finally:
             self._expected -= 1
-            if self._discards and not self._expected:
-                self._kick()  # the removals that waited for a commit to join
-            else:
-                self._wake()  # refused, or stored: either way the committer need not wait for it
+            self._wake()  # refused, or stored: either way the committer need not wait for it
 
     async def store(self, message: bytes, envelope: Envelope) -> None:
         """Return once the message is durable; raise SpoolError otherwise."""
@@ -257,16 +256,23 @@ class Spool:
         await done
 
     def discard(self, lock: MessageLock) -> asyncio.Future[None]:
-        """Remove a settled message and release its lock, with the next commit (at once when no
-        message is being judged), off the event loop; the caller need not wait. The lock is held until then, so no one else takes the
+        """Remove a settled message and release its lock, with the next commit (or alone after
+        _REMOVAL_WAIT), off the event loop; the caller need not wait. The lock is held until then, so no one else takes the
         message meanwhile. The future fails with the removal's OSError (the message stays)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._discards.append((lock, done))
-        # A message being judged will be committed soon: the removal joins that trip
-        # (a hand-off to a thread costs more than the removal itself).
-        if not self._expected or len(self._discards) >= _MAX_BATCH:
+        # Under load another message is committed within milliseconds: the removal joins
+        # that trip (a hand-off to a thread costs more than the removal itself).
+        if len(self._discards) >= _MAX_BATCH:
             self._kick()
+        elif self._removal_timer is None:
+            self._removal_timer = asyncio.get_running_loop().call_later(_REMOVAL_WAIT, self._removals_due)
         return done
+
+    def _removals_due(self) -> None:
+        self._removal_timer = None
+        if self._discards:
+            self._kick()
 
     async def drain(self) -> None:
         """Wait for the commits and removals under way (at shutdown)."""
@@ -306,6 +312,9 @@ class Spool:
                 await self._gather()
             batch, self._pending = self._pending, []
             discards, self._discards = self._discards, []
+            if self._removal_timer is not None and discards:
+                self._removal_timer.cancel()
+                self._removal_timer = None
             try:
                 stored, removed = await asyncio.to_thread(
                     self._commit_and_remove, [(m, e) for m, e, _ in batch], [lock for lock, _ in discards]

@@ -116,32 +116,31 @@ def test_a_discarded_message_leaves_with_the_next_commit_and_its_lock_is_held_un
         lock.read()  # released
 
 
-def test_a_discard_waits_for_the_commit_of_a_message_being_judged(tmp_path, monkeypatch):
+def test_a_discard_joins_the_next_commit_or_goes_alone_after_a_while(tmp_path, monkeypatch):
     spool = Spool(tmp_path)
     spool.prepare()
-    delivered, judged, refused = _envelope(), _envelope(), _envelope()
-    for envelope in (delivered, refused):
+    delivered, arriving, alone = _envelope(), _envelope(), _envelope()
+    for envelope in (delivered, alone):
         spool.store_now(b"m\r\n", envelope)
     trips = []
     trip = spool._commit_and_remove
     monkeypatch.setattr(spool, "_commit_and_remove", lambda batch, discards: trips.append((len(batch), len(discards))) or trip(batch, discards))
 
     async def scenario():
-        with spool.expecting():
-            removal = spool.discard(spool.acquire(delivered.queue_id))
-            await asyncio.sleep(0)
-            assert trips == []  # held for the message being judged
-            await spool.store(b"judged\r\n", judged)
+        loop = asyncio.get_running_loop()
+        removal = spool.discard(spool.acquire(delivered.queue_id))
+        await asyncio.sleep(0)
+        assert trips == []  # waiting for a commit to join
+        await spool.store(b"arriving\r\n", arriving)
         await asyncio.wait_for(removal, 10)
-        with spool.expecting():
-            removal = spool.discard(spool.acquire(refused.queue_id))
-            await asyncio.sleep(0)
-        # refused: nothing more to wait for
-        await asyncio.wait_for(removal, 10)
+        start = loop.time()
+        await asyncio.wait_for(spool.discard(spool.acquire(alone.queue_id)), 10)
+        return loop.time() - start
 
-    asyncio.run(scenario())
+    waited = asyncio.run(scenario())
     assert trips == [(1, 1), (0, 1)]
-    assert spool.ids() == [judged.queue_id]
+    assert waited >= spool_module._REMOVAL_WAIT
+    assert spool.ids() == [arriving.queue_id]
 
 
 def test_a_removal_that_fails_fails_the_discard_keeps_the_message_and_releases_it(tmp_path, monkeypatch):
