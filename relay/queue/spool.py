@@ -22,9 +22,8 @@ Removal takes the .msg first, then the .json: a crash between leaves a .json
 alone, which recovery removes. A delivered message leaves the queue by a
 rename of its .msg to tmp/ID.spare, which is emptied and kept for a later
 message of the same process: creating a file costs the file system an inode
-allocation, which ext4 without a journal makes scan past every inode freed
-in the last half minute (about a sixth of the machine's CPU at a few hundred
-messages a second). The .msg is also the message's lock (flock):
+allocation, which ext4 without a journal makes scan past inodes freed in the
+last half minute (see docs/service.md, Spool). The .msg is also the message's lock (flock):
 delivery and the `relay queue` command take it before changing or removing
 a message. Spools of earlier versions (ID.eml plus ID.json) are converted
 when the service starts.
