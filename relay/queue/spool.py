@@ -41,6 +41,7 @@ import json
 import os
 import re
 import secrets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
@@ -158,15 +159,14 @@ class Spool:
         # paths spare pathlib's per-call object building and formatting.
         self._queue_prefix = f"{self.queue}{os.sep}"
         self._tmp_prefix = f"{self.tmp}{os.sep}"
-        # Taken and given back by the commit trips and by store_now's threads: deque's
-        # append and popleft are atomic.
-        self._spares: collections.deque[str] = collections.deque()
+        self._spares = _Spares(_MAX_SPARES)
         self._pending: list[tuple[bytes, Envelope, asyncio.Future[None]]] = []
         self._discards: list[tuple[MessageLock, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
         self._expected = 0  # messages between end of DATA and their store (see expecting)
         self._arrival: asyncio.Future[None] | None = None  # what the committer waits on
         self._removal_timer: asyncio.TimerHandle | None = None  # removals go alone when it fires
+        self._removals_go = False  # the timer fired (or drain, or a full batch): removals go alone
         self._io = ThreadPoolExecutor(max_workers=16, thread_name_prefix="spool")
 
     # -- set-up and recovery ---------------------------------------------
@@ -263,20 +263,22 @@ class Spool:
         # Under load another message is committed within milliseconds: the removal joins
         # that trip (a hand-off to a thread costs more than the removal itself).
         if len(self._discards) >= _MAX_BATCH:
-            self._kick()
+            self._removals_due()
         elif self._removal_timer is None:
             self._removal_timer = asyncio.get_running_loop().call_later(_REMOVAL_WAIT, self._removals_due)
         return done
 
     def _removals_due(self) -> None:
-        self._removal_timer = None
-        if self._discards:
-            self._kick()
+        if self._removal_timer is not None:
+            self._removal_timer.cancel()
+            self._removal_timer = None
+        self._removals_go = True
+        self._kick()
 
     async def drain(self) -> None:
         """Wait for the commits and removals under way (at shutdown)."""
         if self._discards:
-            self._kick()
+            self._removals_due()
         while self._committer is not None and not self._committer.done():
             await self._committer
 
@@ -306,14 +308,16 @@ class Spool:
                 self._arrival = None
 
     async def _commit_loop(self) -> None:
-        while self._pending or self._discards:
+        while self._pending or (self._discards and self._removals_go):
             if self._pending and self.commit_wait:
                 await self._gather()
             batch, self._pending = self._pending, []
             discards, self._discards = self._discards, []
-            if self._removal_timer is not None and discards:
-                self._removal_timer.cancel()
-                self._removal_timer = None
+            if discards:  # those that come during the trip wait for the next one, or their timer
+                self._removals_go = False
+                if self._removal_timer is not None:
+                    self._removal_timer.cancel()
+                    self._removal_timer = None
             try:
                 stored, removed = await asyncio.to_thread(
                     self._commit_and_remove, [(m, e) for m, e, _ in batch], [lock for lock, _ in discards]
@@ -335,13 +339,16 @@ class Spool:
         return stored, [self._remove_held(lock) for lock in discards]
 
     def _remove_held(self, lock: MessageLock) -> OSError | None:
+        spare = None
         try:
-            self._retire(lock.queue_id)
+            spare = self._retire(lock.queue_id)
             return None
         except OSError as error:
             return error
         finally:
             _release_quietly(lock)
+            if spare is not None:  # not before: a store must not write into a file still locked
+                self._spares.keep(spare)
 
     def _commit_batch(self, batch: list[tuple[bytes, Envelope]]) -> list[SpoolError | None]:
         if len(batch) == 1:  # nothing to overlap: no hand-off to another thread
@@ -356,7 +363,7 @@ class Spool:
         try:
             for queue_id in committed:
                 os.rename(self.tmp / f"{queue_id}{_MESSAGE}", self._queued(queue_id, _MESSAGE))
-            fsync_dir(self.queue)
+            self._spares.sync(self.queue)
         except OSError as error:
             return [_spool_error("commit", error) for _ in batch]
         return outcomes
@@ -392,10 +399,9 @@ class Spool:
             return _spool_error("write", error)
 
     def _reuse_spare(self, path: Path) -> bool:
-        """Rename a spare to `path`: False when there is none, or it is gone, and the file is to be created."""
-        try:
-            spare = self._spares.popleft()
-        except IndexError:
+        """Rename a spare to `path`: False when none is ready, or it is gone, and the file is to be created."""
+        spare = self._spares.take()
+        if spare is None:
             return False
         try:
             os.rename(spare, path)
@@ -425,7 +431,7 @@ class Spool:
 
     def message(self, queue_id: str) -> bytes:
         try:
-            return _split(queue_id, _read_all(self._queued(queue_id, _MESSAGE)))[1]
+            return _split(queue_id, _read_all(self._queued(queue_id, _MESSAGE), named=True))[1]
         except FileNotFoundError:
             raise UnknownMessage(errno.ENOENT, f"no message {queue_id}") from None
 
@@ -483,7 +489,7 @@ class Spool:
         tmp = self.tmp / f"{envelope.queue_id}{_STATE}.{secrets.token_hex(4)}"
         _write_file(tmp, envelope.to_json(), synced=True)
         os.replace(tmp, self._queued(envelope.queue_id, _STATE))
-        fsync_dir(self.queue)
+        self._spares.sync(self.queue)
 
     def remove(self, queue_id: str) -> None:
         """Remove a message (caller holds its lock): the message first, so a crash leaves a
@@ -496,22 +502,66 @@ class Spool:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._queued(queue_id, suffix))
 
-    def _retire(self, queue_id: str) -> None:
-        """Remove a delivered message (caller holds its lock), its .msg kept, emptied, as a spare."""
-        if len(self._spares) >= _MAX_SPARES:
+    def _retire(self, queue_id: str) -> str | None:
+        """Remove a delivered message (caller holds its lock); its .msg, emptied, to keep as a
+        spare once the lock is released (None: unlinked, or already gone)."""
+        if self._spares.full():
             self.remove(queue_id)
-            return
+            return None
         spare = f"{self._tmp_prefix}{queue_id}{_SPARE}"
-        os.rename(self._queued(queue_id, _MESSAGE), spare)  # out of the queue at once, as by unlink
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._queued(queue_id, _STATE))
+        try:
+            os.rename(self._queued(queue_id, _MESSAGE), spare)  # out of the queue at once, as by unlink
+        except FileNotFoundError:
+            return None
+        # The message has left the queue: nothing below may report the removal failed.
+        with contextlib.suppress(OSError):
+            os.unlink(self._queued(queue_id, _STATE))  # a .json left alone is removed at start
         try:
             os.truncate(spare, 0)  # no message is kept once delivered
         except OSError:
             with contextlib.suppress(OSError):
-                os.unlink(spare)  # the message is removed all the same; the file is not reused
-            return
-        self._spares.append(spare)
+                os.unlink(spare)
+            return None
+        return spare
+
+
+class _Spares:
+    """Emptied files of delivered messages (tmp/ID.spare), to be written again instead of created.
+
+    A spare is handed out only once a queue/ fsync begun after its retirement
+    has completed: before, a crash could bring back its old name in queue/
+    naming the next message written into it (ext4 without a journal orders
+    no metadata). Used by the commit trips and by store_now's threads.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._files: collections.deque[tuple[str, int]] = collections.deque()  # (path, syncs begun at retirement)
+        self._lock = threading.Lock()
+        self._begun = 0  # queue/ fsyncs begun
+        self._done = 0  # the number of the latest completed
+
+    def full(self) -> bool:
+        return len(self._files) >= self.capacity
+
+    def keep(self, path: str) -> None:
+        with self._lock:
+            self._files.append((path, self._begun))
+
+    def take(self) -> str | None:
+        with self._lock:
+            if not self._files or self._files[0][1] >= self._done:
+                return None
+            return self._files.popleft()[0]
+
+    def sync(self, queue: Path) -> None:
+        """fsync queue/, counted: the spares retired before it started are then safe to reuse."""
+        with self._lock:
+            self._begun += 1
+            number = self._begun
+        fsync_dir(queue)
+        with self._lock:
+            self._done = max(self._done, number)
 
 
 class MessageLock:
@@ -572,8 +622,8 @@ def _split(queue_id: str, stored: bytes) -> tuple[bytes, bytes]:
 
 
 def _write_file(path: Path, data: bytes, synced: bool, reused: bool = False) -> None:
-    """Write a new file, or an empty spare renamed to `path` (`reused`)."""
-    fd = os.open(path, os.O_WRONLY if reused else os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Write a new file, or a spare renamed to `path` (`reused`)."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC if reused else os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         view = memoryview(data)
         while view:
@@ -585,17 +635,22 @@ def _write_file(path: Path, data: bytes, synced: bool, reused: bool = False) -> 
         os.close(fd)
 
 
-def _read_all(path: str) -> bytes:
+def _read_all(path: str, named: bool = False) -> bytes:
+    """A whole file; with `named` (a .msg read without its lock), FileNotFoundError if the path
+    no longer names the file once read (its file may hold another message by then)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        return _read_fd(fd)
+        data = _read_fd(fd)
+        if named:
+            _check_named(path, fd)
+        return data
     finally:
         os.close(fd)
 
 
 def _read_fd(fd: int) -> bytes:
     """A whole file by raw reads: a buffered file object costs more system calls than the data."""
-    size = os.fstat(fd).st_size  # spool files are replaced, never changed in place
+    size = os.fstat(fd).st_size  # a held or checked .msg is not written meanwhile
     data = os.pread(fd, size, 0)
     while len(data) < size and (more := os.pread(fd, size - len(data), len(data))):
         data += more  # a short read, as a signal can cause
@@ -612,10 +667,17 @@ def _read_line(path: str) -> bytes:
             head, size = head + chunk, 1 << 16
             line, newline, _ = head.partition(b"\n")
             if newline:
-                return line
+                head = line
+                break
+        _check_named(path, fd)  # read without the lock: the file may have been retired and reused
         return head
     finally:
         os.close(fd)
+
+
+def _check_named(path: str, fd: int) -> None:
+    if not _still_named(path, fd):
+        raise FileNotFoundError(errno.ENOENT, "removed while read", path)
 
 
 def _still_named(path: str, fd: int) -> bool:

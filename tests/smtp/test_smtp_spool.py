@@ -1,5 +1,6 @@
 import asyncio
 import os
+import threading
 
 import pytest
 
@@ -143,11 +144,43 @@ def test_a_discard_joins_the_next_commit_or_goes_alone_after_a_while(tmp_path, m
     assert spool.ids() == [arriving.queue_id]
 
 
-def test_a_removal_that_fails_fails_the_discard_keeps_the_message_and_releases_it(tmp_path, monkeypatch):
+def test_a_removal_queued_during_a_trip_waits_and_a_full_batch_goes_at_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(spool_module, "_MAX_BATCH", 2)
     spool = Spool(tmp_path)
     spool.prepare()
-    envelope = _envelope()
-    spool.store_now(b"m\r\n", envelope)
+    held = [_envelope(), _envelope()]
+    for envelope in held:
+        spool.store_now(b"m\r\n", envelope)
+    trips = []
+    in_trip, go_on = threading.Event(), threading.Event()
+    trip = spool._commit_and_remove
+
+    def recorded(batch, discards):
+        trips.append((len(batch), len(discards)))
+        if len(trips) == 1:
+            in_trip.set()
+            go_on.wait(10)
+        return trip(batch, discards)
+
+    monkeypatch.setattr(spool, "_commit_and_remove", recorded)
+
+    async def scenario():
+        storing = asyncio.ensure_future(spool.store(b"m\r\n", _envelope()))
+        await asyncio.to_thread(in_trip.wait, 10)
+        first = spool.discard(spool.acquire(held[0].queue_id))  # while the store's trip runs
+        go_on.set()
+        await storing
+        await spool._committer  # done: the removal did not go alone right after
+        assert trips == [(1, 0)] and not first.done()
+        second = spool.discard(spool.acquire(held[1].queue_id))  # two waiting: a full batch
+        await asyncio.wait_for(asyncio.gather(first, second), 10)
+
+    asyncio.run(scenario())
+    assert trips == [(1, 0), (0, 2)]
+
+
+def test_a_removal_that_fails_fails_the_discard_keeps_the_message_and_releases_it(tmp_path, monkeypatch):
+    spool, envelope = _holding_one(tmp_path)
 
     def read_only(source, target):
         raise OSError(30, "Read-only file system")
@@ -164,6 +197,14 @@ def test_a_removal_that_fails_fails_the_discard_keeps_the_message_and_releases_i
     spool.acquire(envelope.queue_id).release()  # free for the next attempt
 
 
+def _holding_one(tmp_path):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    envelope = _envelope()
+    spool.store_now(b"m\r\n", envelope)
+    return spool, envelope
+
+
 def _deliver(spool, queue_id):
     """Discard a message as delivery does once every recipient has it."""
 
@@ -173,10 +214,10 @@ def _deliver(spool, queue_id):
     asyncio.run(discard())
 
 
-def test_a_delivered_message_leaves_its_file_emptied_for_the_next_one(tmp_path):
+def test_a_delivered_message_leaves_its_file_emptied_for_a_later_one(tmp_path):
     spool = Spool(tmp_path)
     spool.prepare()
-    delivered, arriving = _envelope(), _envelope()
+    delivered, first, second = _envelope(), _envelope(), _envelope()
     spool.store_now(b"patient letter\r\n", delivered)
     inode = (spool.queue / f"{delivered.queue_id}.msg").stat().st_ino
     _deliver(spool, delivered.queue_id)
@@ -184,10 +225,65 @@ def test_a_delivered_message_leaves_its_file_emptied_for_the_next_one(tmp_path):
     assert spool.ids() == [] and spare.stat().st_size == 0  # nothing of the message is kept
     with pytest.raises(UnknownMessage):
         spool.acquire(delivered.queue_id)
-    spool.store_now(b"next\r\n", arriving)
-    assert (spool.queue / f"{arriving.queue_id}.msg").stat().st_ino == inode  # written again, not created
-    assert spool.contents(spool.acquire(arriving.queue_id)) == (arriving, b"next\r\n")
+    # Not before a queue/ fsync has made the removal durable: a crash could bring back
+    # the delivered message's name on the next message's bytes.
+    spool.store_now(b"first\r\n", first)
+    assert (spool.queue / f"{first.queue_id}.msg").stat().st_ino != inode
+    spool.store_now(b"second\r\n", second)  # first's commit synced queue/: the spare is ready
+    assert (spool.queue / f"{second.queue_id}.msg").stat().st_ino == inode  # written again, not created
+    assert spool.contents(spool.acquire(second.queue_id)) == (second, b"second\r\n")
     assert list(spool.tmp.iterdir()) == []
+
+
+def _reused_once_opened(spool, monkeypatch, queue_id):
+    """The first open of queue_id's .msg returns a descriptor of it; then, before the reader
+    reads, the message is delivered and its file written again for later messages."""
+    real_open = os.open
+    path = str(spool.queue / f"{queue_id}.msg")
+
+    def open_then_reuse(name, flags, *mode):
+        fd = real_open(name, flags, *mode)
+        if str(name) == path:
+            monkeypatch.setattr(os, "open", real_open)
+            _deliver(spool, queue_id)
+            for _ in range(2):  # the second store finds the spare ready
+                spool.store_now(b"another patient\r\n", _envelope())
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_reuse)
+
+
+@pytest.mark.parametrize("read", ["message", "envelope"])
+def test_a_message_read_without_its_lock_is_unknown_once_its_file_holds_another(tmp_path, monkeypatch, read):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    envelope = _envelope()
+    spool.store_now(b"read\r\n", envelope)
+    inode = (spool.queue / f"{envelope.queue_id}.msg").stat().st_ino
+    _reused_once_opened(spool, monkeypatch, envelope.queue_id)
+    with pytest.raises(UnknownMessage):
+        getattr(spool, read)(envelope.queue_id)
+    assert inode in {p.stat().st_ino for p in spool.queue.iterdir()}  # the file does hold another message
+
+
+def test_a_state_file_that_cannot_be_removed_does_not_undo_the_removal(tmp_path, monkeypatch):
+    spool, envelope = _holding_one(tmp_path)
+    with spool.locked(envelope.queue_id):
+        spool.update(envelope.with_results({"bob@hospital.test": ("delivered", "250 ok")}))
+    real_unlink = os.unlink
+
+    def refused(path, *args, **kwargs):
+        if str(path).endswith(".json"):
+            raise OSError(5, "Input/output error")
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refused)
+    _deliver(spool, envelope.queue_id)  # succeeds: the message has left the queue
+    assert spool.ids() == []
+    assert [p.name for p in spool.tmp.iterdir()] == [f"{envelope.queue_id}.spare"]
+    assert (spool.tmp / f"{envelope.queue_id}.spare").stat().st_size == 0
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    assert Spool(tmp_path).prepare() == [f"{envelope.queue_id}.json"]  # the stray state, at start
 
 
 def test_spares_are_capped_and_a_spare_gone_is_replaced_by_a_new_file(tmp_path, monkeypatch):
@@ -206,10 +302,7 @@ def test_spares_are_capped_and_a_spare_gone_is_replaced_by_a_new_file(tmp_path, 
 
 
 def test_a_spare_that_cannot_be_emptied_is_unlinked_and_the_removal_stands(tmp_path, monkeypatch):
-    spool = Spool(tmp_path)
-    spool.prepare()
-    envelope = _envelope()
-    spool.store_now(b"m\r\n", envelope)
+    spool, envelope = _holding_one(tmp_path)
 
     def refused(path, length):
         raise OSError(5, "Input/output error")
