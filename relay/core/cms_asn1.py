@@ -5,8 +5,8 @@ certificates, and for each SignerInfo its identifier, algorithms, signed
 attributes and signature. asn1crypto's classes build several objects per
 field, check a field's tag only when it is read, and copy a large eContent
 at every level. Here the tag-length-value structure is walked by offsets
-(asn1crypto's parser reads the lengths; nothing is copied until asked for,
-so a 30 MB eContent is copied once), every field of the schema has its tag
+(definite lengths read here, indefinite ones by asn1crypto's parser; nothing
+is copied until asked for, so a 30 MB eContent is copied once), every field of the schema has its tag
 checked, also those that are then skipped (version, digestAlgorithms, crls,
 unsignedAttrs), and nothing may follow a structure's last field.
 
@@ -239,22 +239,46 @@ def _values_between(data: bytes, start: int, end: int) -> Iterator[Value]:
 
 
 def _value_at(data: bytes, pointer: int, limit: int) -> Value:
-    """The value at pointer, which must end by limit. asn1crypto's parser reads the
-    lengths (indefinite ones too) by offsets, with no copy of the contents, which
-    its public parse() would make; the identifier octets are read here."""
-    contents_start, end = parser._parse(data, limit, pointer, lengths_only=True)
+    """The value at pointer, which must end by limit, read by offsets (no copy of its contents).
+
+    Definite lengths (all of DER) are read here; an indefinite length (BER)
+    goes to asn1crypto's parser, which finds its end by walking the values
+    inside. The checks are the parser's: a minimal high tag number, and the
+    value within limit.
+    """
+    if pointer >= limit:
+        raise ValueError("no value where one was expected")
     first = data[pointer]
-    identifier_end, tag = pointer + 1, first & 0x1F
+    at, tag = pointer + 1, first & 0x1F
     if tag == 0x1F:  # high tag number form: base-128 octets follow
         tag = 0
         while True:
-            octet = data[identifier_end]
-            identifier_end += 1
+            if at >= limit:
+                raise ValueError("a tag runs past the end of its value")
+            octet = data[at]
+            at += 1
+            if octet == 0x80 and tag == 0:
+                raise ValueError("non-minimal tag encoding")
             tag = tag << 7 | octet & 0x7F
             if not octet & 0x80:
                 break
-    indefinite = data[identifier_end:contents_start] == b"\x80"
-    return Value(data, pointer, contents_start, end - 2 if indefinite else end, end, first >> 6, bool(first & 0x20), tag)
+        if tag < 0x1F:
+            raise ValueError("non-minimal tag encoding")
+    if at >= limit:
+        raise ValueError("a length runs past the end of its value")
+    length = data[at]
+    at += 1
+    if length == 0x80:
+        contents_start, end = parser._parse(data, limit, pointer, lengths_only=True)
+        return Value(data, pointer, contents_start, end - 2, end, first >> 6, bool(first & 0x20), tag)
+    if length > 0x80:
+        count = length & 0x7F  # octets cut short by limit leave `at` past it: refused below
+        length = int.from_bytes(data[at : at + count], "big")
+        at += count
+    end = at + length
+    if end > limit:
+        raise ValueError("a value longer than what holds it")
+    return Value(data, pointer, at, end, end, first >> 6, bool(first & 0x20), tag)
 
 
 def octets(value: Value) -> bytes:

@@ -215,6 +215,39 @@ def test_refused_as_the_classes_refuse(seeds: list[bytes], fault: str) -> None:
         asn1.read_signed_data(der)
 
 
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        b"\x1f\x80\x21\x00",  # a high tag number with a leading zero octet
+        b"\x1f\x05\x00",  # the high form for a tag below 31
+        b"\x1f\xa1",  # a tag cut short
+        b"\x04",  # no length
+        b"\x04\x05abc",  # contents cut short
+        b"\x04\x82\x00",  # length octets cut short
+        b"\x24\x80\x04\x01a",  # an indefinite length without its end
+        b"\x04\x80",  # an indefinite length on a primitive value
+    ],
+)
+def test_malformed_tags_and_lengths_are_refused(encoded: bytes) -> None:
+    with pytest.raises(ValueError):
+        list(asn1.values_in(encoded))
+
+
+def test_no_value_at_all_is_refused() -> None:
+    with pytest.raises(ValueError):
+        asn1.read_signed_data(b"")
+
+
+def test_tags_and_lengths_in_every_form_are_read() -> None:
+    long_form = b"\x04\x82\x01\x00" + b"x" * 256
+    high_tag = b"\xbf\x21\x03\x05\x01y"  # [33] constructed, holding an OCTET STRING
+    ber = b"\x24\x80\x04\x01z\x00\x00"
+    values = list(asn1.values_in(long_form + high_tag + ber))
+    assert [(v.tag_class, v.constructed, v.tag) for v in values] == [(0, False, 4), (2, True, 33), (0, True, 4)]
+    assert values[0].contents == b"x" * 256 and values[1].contents == b"\x05\x01y"
+    assert asn1.octets(values[2]) == b"z" and values[2].end == len(long_form + high_tag + ber)
+
+
 def _header_offsets(data: bytes, base: int = 0, depth: int = 0) -> list[int]:
     """Where each tag-length header of the structure starts, down to the certificates."""
     offsets = []
