@@ -23,9 +23,9 @@ alone, which recovery removes. A delivered message leaves the queue by a
 rename of its .msg to tmp/ID.spare, which is emptied and kept for a later
 message of the same process: creating a file costs the file system an inode
 allocation, which ext4 without a journal makes scan past inodes freed in the
-last half minute (see docs/service.md, Spool). The .msg is also the message's lock (flock):
-delivery and the `relay queue` command take it before changing or removing
-a message. Spools of earlier versions (ID.eml plus ID.json) are converted
+last half minute (see docs/service.md, Spool). The .msg is also the
+message's lock (flock): delivery and the `relay queue` command take it
+before changing or removing a message. Spools of earlier versions (ID.eml plus ID.json) are converted
 when the service starts.
 """
 
@@ -256,8 +256,9 @@ class Spool:
 
     def discard(self, lock: MessageLock) -> asyncio.Future[None]:
         """Remove a settled message and release its lock, with the next commit (or alone after
-        _REMOVAL_WAIT), off the event loop; the caller need not wait. The lock is held until then, so no one else takes the
-        message meanwhile. The future fails with the removal's OSError (the message stays)."""
+        _REMOVAL_WAIT, or once _MAX_BATCH wait), off the event loop; the caller need not wait.
+        The lock is held until then, so no one else takes the message meanwhile. The future
+        fails with the removal's OSError (the message stays)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._discards.append((lock, done))
         # Under load another message is committed within milliseconds: the removal joins
@@ -650,7 +651,7 @@ def _read_all(path: str, named: bool = False) -> bytes:
 
 def _read_fd(fd: int) -> bytes:
     """A whole file by raw reads: a buffered file object costs more system calls than the data."""
-    size = os.fstat(fd).st_size  # a held or checked .msg is not written meanwhile
+    size = os.fstat(fd).st_size  # a held .msg is not written meanwhile; an unheld one is checked after
     data = os.pread(fd, size, 0)
     while len(data) < size and (more := os.pread(fd, size - len(data), len(data))):
         data += more  # a short read, as a signal can cause
