@@ -102,7 +102,7 @@ class SmtpSink:
     """Postfix's smtp-sink, counting messages (-c prints `sess=.. quit=.. mesg=N`).
 
     Its counter goes to a file, not a pipe: a pipe read only once the load
-    is sent fills after about 2,000 messages, and smtp-sink, blocked writing
+    is sent fills after some 2,700 messages, and smtp-sink, blocked writing
     to it, then stops answering the server under test until the load ends.
     """
 
