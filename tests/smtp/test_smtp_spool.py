@@ -43,6 +43,20 @@ def _recording_batches(spool, monkeypatch):
     return sizes
 
 
+def _recording_trips(spool, monkeypatch, during=lambda trips: None):
+    """(messages stored, messages removed) of each trip off the event loop; `during` runs in the trip."""
+    trips = []
+    trip = spool._commit_and_remove
+
+    def recorded(batch, discards):
+        trips.append((len(batch), len(discards)))
+        during(trips)
+        return trip(batch, discards)
+
+    monkeypatch.setattr(spool, "_commit_and_remove", recorded)
+    return trips
+
+
 async def _store_then(spool, envelope, then):
     """Store a judged message; once the committer has started on it, `then` (another judgement ends)."""
     with spool.expecting():
@@ -97,9 +111,7 @@ def test_a_discarded_message_leaves_with_the_next_commit_and_its_lock_is_held_un
     spool.prepare()
     delivered, arriving = _envelope(), _envelope()
     spool.store_now(b"delivered\r\n", delivered)
-    trips = []
-    trip = spool._commit_and_remove
-    monkeypatch.setattr(spool, "_commit_and_remove", lambda batch, discards: trips.append((len(batch), len(discards))) or trip(batch, discards))
+    trips = _recording_trips(spool, monkeypatch)
 
     async def scenario():
         lock = spool.acquire(delivered.queue_id)
@@ -123,9 +135,7 @@ def test_a_discard_joins_the_next_commit_or_goes_alone_after_a_while(tmp_path, m
     delivered, arriving, alone = _envelope(), _envelope(), _envelope()
     for envelope in (delivered, alone):
         spool.store_now(b"m\r\n", envelope)
-    trips = []
-    trip = spool._commit_and_remove
-    monkeypatch.setattr(spool, "_commit_and_remove", lambda batch, discards: trips.append((len(batch), len(discards))) or trip(batch, discards))
+    trips = _recording_trips(spool, monkeypatch)
 
     async def scenario():
         loop = asyncio.get_running_loop()
@@ -151,18 +161,14 @@ def test_a_removal_queued_during_a_trip_waits_and_a_full_batch_goes_at_once(tmp_
     held = [_envelope(), _envelope()]
     for envelope in held:
         spool.store_now(b"m\r\n", envelope)
-    trips = []
     in_trip, go_on = threading.Event(), threading.Event()
-    trip = spool._commit_and_remove
 
-    def recorded(batch, discards):
-        trips.append((len(batch), len(discards)))
+    def first_trip_waits(trips):
         if len(trips) == 1:
             in_trip.set()
             go_on.wait(10)
-        return trip(batch, discards)
 
-    monkeypatch.setattr(spool, "_commit_and_remove", recorded)
+    trips = _recording_trips(spool, monkeypatch, first_trip_waits)
 
     async def scenario():
         storing = asyncio.ensure_future(spool.store(b"m\r\n", _envelope()))
