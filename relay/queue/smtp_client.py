@@ -150,7 +150,7 @@ class _Channel(asyncio.Protocol):
         if len(self.replies) < count and self.failure is None:
             self._wanted = count
             self._waiter = self.loop.create_future()
-            timer = self.loop.call_later(timeout, self.fail, ReplyTimeout(f"no reply within {timeout:g} s"))
+            timer = self.loop.call_later(timeout, self._timed_out, timeout)
             try:
                 await self._waiter
             finally:
@@ -160,6 +160,9 @@ class _Channel(asyncio.Protocol):
             assert self.failure is not None
             raise self.failure
         return [self.replies.popleft() for _ in range(count)]
+
+    def _timed_out(self, timeout: float) -> None:
+        self.fail(ReplyTimeout(f"no reply within {timeout:g} s"))
 
     async def drained(self, timeout: float) -> None:
         """Until the transport has passed everything written to the kernel; a failure
@@ -331,14 +334,14 @@ class Session:
             [mail] = await self._opening(envelope[0])
             rcpts = [(await self._exchange(line))[0] for line in envelope[1:]] if mail.kind == 2 else []
             data = None
-            if mail.kind == 2 and any(r.kind == 2 for r in rcpts):
+            if _anyone_accepted(mail, rcpts):
                 [data] = await self._exchange(command(b"DATA"))
         _check_kinds("MAIL", [mail], (2, 4, 5))
         _check_kinds("RCPT", rcpts, (2, 4, 5))
         if data is not None and data.code != 354:
             _check_kinds("DATA", [data], (4, 5))
         by_recipient = dict(zip((r.decode("ascii") for r in recipients), rcpts))
-        if data is not None and data.code == 354 and mail.kind == 2 and any(r.kind == 2 for r in rcpts):
+        if data is not None and data.code == 354 and _anyone_accepted(mail, rcpts):
             end = await self._message(wire_data(message))
             if end.kind not in (2, 4, 5):
                 self.close()  # its reply tells nothing; what the next hop did is unknown
@@ -380,6 +383,11 @@ class Session:
         [reply] = await self._exchange(command(b"RSET"))
         if reply.kind != 2:
             self.close()
+
+
+def _anyone_accepted(mail: Reply, rcpts: list[Reply]) -> bool:
+    """Whether the message is to be sent: MAIL and at least one RCPT accepted."""
+    return mail.kind == 2 and any(r.kind == 2 for r in rcpts)
 
 
 def _check_kinds(step: str, replies: list[Reply], kinds: tuple[int, ...]) -> None:

@@ -77,7 +77,6 @@ def _file_records(section: _Section, path: Path) -> dict[str, str]:
         section.fail("records_file", f"{path}: {getattr(error, 'strerror', None) or error}")
     except ValueError as error:
         section.fail("records_file", f"{path} {error}")
-    return {}
 
 
 def chained_resolver(*resolvers: TxtResolver) -> TxtResolver:

@@ -39,16 +39,16 @@ class PostfixSink:
         self.directory = Path(tempfile.mkdtemp(prefix="smtp-sink-"))
         self.directory.chmod(0o777)
         self.port = free_port()
+        self.output = tempfile.TemporaryFile("w+")  # a file, never a pipe nobody reads while it runs
         self.proc = subprocess.Popen(
             ["smtp-sink", "-u", "nobody", *options, "-d", f"{self.directory}/m.", f"127.0.0.1:{self.port}", "16"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
         )
         wait_until(self._listening)
 
     def _listening(self) -> bool:
-        assert self.proc.poll() is None, self.proc.communicate()
+        assert self.proc.poll() is None, self.output.seek(0) or self.output.read()
         with socket.socket() as probe:
             return probe.connect_ex(("127.0.0.1", self.port)) == 0
 
