@@ -46,3 +46,8 @@ ALWAYS = TimeWindow()
 def as_utc(when: dt.datetime) -> dt.datetime:
     """Naive times are taken as UTC (certificate times are UTC)."""
     return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
+
+
+def naive_utc(when: dt.datetime) -> dt.datetime:
+    """The UTC time without its zone, as cryptography's server and client verifiers take it."""
+    return as_utc(when).replace(tzinfo=None)

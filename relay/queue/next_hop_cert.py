@@ -21,6 +21,7 @@ from cryptography.x509.verification import PolicyBuilder, ServerVerifier, Store,
 from ..core import revocation
 from ..core.bundle import Bundle
 from ..core.errors import Rejection
+from ..core.timewindow import naive_utc
 from ..core.snapshot import NextHop
 from ..smtp.decide import canonical_dn
 from ..smtp.peer import operator_verifier
@@ -101,6 +102,6 @@ def _server_verifier(bundle: Bundle, name: x509.GeneralName, now: dt.datetime) -
     return (
         PolicyBuilder()
         .store(Store(list(bundle.anchors)))
-        .time(now.astimezone(dt.timezone.utc).replace(tzinfo=None))
+        .time(naive_utc(now))
         .build_server_verifier(name)  # type: ignore[arg-type]
     )

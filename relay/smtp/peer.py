@@ -26,6 +26,7 @@ from cryptography.x509.verification import (
 from ..core import revocation
 from ..core.bundle import Purpose
 from ..core.errors import Rejection
+from ..core.timewindow import naive_utc
 from ..core.snapshot import Snapshot
 from ..trust.dn import normalise_name
 from .decide import Refused
@@ -79,7 +80,7 @@ def operator_verifier(anchors: tuple[x509.Certificate, ...], now: dt.datetime) -
     return (
         PolicyBuilder()
         .store(Store(list(anchors)))
-        .time(now.astimezone(dt.timezone.utc).replace(tzinfo=None) if now.tzinfo else now)
+        .time(naive_utc(now))
         .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee)
         .build_client_verifier()
     )
