@@ -51,13 +51,19 @@ _BARE_CR = re.compile(rb"\r(?!\n)")
 _BARE_LF = re.compile(rb"\n(?<!\r\n)")
 
 
-def prepare(raw: bytes, limits: MessageLimits) -> bytes:
-    """The message with LF-only files canonicalised, after the whole-message checks."""
+def prepare(raw: bytes, limits: MessageLimits, crlf_checked: bool = False) -> bytes:
+    """The message with LF-only files canonicalised, after the whole-message checks.
+
+    crlf_checked: the caller has already found that every line break is CRLF
+    (the SMTP edge refuses anything else), so the scan for a bare CR is skipped.
+    """
     if len(raw) > limits.max_message_bytes:
         raise Rejection(Reason.MALFORMED, f"message larger than {limits.max_message_bytes} bytes (max_message_bytes)")
     if b"\x00" in raw:
         raise Rejection(Reason.MALFORMED, "NUL byte in message")
-    if b"\r" not in raw:
+    if crlf_checked:
+        data = raw
+    elif b"\r" not in raw:
         data = raw.replace(b"\n", b"\r\n")
     elif _BARE_CR.search(raw):
         raise Rejection(Reason.MALFORMED, "bare CR in message")

@@ -65,19 +65,22 @@ def read_headers(raw: bytes, limits: MessageLimits = DEFAULT_LIMITS) -> HeaderBl
     return headers
 
 
-def locate_signature(raw: bytes, limits: MessageLimits) -> SignedMessage:
-    """Parse strictly; return the root-level signature or raise Rejection(malformed|unsigned)."""
-    data = prepare(raw, limits)
+def locate_signature(raw: bytes, limits: MessageLimits, crlf_checked: bool = False) -> SignedMessage:
+    """Parse strictly; return the root-level signature or raise Rejection(malformed|unsigned).
+
+    crlf_checked: every line break of raw is known to be CRLF (see prepare).
+    """
+    data = prepare(raw, limits, crlf_checked)
     root = read_entity(data, 0, len(data), 0, limits)
     sender = _sender(root.headers)
     mime_type = root.content_type.mime_type
     # Whether the message mixes line-break conventions is a scan of it all,
     # asked only where bodies other than base64 are to be checked.
     if mime_type not in _SIGNED_STRUCTURES:
-        raise _unsigned(data, root, limits, mixes_conventions(data))
+        raise _unsigned(data, root, limits, not crlf_checked and mixes_conventions(data))
     _check_mime_version(root.headers)
     if mime_type == "multipart/signed":
-        return _detached(data, root, sender, limits, mixes_conventions(data))
+        return _detached(data, root, sender, limits, not crlf_checked and mixes_conventions(data))
     # The only body is base64, so a mixture needs no further check here.
     return SignedMessage(sender, _opaque(data, root), None)
 

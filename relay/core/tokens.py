@@ -26,8 +26,12 @@ class Kind(Enum):
 
 Token = tuple[Kind, str]
 
-# The inside of a quoted-string: qtext, white space and quoted-pairs.
-QUOTED_TEXT = r'(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\t\x20-\x7e\u0080-\U0010ffff])*'
+# The inside of a quoted-string: qtext, white space and quoted-pairs. Written
+# as runs of plain characters between quoted-pairs (the same language as
+# "(?:plain|pair)*"), so that the engine takes each run in one step instead
+# of entering a group per character.
+_QTEXT = r'[^"\\\x00-\x08\x0a-\x1f\x7f]'
+QUOTED_TEXT = rf'{_QTEXT}*(?:\\[\t\x20-\x7e\u0080-\U0010ffff]{_QTEXT}*)*'
 # RFC 2045 token: printable US-ASCII except SPACE and tspecials.
 MIME_TOKEN = r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+"
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from .pickled import by_fields
 from .reasons import Reason
 
 
@@ -14,6 +15,7 @@ class Decision(StrEnum):
     REJECT = "reject"
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class SignerIdentity:
     """Who signed, as read from the signer certificate."""
@@ -36,6 +38,7 @@ class SignerIdentity:
         }
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Verdict:
     decision: Decision

@@ -27,10 +27,15 @@ def verify_message(
     trust: TrustView,
     now: dt.datetime,
     limits: MessageLimits = DEFAULT_LIMITS,
+    crlf_checked: bool = False,
 ) -> Verdict:
-    """The verdict on one message as received (bytes exactly as on the wire or on disk)."""
+    """The verdict on one message as received (bytes exactly as on the wire or on disk).
+
+    crlf_checked: the caller has found every line break of raw to be CRLF,
+    as the SMTP edge does first; a file read from disk is checked here.
+    """
     try:
-        signed = mime.locate_signature(raw, limits)
+        signed = mime.locate_signature(raw, limits, crlf_checked)
         data = cms.verify_signed_data(signed.signature, signed.detached_content)
         mime.check_content(signed, data.content, limits)
     except Rejection as refusal:

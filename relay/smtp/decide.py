@@ -15,6 +15,7 @@ from typing import Sequence
 
 from ..core.address import ATEXT, DOT_ATOM
 from ..core.limits import MessageLimits
+from ..core.pickled import by_fields
 from ..core.reasons import Reason
 from ..core.snapshot import MessagePolicy, Snapshot, normalise_address
 from ..core.verdict import Verdict
@@ -23,6 +24,7 @@ from ..trust.dn import DnError, normalise_dn
 from .replies import Refusal
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Refused:
     code: Reason | Refusal
@@ -233,6 +235,7 @@ def check_author(headers: Headers, user: str) -> Refused | None:
 # -- Verdict and policy ------------------------------------------------------
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Accepted:
     signed: bool
@@ -254,6 +257,7 @@ def apply_policy(verdict: Verdict, policy: MessagePolicy, sender: str, user: str
 # -- The whole end-of-DATA judgement ------------------------------------------
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Transaction:
     """What the SMTP session knows about a message, as plain values."""
@@ -263,6 +267,7 @@ class Transaction:
     user: str | None  # the authenticated submitter
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Judgement:
     outcome: Accepted | Refused
@@ -284,7 +289,7 @@ def judge(
     )
     if refused:
         return Judgement(refused, headers.message_id, None)
-    verdict = verify_message(data, snapshot, now, limits)
+    verdict = verify_message(data, snapshot, now, limits, crlf_checked=True)  # check_line_endings passed
     return Judgement(apply_policy(verdict, policy, tx.sender, tx.user), headers.message_id, verdict)
 
 

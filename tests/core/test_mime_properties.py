@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Callable
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from relay.core.errors import Rejection
@@ -14,7 +14,9 @@ from relay.core.mime import Mailbox, check_content, check_signed_content, locate
 from relay.core.mimetree import content_type_of, parse_content_type, read_tokens
 from relay.core.linebreaks import mixes_conventions, prepare
 from relay.core.reasons import Reason
-from relay.core.tokens import MIME, lex
+import re
+
+from relay.core.tokens import MIME, QUOTED_TEXT, lex
 
 SENDER = Mailbox("jd", "x.fr")
 SMALL = MessageLimits(max_mime_depth=8, max_parts=50, max_header_count=50, max_header_bytes=4096)
@@ -187,6 +189,18 @@ def test_lf_only_files_read_like_their_crlf_original(raw: bytes) -> None:
     assert locate_signature(raw.replace(b"\r\n", b"\n"), DEFAULT_LIMITS) == locate_signature(raw, DEFAULT_LIMITS)
 
 
+def only_crlf(raw: bytes) -> bool:
+    return raw.count(b"\r") == raw.count(b"\n") == raw.count(b"\r\n")
+
+
+@settings(max_examples=500, deadline=None)
+@given(mutated([DETACHED, OPAQUE, DIRECT, AUTHORED]))
+def test_a_caller_that_checked_crlf_gets_the_same_reading(raw: bytes) -> None:
+    # The SMTP edge refuses any bare CR or LF first and then skips those scans here.
+    assume(only_crlf(raw))
+    assert outcome(lambda: locate_signature(raw, SMALL, crlf_checked=True)) == outcome(lambda: locate_signature(raw, SMALL))
+
+
 def test_samples_are_valid_before_mutation() -> None:
     assert locate_signature(DETACHED, SMALL).detached_content == CONTENT
     assert locate_signature(OPAQUE, SMALL).detached_content is None
@@ -228,3 +242,14 @@ def test_line_length_limit_matches_a_plain_split(pieces: list[bytes], limit: int
     canonical = raw if b"\r" in raw else raw.replace(b"\n", b"\r\n")
     too_long = max(map(len, canonical.split(b"\n"))) > limit - 1
     assert outcome(lambda: prepare(raw, MessageLimits(max_line_bytes=limit))) == (Reason.MALFORMED if too_long else canonical)
+
+
+# The grammar of the inside of a quoted-string as RFC 2045/5322 write it, one
+# character or quoted-pair at a time.
+QUOTED_TEXT_REFERENCE = re.compile(r'(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\t\x20-\x7e\u0080-\U0010ffff])*')
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('ab \t\\"\x01\x7f\né\x0b')), max_size=12))
+def test_quoted_text_takes_what_the_grammar_takes(text: str) -> None:
+    assert re.match(QUOTED_TEXT, text).group() == QUOTED_TEXT_REFERENCE.match(text).group()  # type: ignore[union-attr]
