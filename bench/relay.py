@@ -1,6 +1,6 @@
 """Throughput and latency of `relay serve` against a stock Postfix relay.
 
-    python3 bench/relay.py [--messages 2000] [--sessions 16] [--workers 2] [--processes 1] [--size 20000] [--unsigned]
+    python3 bench/relay.py [--messages 2000] [--sessions 16] [--workers 1] [--processes CORES] [--size 20000] [--unsigned]
                             [--no-postfix] [--no-floor] [--rounds 1]
 
 smtp-source -> relay (loopback listener, S/MIME verification, spool with
@@ -410,8 +410,10 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--sessions", type=int, default=16)
     parser.add_argument("--size", type=int, default=20000, help="message size in bytes, about")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--processes", type=int, default=1, help="[service] processes")
+    # One event loop per core, each with one verification worker: what a machine's cores call for
+    # (one process cannot use a second core; see docs/service.md, Throughput).
+    parser.add_argument("--workers", type=int, default=1, help="[service] verify_workers")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="[service] processes (default: one per core)")
     parser.add_argument("--destination-sessions", type=int, default=20, help="[delivery] max_per_destination")
     parser.add_argument("--unsigned", action="store_true", help="send unsigned mail (no verification)")
     parser.add_argument("--flush", choices=("files", "filesystem"), default="filesystem", help="[queue] flush")

@@ -310,11 +310,13 @@ class Delivery:
         if not recipients or hop is None:
             return unusable
         async with self.destinations.limit(hop):
-            results = await self._attempt(hop, envelope.mail_from, recipients, message)
+            results = await self._attempt(hop, envelope.mail_from, recipients, message, envelope.crlf_only)
         self._audit_attempt(envelope, hop, results)
         return {**unusable, **results}
 
-    async def _attempt(self, hop: NextHop, sender: str, recipients: list[str], message: bytes) -> dict[str, tuple[str, str]]:
+    async def _attempt(
+        self, hop: NextHop, sender: str, recipients: list[str], message: bytes, crlf_only: bool
+    ) -> dict[str, tuple[str, str]]:
         """One transaction, on an idle session if there is one; a session the next hop closed
         while idle costs a new connection, not a deferral."""
         try:
@@ -323,7 +325,7 @@ class Delivery:
             return _all(recipients, (DEFERRED, f"4.7.5 {hop}: {error}"))
         now = self.clock()
         pooled = self.destinations.reuse(hop, bundle, now)
-        outcome = await _transaction(pooled.session, sender, recipients, message, reused=True) if pooled else None
+        outcome = await _transaction(pooled.session, sender, recipients, message, reused=True, crlf_only=crlf_only) if pooled else None
         if outcome is None:
             try:
                 pooled = Pooled(await self._connect(hop, bundle), bundle, now)
@@ -331,7 +333,7 @@ class Delivery:
                 return _all(recipients, (DEFERRED, f"4.7.5 {hop}: {refused}"))
             except Exception as error:  # noqa: BLE001 - whatever it is, this hop waits; other hops go on
                 return _all(recipients, (DEFERRED, f"4.4.1 cannot reach {hop}: {_error_text(error)}"))
-            outcome = await _transaction(pooled.session, sender, recipients, message, reused=False)
+            outcome = await _transaction(pooled.session, sender, recipients, message, reused=False, crlf_only=crlf_only)
             assert outcome is not None  # only a reused session is reported gone
         results, healthy = outcome
         if healthy:
@@ -381,13 +383,16 @@ class Delivery:
 
 
 async def _transaction(
-    session: Session, sender: str, recipients: list[str], message: bytes, *, reused: bool
+    session: Session, sender: str, recipients: list[str], message: bytes, *, reused: bool, crlf_only: bool = False
 ) -> tuple[dict[str, tuple[str, str]], bool] | None:
     """(per-recipient results, whether the session can be reused); None when a reused session
-    was gone before the next hop answered (it closed it while idle): nothing was sent."""
+    was gone before the next hop answered (it closed it while idle): nothing was sent.
+    crlf_only: the message's line breaks are known to be CRLF (Envelope.crlf_only)."""
     # The paths go verbatim (checked by safe_address), never re-parsed.
     try:
-        replies = await session.transaction(sender.encode("ascii"), [r.encode("ascii") for r in recipients], message)
+        replies = await session.transaction(
+            sender.encode("ascii"), [r.encode("ascii") for r in recipients], message, crlf_only=crlf_only
+        )
     except (SessionError, OSError) as error:
         if reused and isinstance(error, StaleSession):
             return None

@@ -193,12 +193,15 @@ def command(verb: bytes, argument: bytes = b"") -> bytes:
     return verb + (b" " + argument if argument else b"") + b"\r\n"
 
 
-def wire_data(message: bytes) -> bytes:
-    """The message dot-stuffed and followed by the end-of-data line (RFC 5321 4.5.2)."""
-    # Received messages are CRLF-only (bare CR/LF are refused at DATA), so the
-    # check, at memory speed, almost never leads to the rewrite; it keeps a bare
-    # line ending from ever reaching a next hop (SMTP smuggling).
-    if check_line_endings(message) is not None:
+def wire_data(message: bytes, crlf_only: bool = False) -> bytes:
+    """The message dot-stuffed and followed by the end-of-data line (RFC 5321 4.5.2).
+
+    A bare CR or LF never reaches a next hop (SMTP smuggling): the message is
+    canonicalised, unless the caller knows every line break is CRLF already
+    (crlf_only: a received message, checked at DATA and stored as it was).
+    What the relay writes itself (DSNs, signed or encrypted messages) is checked.
+    """
+    if not crlf_only and check_line_endings(message) is not None:
         message = canonical(message)
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
@@ -315,16 +318,19 @@ class Session:
 
     # -- transactions --------------------------------------------------------
 
-    async def transaction(self, sender: bytes, recipients: Sequence[bytes], message: bytes) -> TransactionReplies:
+    async def transaction(
+        self, sender: bytes, recipients: Sequence[bytes], message: bytes, *, crlf_only: bool = False
+    ) -> TransactionReplies:
         """One mail transaction; the session is left ready for the next one, or closed.
-        Raises SessionError when the session fails before the outcome is known."""
+        Raises SessionError when the session fails before the outcome is known.
+        crlf_only: see wire_data."""
         try:
-            return await self._transaction(sender, recipients, message)
+            return await self._transaction(sender, recipients, message, crlf_only)
         except SessionError:
             self.close()
             raise
 
-    async def _transaction(self, sender: bytes, recipients: Sequence[bytes], message: bytes) -> TransactionReplies:
+    async def _transaction(self, sender: bytes, recipients: Sequence[bytes], message: bytes, crlf_only: bool) -> TransactionReplies:
         envelope = [command(b"MAIL", b"FROM:<" + sender + b">")]
         envelope += [command(b"RCPT", b"TO:<" + r + b">") for r in recipients]
         if self.pipelining:
@@ -342,7 +348,7 @@ class Session:
             _check_kinds("DATA", [data], (4, 5))
         by_recipient = dict(zip((r.decode("ascii") for r in recipients), rcpts))
         if data is not None and data.code == 354 and _anyone_accepted(mail, rcpts):
-            end = await self._message(wire_data(message))
+            end = await self._message(wire_data(message, crlf_only))
             if end.kind not in (2, 4, 5):
                 self.close()  # its reply tells nothing; what the next hop did is unknown
             return TransactionReplies(mail, by_recipient, data, end)

@@ -99,6 +99,9 @@ class Envelope:
     is_dsn: bool = False
     listener: str = ""
     extra: dict = field(default_factory=dict)  # audit correlation (signer fingerprint...), never content
+    # Every line break of the message was found to be CRLF when it was accepted
+    # (the DATA check), so delivery sends it without scanning it again.
+    crlf_only: bool = False
 
     def to_json(self) -> bytes:
         # Field by field: dataclasses.asdict deep-copies, ~0.2 ms a message.

@@ -214,7 +214,9 @@ class RelayHandler:
             return _refuse(outcome, fields)
         fields["smime"] = "pass" if outcome.signed else "none"
         # Before signing on behalf or DKIM, so that what they cover is what leaves.
+        # It drops whole lines: what the judgement found CRLF-only stays so.
         data = decide.strip_forged_results(data, self.services.config.hostname)
+        as_judged = True  # data holds the judged bytes, not a rewriting of them
         encryption = encrypt_step.plan(tx.recipients, snapshot, self.services.clock())
         if isinstance(encryption, Refused):
             return _refuse(encryption, fields)
@@ -227,16 +229,17 @@ class RelayHandler:
             prepared = await asyncio.to_thread(self.services.outbound.prepare, data, tx, outcome, policy, self.services.clock(), seal)
             if isinstance(prepared, Refused):
                 return _refuse(prepared, fields)
-            data = prepared.message
+            data, as_judged = prepared.message, False
             fields.update(signed_on_behalf=prepared.signed_by, dkim=prepared.dkim_domain)
         elif seal is not None:
             sealed = await asyncio.to_thread(seal, data)
             if isinstance(sealed, Refused):
                 return _refuse(sealed, fields)
-            data = sealed
+            data, as_judged = sealed, False
         queue_id = new_queue_id()
         fields["queue_id"] = queue_id
-        message = self._trace_fields(server, session, queue_id, outcome, dkim_results) + data
+        trace = self._trace_fields(server, session, queue_id, outcome, dkim_results)
+        message = trace + data
         stored = Envelope(
             queue_id=queue_id,
             mail_from=tx.sender,
@@ -246,6 +249,8 @@ class RelayHandler:
             message_id=judgement.message_id,
             listener=self.listener.name,
             extra={k: v for k, v in fields.items() if k.startswith("signer")},
+            # The judgement refused any bare CR or LF in data; the trace fields are checked here.
+            crlf_only=as_judged and decide.check_line_endings(trace) is None,
         )
         try:
             await self.services.spool.store(message, stored)

@@ -13,7 +13,7 @@ import pytest
 from relay.core.bundle import Bundle
 from relay.core.snapshot import NextHop, TlsMode
 from relay.queue.delivery import REUSE_TIME_LIMIT, Destinations, Pooled, _transaction
-from relay.queue.smtp_client import ReplyTimeout, Session, SessionError, StaleSession, UnexpectedReply, command
+from relay.queue.smtp_client import ReplyTimeout, Session, SessionError, StaleSession, UnexpectedReply, command, wire_data
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 EHLO_PIPELINING = b"250-sink.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
@@ -490,3 +490,11 @@ def test_an_idle_session_is_reused_only_while_young_and_judged_by_the_bundle_in_
         assert not session.is_connected
 
     _run(_greeted, client, connections=2)
+
+
+def test_a_message_not_known_to_be_crlf_only_is_canonicalised_before_it_is_sent():
+    assert wire_data(b"A: b\n\nbare LF\rCR\r\n.dot") == b"A: b\r\n\r\nbare LF\r\nCR\r\n..dot\r\n.\r\n"
+    received = b"A: b\r\n\r\n.dot\r\nend\r\n"
+    assert wire_data(received, crlf_only=True) == wire_data(received) == b"A: b\r\n\r\n..dot\r\nend\r\n.\r\n"
+    # The flag is the caller's word (Envelope.crlf_only, set only for what the DATA check passed): no second scan.
+    assert wire_data(b"x\ny\r\n", crlf_only=True) == b"x\ny\r\n.\r\n"

@@ -1,4 +1,6 @@
 import asyncio
+import dataclasses
+import json
 import os
 import threading
 
@@ -34,6 +36,14 @@ def test_concurrent_stores_are_committed_together(tmp_path):
     assert spool.envelope(envelopes[3].queue_id) == envelopes[3]
     assert spool.message(envelopes[3].queue_id) == b"message 3\r\n"
     assert list(spool.tmp.iterdir()) == []
+
+
+def test_an_envelope_from_before_crlf_only_reads_as_unchecked():
+    checked = dataclasses.replace(_envelope(), crlf_only=True)
+    assert Envelope.from_json(checked.to_json()) == checked
+    older = json.loads(checked.to_json())
+    del older["crlf_only"]  # written by a version without the field
+    assert Envelope.from_json(json.dumps(older).encode()).crlf_only is False  # delivery scans it
 
 
 def _recording_batches(spool, monkeypatch):
