@@ -95,6 +95,8 @@ class RelaySMTP(SMTP):
         self.busy = False  # inside end-of-DATA processing: let it finish on shutdown
         self._admitted_ip: str | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._idle_until = 0.0  # when the command timeout ends (loop time)
+        self._timer_at: float | None = None  # when the command timer fires; None: not armed
 
     def __dir__(self) -> list[str]:
         """The SMTP command and AUTH methods only.
@@ -170,6 +172,31 @@ class RelaySMTP(SMTP):
             cipher = tls.cipher()
             audit("tls", listener=self.listener_name, peer=self.peer_ip, version=tls.version(), cipher=cipher[0] if cipher else None,
                   client_certificate=tls.getpeercert(binary_form=True) is not None)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd's command timeout, restarted after every command: here only its end moves.
+
+        aiosmtpd cancels its timer and schedules a new one for each command;
+        the connection's one timer is moved only when it would fire too late,
+        and when it fires before the timeout's end it waits again.
+        """
+        self._idle_until = self.loop.time() + (duration or self._timeout_duration)
+        if self._timer_at is None or self._timer_at > self._idle_until:
+            if self._timeout_handle is not None:
+                self._timeout_handle.cancel()
+            self._arm_timeout()
+
+    def _arm_timeout(self) -> None:
+        self._timer_at = self._idle_until
+        self._timeout_handle = self.loop.call_at(self._idle_until, self._timeout_due)
+
+    def _timeout_due(self) -> None:
+        self._timer_at = None
+        # Timers may run a clock tick early: a millisecond short of the end is the end.
+        if self._idle_until - self.loop.time() > 0.001:
+            self._arm_timeout()
+        else:
+            self._timeout_cb()
 
     def _session_expired(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
