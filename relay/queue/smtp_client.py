@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..core.smime_entity import canonical
+from ..smtp.deadline import Deadline
 from ..smtp.decide import check_line_endings
 from .reply_reader import Reply, ReplyFormatError, ReplyReader
 
@@ -84,6 +85,9 @@ class _Channel(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._wanted = 0
+        # Every exchange sets it; a session reused for many messages keeps one timer.
+        self._reply_deadline = Deadline(loop, self._timed_out)
+        self._reply_timeout = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.attach(transport)  # type: ignore[arg-type]
@@ -123,6 +127,7 @@ class _Channel(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(SessionLost(f"connection lost: {exc}" if exc else "connection closed"))
         self.transport = None
+        self._reply_deadline.cancel()
 
     def fail(self, error: SessionError) -> None:
         if self.failure is None:
@@ -150,19 +155,20 @@ class _Channel(asyncio.Protocol):
         if len(self.replies) < count and self.failure is None:
             self._wanted = count
             self._waiter = self.loop.create_future()
-            timer = self.loop.call_later(timeout, self._timed_out, timeout)
+            self._reply_timeout = timeout
+            self._reply_deadline.set(timeout)
             try:
                 await self._waiter
             finally:
-                timer.cancel()
+                self._reply_deadline.clear()
                 self._waiter = None
         if len(self.replies) < count:
             assert self.failure is not None
             raise self.failure
         return [self.replies.popleft() for _ in range(count)]
 
-    def _timed_out(self, timeout: float) -> None:
-        self.fail(ReplyTimeout(f"no reply within {timeout:g} s"))
+    def _timed_out(self) -> None:
+        self.fail(ReplyTimeout(f"no reply within {self._reply_timeout:g} s"))
 
     async def drained(self, timeout: float) -> None:
         """Until the transport has passed everything written to the kernel; a failure

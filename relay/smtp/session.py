@@ -24,6 +24,7 @@ from ..core.address import DOT_ATOM
 from ..metrics.registry import Metrics
 from .credentials import Credentials
 from .data import CHUNK, DataProblem, read_data
+from .deadline import Deadline
 from .proxy import INVALID, PROXY_TIMEOUT, UNTRUSTED, ProxyPolicy, proxied_client
 from .replies import Refusal, protocol_reply, reply
 
@@ -95,8 +96,10 @@ class RelaySMTP(SMTP):
         self.busy = False  # inside end-of-DATA processing: let it finish on shutdown
         self._admitted_ip: str | None = None
         self._deadline: asyncio.TimerHandle | None = None
-        self._idle_until = 0.0  # when the command timeout ends (loop time)
-        self._timer_at: float | None = None  # when the command timer fires; None: not armed
+        # aiosmtpd's command timeout, restarted after every command; aiosmtpd
+        # itself only ever cancels what it holds in _timeout_handle.
+        self._command_deadline = Deadline(self.loop, lambda: self._timeout_cb())
+        self._timeout_handle = self._command_deadline  # type: ignore[assignment]
 
     def __dir__(self) -> list[str]:
         """The SMTP command and AUTH methods only.
@@ -174,29 +177,7 @@ class RelaySMTP(SMTP):
                   client_certificate=tls.getpeercert(binary_form=True) is not None)
 
     def _reset_timeout(self, duration: float | None = None) -> None:
-        """aiosmtpd's command timeout, restarted after every command: here only its end moves.
-
-        aiosmtpd cancels its timer and schedules a new one for each command;
-        the connection's one timer is moved only when it would fire too late,
-        and when it fires before the timeout's end it waits again.
-        """
-        self._idle_until = self.loop.time() + (duration or self._timeout_duration)
-        if self._timer_at is None or self._timer_at > self._idle_until:
-            if self._timeout_handle is not None:
-                self._timeout_handle.cancel()
-            self._arm_timeout()
-
-    def _arm_timeout(self) -> None:
-        self._timer_at = self._idle_until
-        self._timeout_handle = self.loop.call_at(self._idle_until, self._timeout_due)
-
-    def _timeout_due(self) -> None:
-        self._timer_at = None
-        # Timers may run a clock tick early: a millisecond short of the end is the end.
-        if self._idle_until - self.loop.time() > 0.001:
-            self._arm_timeout()
-        else:
-            self._timeout_cb()
+        self._command_deadline.set(duration or self._timeout_duration)
 
     def _session_expired(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

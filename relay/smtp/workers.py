@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
+from .deadline import Deadline
+
 # task id, length of the pickled part, length of the raw part
 _FRAME = struct.Struct("!QQQ")
 _READ_SIZE = 1 << 16
@@ -97,8 +99,11 @@ class _Worker:
     process: Any  # multiprocessing.context.SpawnProcess
     tasks: int  # fd: the service writes here (non-blocking)
     answers: int  # fd: the service reads here (non-blocking)
-    held: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
-    deadlines: dict[int, asyncio.TimerHandle] = field(default_factory=dict)  # task id -> its timeout
+    held: dict[int, asyncio.Future[Any]] = field(default_factory=dict)  # in the order sent
+    ends: dict[int, float] = field(default_factory=dict)  # task id -> when its time is up (loop time)
+    # The end of the oldest held task: the worker answers in order, so that
+    # is the one a stuck worker is caught by.
+    deadline: Deadline | None = None
     unread: bytearray = field(default_factory=bytearray)
     unwritten: bytearray = field(default_factory=bytearray)
     answered: int = 0
@@ -194,9 +199,9 @@ class WorkerPool:
         self._loop.remove_writer(worker.tasks)
         os.close(worker.tasks)
         os.close(worker.answers)
-        for deadline in worker.deadlines.values():
-            deadline.cancel()
-        worker.deadlines.clear()
+        if worker.deadline is not None:
+            worker.deadline.cancel()
+        worker.ends.clear()
         for future in worker.held.values():
             if not future.done():
                 future.set_exception(error)
@@ -214,11 +219,22 @@ class WorkerPool:
                 continue
             worker.held[task_id] = future
             if self._task_timeout is not None:
-                worker.deadlines[task_id] = self._loop.call_later(self._task_timeout, self._overdue, worker)
+                worker.ends[task_id] = self._loop.time() + self._task_timeout
+                self._watch_oldest(worker)
             self._send(worker, parts)
 
+    def _watch_oldest(self, worker: _Worker) -> None:
+        """The worker's deadline on the end of its oldest task, or none while it holds none."""
+        if worker.deadline is None:
+            worker.deadline = Deadline(self._loop, lambda: self._overdue(worker))
+        oldest = next(iter(worker.ends.values()), None)
+        if oldest is None:
+            worker.deadline.clear()
+        else:
+            worker.deadline.set_at(oldest)
+
     def _overdue(self, worker: _Worker) -> None:
-        # Its timer is cancelled whenever the task leaves `held`: it is still held.
+        # The deadline follows the oldest task still held: that one is overdue.
         self._lost(worker, f"was stopped: a task took longer than {self._task_timeout:g} s")
 
     def _send(self, worker: _Worker, parts: list[bytes]) -> None:
@@ -271,9 +287,8 @@ class WorkerPool:
             ok, value = pickle.loads(bytes(buffer[_FRAME.size : end]))
             del buffer[:end]
             worker.answered += 1
-            deadline = worker.deadlines.pop(task_id, None)
-            if deadline is not None:
-                deadline.cancel()
+            if worker.ends.pop(task_id, None) is not None:
+                self._watch_oldest(worker)
             future = worker.held.pop(task_id, None)
             if future is None or future.done():  # cancelled meanwhile
                 continue

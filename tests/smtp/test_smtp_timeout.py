@@ -1,8 +1,8 @@
-"""The command timeout: one timer per connection, moved only when it would fire too late.
+"""Deadlines on one loop timer, and the command timeout built on one.
 
-Its effect on real connections (an idle client dropped, a slow but busy one
-kept until the session deadline) is tested end to end in
-tests/e2e/test_e2e_limits.py.
+The command timeout's effect on real connections (an idle client dropped,
+a slow but busy one kept until the session deadline) is tested end to end
+in tests/e2e/test_e2e_limits.py.
 """
 
 from __future__ import annotations
@@ -11,16 +11,13 @@ import asyncio
 
 import pytest
 
+from relay.smtp.deadline import Deadline
 from relay.smtp.session import RelaySMTP
 
 
 @pytest.fixture
-def server():
+def loop():
     loop = asyncio.new_event_loop()
-    smtp = RelaySMTP(
-        object(), metrics=None, limiter=None, credentials=None, session_timeout=60,
-        line_length_limit=1001, sessions=set(), loop=loop, hostname="relay.test", timeout=300,
-    )
     scheduled: list[asyncio.TimerHandle] = []
     call_at = loop.call_at
 
@@ -29,34 +26,68 @@ def server():
         return scheduled[-1]
 
     loop.call_at = counting_call_at  # type: ignore[method-assign]
-    yield smtp, scheduled
+    loop.scheduled = scheduled  # type: ignore[attr-defined]
+    yield loop
     loop.close()
 
 
-def test_commands_move_the_end_without_new_timers(server) -> None:
-    smtp, scheduled = server
+def test_moving_the_end_later_keeps_the_one_timer(loop) -> None:
+    expired: list[bool] = []
+    deadline = Deadline(loop, lambda: expired.append(True))
     for _ in range(50):
-        smtp._reset_timeout()
-    assert len(scheduled) == 1 and not scheduled[0].cancelled()
-    assert smtp._idle_until >= scheduled[0].when()
+        deadline.set(300)
+    assert len(loop.scheduled) == 1 and not loop.scheduled[0].cancelled()
+    assert deadline.end is not None and deadline.end >= loop.scheduled[0].when()
 
 
-def test_a_shorter_timeout_replaces_the_timer(server) -> None:
-    smtp, scheduled = server
-    smtp._reset_timeout()
-    smtp._reset_timeout(3.0)  # as aiosmtpd does while it waits for a PROXY header
-    assert len(scheduled) == 2 and scheduled[0].cancelled() and not scheduled[1].cancelled()
-    assert scheduled[1].when() == pytest.approx(smtp.loop.time() + 3.0, abs=1.0)
+def test_an_earlier_end_replaces_the_timer(loop) -> None:
+    deadline = Deadline(loop, lambda: None)
+    deadline.set(300)
+    deadline.set(3)
+    assert len(loop.scheduled) == 2 and loop.scheduled[0].cancelled() and not loop.scheduled[1].cancelled()
+    assert loop.scheduled[1].when() == pytest.approx(loop.time() + 3, abs=1)
 
 
-def test_a_timer_due_before_the_end_waits_again(server, monkeypatch) -> None:
-    smtp, scheduled = server
-    closed = []
-    monkeypatch.setattr(smtp, "_timeout_cb", lambda: closed.append(True))
-    smtp._reset_timeout(3.0)
-    smtp._reset_timeout()  # the end moves to 300 s; the 3 s timer stays
-    scheduled[0]._run()  # as the loop runs it at 3 s
-    assert closed == [] and len(scheduled) == 2 and scheduled[1].when() == pytest.approx(smtp._idle_until)
-    smtp._idle_until = smtp.loop.time()  # now the end has come
-    scheduled[1]._run()
-    assert closed == [True]
+def test_a_timer_due_before_the_end_waits_again_then_expires_once(loop) -> None:
+    now = [1000.0]
+    loop.time = lambda: now[0]  # type: ignore[method-assign]
+    expired: list[bool] = []
+    deadline = Deadline(loop, lambda: expired.append(True))
+    deadline.set(3)
+    deadline.set(300)  # the end moves to 1300; the timer for 1003 stays
+    now[0] = 1003.0
+    loop.scheduled[0]._run()  # as the loop runs it
+    assert expired == [] and len(loop.scheduled) == 2 and loop.scheduled[1].when() == 1300.0
+    now[0] = 1300.0
+    loop.scheduled[1]._run()
+    assert expired == [True] and deadline.end is None and len(loop.scheduled) == 2
+
+
+def test_a_cleared_deadline_does_nothing_when_its_timer_fires(loop) -> None:
+    expired: list[bool] = []
+    deadline = Deadline(loop, lambda: expired.append(True))
+    deadline.set(0)
+    deadline.clear()
+    loop.scheduled[0]._run()
+    assert expired == []
+    deadline.set(5)  # the fired timer is gone: a new one is scheduled
+    assert len(loop.scheduled) == 2 and not loop.scheduled[1].cancelled()
+
+
+def test_a_cancelled_deadline_leaves_nothing_on_the_loop(loop) -> None:
+    deadline = Deadline(loop, lambda: None)
+    deadline.set(5)
+    deadline.cancel()
+    assert loop.scheduled[0].cancelled() and deadline.end is None
+
+
+def test_commands_restart_the_command_timeout_without_new_timers(loop) -> None:
+    smtp = RelaySMTP(
+        object(), metrics=None, limiter=None, credentials=None, session_timeout=60,
+        line_length_limit=1001, sessions=set(), loop=loop, hostname="relay.test", timeout=300,
+    )
+    for _ in range(20):
+        smtp._reset_timeout()  # what aiosmtpd calls after each command
+    assert len(loop.scheduled) == 1
+    smtp._timeout_handle.cancel()  # what aiosmtpd calls when the connection is lost
+    assert loop.scheduled[0].cancelled()

@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,28 @@ def test_a_worker_stuck_on_a_task_is_stopped_and_replaced(spec, tmp_path):
             (gate / "open").touch()
             judged = await asyncio.wait_for(pool.submit((TX, "any", NOW), message(SENDER, [RCPT])), 30)
             assert isinstance(judged.outcome, Accepted) and pool.pids != [pid]
+        finally:
+            pool.close()
+
+    asyncio.run(go())
+
+
+def test_a_worker_busy_for_longer_than_the_task_timeout_is_not_stopped(spec):
+    from relay.smtp.verifier import _Judging
+    from relay.smtp.workers import WorkerPool
+
+    async def go() -> None:
+        pool = WorkerPool(functools.partial(_Judging, spec_loader(spec), MessageLimits(), 50), 1, task_timeout=0.3)
+        try:
+            pids, started, answered = pool.pids, time.monotonic(), 0
+            while time.monotonic() - started < 1.0:  # tasks back to back, two held at a time: never idle
+                pair = [pool.submit((TX, "any", NOW), message(SENDER, [RCPT])) for _ in range(2)]
+                for judged in await asyncio.wait_for(asyncio.gather(*pair), 30):
+                    assert isinstance(judged.outcome, Accepted)
+                    answered += 1
+            assert pool.pids == pids and answered > 2  # each task's own time counted, not the worker's
+            await asyncio.sleep(0.5)  # idle past the task timeout: holding nothing, it is not overdue
+            assert pool.pids == pids
         finally:
             pool.close()
 
