@@ -31,7 +31,7 @@ from .dsn import build_dsn, needs_dsn
 from .next_hop_cert import next_hop_refusal
 from .reply_reader import Reply
 from .smtp_client import Session, SessionError, StaleSession, TransactionReplies
-from .spool import Envelope, MessageBusy, MessageLock, RecipientState, Spool, SpoolError, UnknownMessage, new_queue_id
+from .spool import Envelope, MessageBusy, MessageLock, RecipientState, Spool, SpoolError, Stored, UnknownMessage, new_queue_id
 
 DELIVERED, FAILED, DEFERRED = "delivered", "failed", "pending"
 
@@ -168,9 +168,14 @@ class Delivery:
 
     # -- scheduling ----------------------------------------------------------
 
-    def queued(self, queue_id: str) -> None:
-        """A message just entered the spool: try it now, else once a delivery finishes."""
-        self._start_or_wait(queue_id)
+    def queued(self, queue_id: str, stored: Stored | None = None) -> None:
+        """A message just entered the spool: try it now, else once a delivery finishes.
+
+        `stored`: its envelope and bytes as just written, which a delivery
+        started at once uses instead of reading them back (a waiting one
+        keeps only the id).
+        """
+        self._start_or_wait(queue_id, stored)
 
     async def run(self) -> None:
         while not self._stopping:
@@ -193,15 +198,15 @@ class Delivery:
                 continue  # removed meanwhile, or being rewritten
         return due
 
-    def _start_or_wait(self, queue_id: str) -> None:
-        if not self._start(queue_id) and not self._stopping and queue_id not in self.inflight:
+    def _start_or_wait(self, queue_id: str, stored: Stored | None = None) -> None:
+        if not self._start(queue_id, stored) and not self._stopping and queue_id not in self.inflight:
             self.waiting[queue_id] = None
 
-    def _start(self, queue_id: str) -> bool:
+    def _start(self, queue_id: str, stored: Stored | None = None) -> bool:
         if self._stopping or queue_id in self.inflight or len(self.inflight) >= self.config.max_concurrent:
             return False
         self.waiting.pop(queue_id, None)
-        task = asyncio.create_task(self._deliver_logged(queue_id))
+        task = asyncio.create_task(self._deliver_logged(queue_id, stored))
         self.inflight[queue_id] = task
         task.add_done_callback(lambda _t: self._finished(queue_id))
         return True
@@ -222,9 +227,9 @@ class Delivery:
 
     # -- one message ---------------------------------------------------------
 
-    async def _deliver_logged(self, queue_id: str) -> None:
+    async def _deliver_logged(self, queue_id: str, stored: Stored | None) -> None:
         try:
-            await self.deliver(queue_id)
+            await self.deliver(queue_id, stored)
         except (MessageBusy, UnknownMessage):
             pass  # the operator command holds or removed it
         except asyncio.CancelledError:
@@ -232,13 +237,10 @@ class Delivery:
         except Exception as error:  # the message stays queued for the next scan
             audit("delivery-error", queue_id=queue_id, error=type(error).__name__, detail=str(error)[:300])
 
-    async def deliver(self, queue_id: str) -> None:
+    async def deliver(self, queue_id: str, stored: Stored | None = None) -> None:
         lock = self.spool.acquire(queue_id)
         try:
-            if lock.size() > READ_ON_LOOP_BYTES:  # reading it would hold up every SMTP session
-                envelope, message = await asyncio.to_thread(self.spool.contents, lock)
-            else:  # from the page cache in microseconds: cheaper than a thread hand-off
-                envelope, message = self.spool.contents(lock)
+            envelope, message = await self._contents(lock, stored)
             results: dict[str, tuple[str, str]] | None = None  # None: no attempt (not due, or settled)
             if envelope.pending and envelope.next_attempt <= self.clock():
                 results = {}
@@ -258,6 +260,15 @@ class Delivery:
         queued = await asyncio.shield(asyncio.to_thread(self._conclude, lock, envelope, message, results))
         for queued_id in queued:
             self.queued(queued_id)
+
+    async def _contents(self, lock: MessageLock, stored: Stored | None) -> Stored:
+        """The state and bytes of a held message: as just stored, while no attempt or command
+        has changed its state (the .msg itself is written once), else read from the spool."""
+        if stored is not None and not self.spool.state_changed(lock.queue_id):
+            return stored
+        if lock.size() > READ_ON_LOOP_BYTES:  # reading it would hold up every SMTP session
+            return await asyncio.to_thread(self.spool.contents, lock)
+        return self.spool.contents(lock)  # from the page cache in microseconds: cheaper than a thread hand-off
 
     def _settled_quietly(self, envelope: Envelope, results: dict[str, tuple[str, str]]) -> Envelope | None:
         """The envelope after this attempt when the message only leaves the queue: delivered to

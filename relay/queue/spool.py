@@ -134,6 +134,8 @@ class Envelope:
 
 _ENVELOPE_FIELDS = tuple(f.name for f in fields(Envelope))
 
+Stored = tuple[Envelope, bytes]  # a message as the spool holds it: its state and its bytes
+
 
 _MESSAGE, _STATE, _SPARE = ".msg", ".json", ".spare"
 _MAX_SPARES = 256  # emptied files a process keeps for its next messages; beyond, removal unlinks
@@ -454,6 +456,10 @@ class Spool:
             return Envelope.from_json(raw)
         except (ValueError, TypeError, KeyError) as error:
             raise SpoolError(errno.EINVAL, f"{queue_id}: unreadable envelope ({error})") from None
+
+    def state_changed(self, queue_id: str) -> bool:
+        """Whether the message's state was rewritten since it was stored (an attempt, a command)."""
+        return os.access(self._queued(queue_id, _STATE), os.F_OK)
 
     def accepted_at(self, queue_id: str) -> float:
         """When the message was accepted: its .msg is written once, never changed."""

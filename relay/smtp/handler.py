@@ -24,7 +24,7 @@ from ..core.snapshot import Snapshot
 from ..metrics.registry import Metrics
 from ..core.verdict import Verdict
 from ..dkim import NO_SIGNATURE, DkimResult, has_signature
-from ..queue.spool import Envelope, RecipientState, Spool, SpoolError, new_queue_id
+from ..queue.spool import Envelope, RecipientState, Spool, SpoolError, Stored, new_queue_id
 from . import decide, encrypt_step
 from .config import ListenerConfig, ListenerKind, ServiceConfig
 from .decide import Accepted, Refused
@@ -45,7 +45,7 @@ class Services:
     snapshot: Callable[[], Snapshot]
     verifier: Verifier
     spool: Spool
-    queued: Callable[[str], None]  # tells delivery a message is waiting
+    queued: Callable[[str, Stored], None]  # tells delivery a message is waiting, with what was stored
     metrics: Metrics
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
     inbound: InboundCrypto | None = None  # decryption before judgement, when [keys] can decrypt
@@ -259,7 +259,7 @@ class RelayHandler:
             fields["error"] = error.strerror or str(error)
             return reply(Refusal.STORAGE_ERROR, "could not store the message, try again later"), fields
         audit("queued", queue_id=queue_id, message_id=stored.message_id, mail_from=stored.mail_from, rcpts=list(tx.recipients), bytes=len(message))
-        self.services.queued(queue_id)
+        self.services.queued(queue_id, (stored, message))
         return f"250 2.0.0 OK queued as {queue_id}", fields
 
     async def _verify_dkim(self, data: bytes) -> tuple[DkimResult, ...]:

@@ -4,6 +4,7 @@ the spool; a large message is read off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 
 from relay.metrics.registry import Metrics
@@ -27,7 +28,7 @@ class GatedDeliveries:
         self.gates: dict[str, asyncio.Event] = {}
         self.change = asyncio.Event()
 
-    async def deliver(self, queue_id: str) -> None:
+    async def deliver(self, queue_id: str, stored: object = None) -> None:
         self.started.append(queue_id)
         self.change.set()
         await self.gates.setdefault(queue_id, asyncio.Event()).wait()
@@ -91,3 +92,28 @@ def test_a_large_message_is_read_off_the_event_loop(tmp_path, monkeypatch):
     assert readers[small] == threading.main_thread().name
     assert readers[large] != threading.main_thread().name
     assert spool.message(large) == b"x" * (READ_ON_LOOP_BYTES + 1)  # still queued, unchanged
+
+
+def test_a_message_just_stored_is_not_read_back_unless_its_state_changed(tmp_path, monkeypatch):
+    spool = Spool(tmp_path)
+    spool.prepare()
+    later = 4e9  # not due: deliver takes the message and its state, then concludes without an attempt
+    fresh, changed = new_queue_id(), new_queue_id()
+    stored = {}
+    for queue_id in (fresh, changed):
+        envelope = Envelope(queue_id, "alice@hospital.test", (RecipientState("bob@hospital.test"),), 1.0, later)
+        spool.store_now(b"message\r\n", envelope)
+        stored[queue_id] = (envelope, b"message\r\n")
+    spool.update(dataclasses.replace(stored[changed][0], attempts=1))  # as `relay queue retry` or an attempt would
+    read: list[str] = []
+    contents = spool.contents
+    monkeypatch.setattr(spool, "contents", lambda lock: read.append(lock.queue_id) or contents(lock))
+
+    async def scenario() -> None:
+        delivery = Delivery(spool, lambda: None, DeliveryConfig(), "relay.test", 600.0, Metrics())
+        for queue_id in (fresh, changed):
+            await delivery.deliver(queue_id, stored[queue_id])
+
+    asyncio.run(scenario())
+    assert read == [changed]  # the fresh one went from memory; the changed one's state was read
+    assert spool.envelope(changed).attempts == 1 and spool.envelope(fresh) == stored[fresh][0]
