@@ -203,7 +203,7 @@ def _signed_attributes(attrs: bytes | None, content_type: str) -> _SignedAttribu
         encoded = [value.encoded for value in islice(asn1.values_in(values), 2)]  # one is allowed
         if kind in found or len(encoded) != 1:
             raise Rejection(Reason.MALFORMED, f"signed attribute {kind} must occur once with one value")
-        found[kind] = spec.load(encoded[0], strict=True)
+        found[kind] = _load_value(spec, encoded[0])
     if _ATTR_CONTENT_TYPE not in found or _ATTR_MESSAGE_DIGEST not in found:
         raise Rejection(Reason.MALFORMED, "signed attributes lack contentType or messageDigest")
     if asn1.dotted(found[_ATTR_CONTENT_TYPE]) != content_type:
@@ -215,6 +215,16 @@ def _signed_attributes(attrs: bytes | None, content_type: str) -> _SignedAttribu
         message_digest=found[_ATTR_MESSAGE_DIGEST].native,
         signing_time=_signing_time(found.get(_ATTR_SIGNING_TIME)),
     )
+
+
+# Time's alternatives by their tag: the CHOICE class costs more than the reading itself.
+_TIME_ALTERNATIVES = {b"\x17": core.UTCTime, b"\x18": core.GeneralizedTime}
+
+
+def _load_value(spec: Any, encoded: bytes) -> Any:
+    if spec is asn1_cms.Time:  # any other tag is left to the CHOICE, which refuses it
+        spec = _TIME_ALTERNATIVES.get(encoded[:1], spec)
+    return spec.load(encoded, strict=True)
 
 
 def _signing_time(value: Any) -> dt.datetime | None:

@@ -137,7 +137,7 @@ def _check_mime_version(headers: HeaderBlock) -> None:
     value = headers.get("MIME-Version")
     if value is None:
         raise Rejection(Reason.MALFORMED, "signed message without MIME-Version")
-    if lex(value, MIME) != [(Kind.WORD, "1.0")]:  # comments allowed around it (RFC 2045 §4)
+    if value != "1.0" and lex(value, MIME) != [(Kind.WORD, "1.0")]:  # comments allowed around it (RFC 2045 §4)
         raise Rejection(Reason.MALFORMED, "MIME-Version is not 1.0")
 
 
