@@ -100,8 +100,11 @@ class Envelope:
     listener: str = ""
     extra: dict = field(default_factory=dict)  # audit correlation (signer fingerprint...), never content
     # Every line break of the message was found to be CRLF when it was accepted
-    # (the DATA check), so delivery sends it without scanning it again.
-    crlf_only: bool = False
+    # (the DATA check), so delivery sends it without scanning it again. Known
+    # only to the process that accepted it, for the attempt it starts at once:
+    # never written, so the spool's format is unchanged (an earlier version
+    # reads it back), and an attempt that reads the spool scans.
+    crlf_only: bool = field(default=False, compare=False)
 
     def to_json(self) -> bytes:
         # Field by field: dataclasses.asdict deep-copies, ~0.2 ms a message.
@@ -132,7 +135,7 @@ class Envelope:
         return dt.datetime.fromtimestamp(self.received_at, dt.timezone.utc)
 
 
-_ENVELOPE_FIELDS = tuple(f.name for f in fields(Envelope))
+_ENVELOPE_FIELDS = tuple(f.name for f in fields(Envelope) if f.name != "crlf_only")
 
 Stored = tuple[Envelope, bytes]  # a message as the spool holds it: its state and its bytes
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from relay.queue.delivery import _transaction
+from relay.queue import smtp_client
 from relay.queue.smtp_client import Session
 from tests.smtp.helpers import Sink, free_port, stop, wait_until
 
@@ -77,12 +78,12 @@ def postfix_sink():
 
 
 async def _send_all(
-    port: int, messages: list[bytes], sender: str = "alice@hospital.test", recipient: str = "bob@hospital.test"
+    port: int, messages: list[bytes], sender: str = "alice@hospital.test", recipient: str = "bob@hospital.test", crlf_only: bool = False
 ) -> list[dict[str, tuple[str, str]]]:
     client = await Session.open("127.0.0.1", port, helo_name="relay.test", connect_timeout=10, command_timeout=10)
     outcomes = []
     for message in messages:  # one session: each DATA must leave it ready for the next
-        outcome = await _transaction(client, sender, [recipient], message, reused=False)
+        outcome = await _transaction(client, sender, [recipient], message, reused=False, crlf_only=crlf_only)
         assert outcome is not None and outcome[1], outcome
         outcomes.append(outcome[0])
     await client.quit()
@@ -109,6 +110,19 @@ def test_the_next_hop_stores_the_message_unchanged(sink, spooled, stored):
     head, _, content = path.read_bytes().partition(b"\n")
     assert json.loads(head) == {"from": "alice@hospital.test", "to": ["bob@hospital.test"]}
     assert content == stored
+
+
+@pytest.mark.parametrize("crlf_only, scans", [(False, 1), (True, 0)])
+def test_a_message_known_to_be_crlf_only_goes_unscanned_and_unchanged(sink, monkeypatch, crlf_only, scans):
+    scanned: list[bytes] = []
+    check = smtp_client.check_line_endings
+    monkeypatch.setattr(smtp_client, "check_line_endings", lambda data: scanned.append(data) or check(data))
+    before = set(sink.directory.glob("*.eml"))
+    spooled = HEAD + b".dot line\r\nend\r\n"
+    [results] = asyncio.run(_send_all(sink.port, [spooled], crlf_only=crlf_only))
+    assert results["bob@hospital.test"][0] == "delivered" and len(scanned) == scans
+    [path] = set(sink.directory.glob("*.eml")) - before
+    assert path.read_bytes().partition(b"\n")[2] == spooled
 
 
 def test_consecutive_transactions_share_a_session(sink):
