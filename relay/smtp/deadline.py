@@ -10,10 +10,12 @@ late, and when it fires before the end it waits again.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Callable
 
-# Timers may run a clock tick early: this short of the end is the end.
-_SLACK = 0.001
+# The loop runs a timer up to a clock tick early: this short of the end is
+# the end (else a coarse clock would have the timer rescheduled at once, again and again).
+_SLACK = max(0.001, time.get_clock_info("monotonic").resolution)
 
 
 class Deadline:
