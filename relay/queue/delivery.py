@@ -367,7 +367,14 @@ class Delivery:
         if hop.tls is not TlsMode.NONE:
             anchors = bundle.anchors + bundle.intermediates if bundle is not None else None
             context = client_context(anchors, check_hostname=hop.verify_dn is None)
-        session = await Session.open(
+        now = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
+
+        def judge_peer(certificate: bytes | None) -> None:
+            refusal = next_hop_refusal(certificate, hop, bundle, now)
+            if refusal is not None:
+                raise NextHopRefused(refusal)
+
+        return await Session.open(
             hop.host,
             hop.port,
             helo_name=self.hostname,
@@ -375,17 +382,8 @@ class Delivery:
             command_timeout=self.config.command_timeout,
             tls=context,
             starttls=hop.tls is TlsMode.STARTTLS,
+            check_peer=judge_peer if context is not None else None,
         )
-        try:
-            if context is not None:
-                now = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
-                refusal = next_hop_refusal(session.peer_certificate(), hop, bundle, now)
-                if refusal is not None:
-                    raise NextHopRefused(refusal)
-        except BaseException:
-            session.close()
-            raise
-        return session
 
     def _audit_attempt(self, envelope: Envelope, hop: NextHop, results: dict[str, tuple[str, str]]) -> None:
         for address, (status, why) in results.items():

@@ -21,7 +21,7 @@ import asyncio
 import collections
 import ssl
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..core.smime_entity import canonical
 from ..smtp.deadline import Deadline
@@ -187,6 +187,10 @@ class _Channel(asyncio.Protocol):
             raise self.failure
 
 
+# Given the next hop's DER certificate (None in the clear); raises to refuse the next hop.
+PeerCheck = Callable[[bytes | None], None]
+
+
 def _settle(future: asyncio.Future[None] | None) -> None:
     if future is not None and not future.done():
         future.set_result(None)
@@ -234,9 +238,15 @@ class Session:
         command_timeout: float,
         tls: ssl.SSLContext | None = None,
         starttls: bool = False,
+        check_peer: PeerCheck | None = None,
     ) -> Session:
         """Connect, read the greeting, EHLO (HELO if refused); with `starttls`, upgrade and EHLO
-        again. `tls` without `starttls` is implicit TLS (RFC 8314)."""
+        again. `tls` without `starttls` is implicit TLS (RFC 8314).
+
+        `check_peer` is given the next hop's certificate as soon as the TLS
+        handshake is done, before anything is read or sent over it, and
+        refuses the next hop by raising: nothing is said to a peer it refuses.
+        """
         loop = asyncio.get_running_loop()
         channel = _Channel(loop)
         implicit = tls if tls is not None and not starttls else None
@@ -249,10 +259,14 @@ class Session:
             raise ReplyTimeout(f"no connection within {connect_timeout:g} s") from None
         session = cls(channel, {}, command_timeout)
         try:
+            if implicit is not None and check_peer is not None:
+                check_peer(session.peer_certificate())
             await session._greet(helo_name)
             if starttls:
                 assert tls is not None
                 await session._starttls(loop, tls, host, connect_timeout)
+                if check_peer is not None:
+                    check_peer(session.peer_certificate())
                 await session._greet(helo_name, greeting=False)
         except BaseException:
             session.close()

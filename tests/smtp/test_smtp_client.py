@@ -9,6 +9,7 @@ import ssl
 from typing import Awaitable, Callable
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from relay.core.bundle import Bundle
 from relay.core.snapshot import NextHop, TlsMode
@@ -21,7 +22,7 @@ EHLO_PLAIN = b"250-sink.test\r\n250 8BITMIME\r\n"
 MESSAGE = b"Subject: test\r\n\r\n.leading dot\r\nbody\r\n"
 
 
-def _run(script: Script, client: Callable[[int], Awaitable[object]], connections: int = 1) -> object:
+def _run(script: Script, client: Callable[[int], Awaitable[object]], connections: int = 1, tls: ssl.SSLContext | None = None) -> object:
     """Serve `script` to each of `connections` on a loopback port, run `client` against it;
     the script's own assertions fail the test (their exceptions are re-raised here)."""
 
@@ -38,7 +39,7 @@ def _run(script: Script, client: Callable[[int], Awaitable[object]], connections
                 writer.close()
                 served.release()
 
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)  # tls: implicit TLS
         async with server:
             result = await client(server.sockets[0].getsockname()[1])
             for _ in range(connections):
@@ -498,3 +499,70 @@ def test_a_message_not_known_to_be_crlf_only_is_canonicalised_before_it_is_sent(
     assert wire_data(received, crlf_only=True) == wire_data(received) == b"A: b\r\n\r\n..dot\r\nend\r\n.\r\n"
     # The flag is the caller's word (Envelope.crlf_only, set only for what the DATA check passed): no second scan.
     assert wire_data(b"x\ny\r\n", crlf_only=True) == b"x\ny\r\n.\r\n"
+
+
+class Refused(Exception):
+    pass
+
+
+async def _everything(reader: asyncio.StreamReader) -> bytes:
+    """What the client sends until it goes (closed, or aborted: a reset)."""
+    heard = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await reader.read(4096):
+            heard += chunk
+    return heard
+
+
+def _refusing(seen: list[bytes | None]) -> Callable[[bytes | None], None]:
+    def check(certificate: bytes | None) -> None:
+        seen.append(certificate)
+        raise Refused("not this next hop")
+
+    return check
+
+
+@pytest.fixture(scope="module")
+def tls_pair(tmp_path_factory):
+    from relay.smtp.tls import client_context, server_context
+    from tests.smtp.helpers import make_pki
+
+    pki = make_pki(tmp_path_factory.mktemp("tls"))
+    server = server_context(pki.path("server.pem"), pki.path("server.key"))
+    return server, client_context([pki.root.cert], check_hostname=False), pki.server.cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_a_next_hop_refused_over_implicit_tls_is_told_nothing(tls_pair):
+    server_tls, client_tls, der = tls_pair
+    seen: list[bytes | None] = []
+    heard: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 sink.test ESMTP\r\n")
+        heard.append(await _everything(reader))
+
+    async def client(port: int) -> None:
+        with pytest.raises(Refused):
+            await _open(port, tls=client_tls, check_peer=_refusing(seen))
+
+    _run(script, client, tls=server_tls)
+    assert seen == [der] and heard == [b""]  # judged on its certificate, before any EHLO
+
+
+def test_a_next_hop_refused_after_starttls_gets_no_second_ehlo(tls_pair):
+    server_tls, client_tls, der = tls_pair
+    seen: list[bytes | None] = []
+    heard: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _greet(reader, writer, b"250-sink.test\r\n250 STARTTLS\r\n")
+        await _expect(reader, writer, b"STARTTLS\r\n", b"220 go ahead\r\n")
+        await writer.start_tls(server_tls)
+        heard.append(await _everything(reader))
+
+    async def client(port: int) -> None:
+        with pytest.raises(Refused):
+            await _open(port, tls=client_tls, starttls=True, check_peer=_refusing(seen))
+
+    _run(script, client)
+    assert seen == [der] and heard == [b""]
