@@ -357,8 +357,14 @@ class Session:
             replies = await self._opening(*envelope, command(b"DATA"))
             mail, rcpts, data = replies[0], replies[1:-1], replies[-1]
         else:
+            # One at a time, each reply is judged before the next command: after a reply
+            # no command allows, the session's state is unknown and nothing more is sent.
             [mail] = await self._opening(envelope[0])
-            rcpts = [(await self._exchange(line))[0] for line in envelope[1:]] if mail.kind == 2 else []
+            _check_kinds("MAIL", [mail], (2, 4, 5))
+            rcpts = []
+            for line in envelope[1:] if mail.kind == 2 else ():
+                rcpts += await self._exchange(line)
+                _check_kinds("RCPT", rcpts[-1:], (2, 4, 5))
             data = None
             if _anyone_accepted(mail, rcpts):
                 [data] = await self._exchange(command(b"DATA"))

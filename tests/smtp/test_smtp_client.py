@@ -566,3 +566,26 @@ def test_a_next_hop_refused_after_starttls_gets_no_second_ehlo(tls_pair):
 
     _run(script, client)
     assert seen == [der] and heard == [b""]
+
+
+def test_without_pipelining_a_reply_no_rcpt_allows_stops_the_transaction_before_data():
+    heard: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _greet(reader, writer, EHLO_PLAIN)
+        for line, reply in (
+            (b"MAIL FROM:<alice@hospital.test>\r\n", b"250 Ok\r\n"),
+            (b"RCPT TO:<bob@hospital.test>\r\n", b"250 Ok\r\n"),
+            (b"RCPT TO:<carol@hospital.test>\r\n", b"354 not a reply to RCPT\r\n"),
+        ):
+            await _expect(reader, writer, line, reply)
+        heard.append(await _everything(reader))
+
+    async def client(port: int) -> None:
+        session = await _open(port)
+        with pytest.raises(SessionError, match="unexpected reply to RCPT"):
+            await session.transaction(b"alice@hospital.test", [b"bob@hospital.test", b"carol@hospital.test"], MESSAGE)
+        assert not session.is_connected
+
+    _run(script, client)
+    assert heard == [b""]  # no DATA after it, no RSET: the session is dropped
