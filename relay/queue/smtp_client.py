@@ -356,6 +356,8 @@ class Session:
         if self.pipelining:
             replies = await self._opening(*envelope, command(b"DATA"))
             mail, rcpts, data = replies[0], replies[1:-1], replies[-1]
+            _check_kinds("MAIL", [mail], (2, 4, 5))
+            _check_kinds("RCPT", rcpts, (2, 4, 5))
         else:
             # One at a time, each reply is judged before the next command: after a reply
             # no command allows, the session's state is unknown and nothing more is sent.
@@ -368,8 +370,6 @@ class Session:
             data = None
             if _anyone_accepted(mail, rcpts):
                 [data] = await self._exchange(command(b"DATA"))
-        _check_kinds("MAIL", [mail], (2, 4, 5))
-        _check_kinds("RCPT", rcpts, (2, 4, 5))
         if data is not None and data.code != 354:
             _check_kinds("DATA", [data], (4, 5))
         by_recipient = dict(zip((r.decode("ascii") for r in recipients), rcpts))

@@ -24,7 +24,6 @@ class Deadline:
         self._expired = expired
         self._end: float | None = None  # loop time; None: no end
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0  # when the timer fires, while there is one
 
     @property
     def end(self) -> float | None:
@@ -37,7 +36,7 @@ class Deadline:
     def set_at(self, end: float) -> None:
         """The end is at loop time `end`; `expired` is called once it comes, unless moved or cleared."""
         self._end = end
-        if self._timer is None or self._timer_at > end:
+        if self._timer is None or self._timer.when() > end:
             self._schedule(end)
 
     def clear(self) -> None:
@@ -54,7 +53,6 @@ class Deadline:
     def _schedule(self, when: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer_at = when
         self._timer = self._loop.call_at(when, self._due)
 
     def _due(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import math
 import multiprocessing
 import os
 import pickle
@@ -99,10 +100,10 @@ class _Worker:
     process: Any  # multiprocessing.context.SpawnProcess
     tasks: int  # fd: the service writes here (non-blocking)
     answers: int  # fd: the service reads here (non-blocking)
-    held: dict[int, asyncio.Future[Any]] = field(default_factory=dict)  # in the order sent
-    ends: dict[int, float] = field(default_factory=dict)  # task id -> when its time is up (loop time)
-    # The end of the oldest held task: the worker answers in order, so that
-    # is the one a stuck worker is caught by.
+    # task id -> its future and when its time is up (loop time), in the order sent
+    held: dict[int, tuple[asyncio.Future[Any], float]] = field(default_factory=dict)
+    # On the end of the oldest held task (with a task timeout): the worker
+    # answers in order, so that is the one a stuck worker is caught by.
     deadline: Deadline | None = None
     unread: bytearray = field(default_factory=bytearray)
     unwritten: bytearray = field(default_factory=bytearray)
@@ -170,6 +171,8 @@ class WorkerPool:
         task_read.close()  # the worker's ends: only its copies may stay open, or its death would go unseen
         answer_write.close()
         worker = _Worker(process, os.dup(task_write.fileno()), os.dup(answer_read.fileno()))
+        if self._task_timeout is not None:
+            worker.deadline = Deadline(self._loop, lambda: self._overdue(worker))
         task_write.close()
         answer_read.close()
         os.set_blocking(worker.tasks, False)
@@ -201,8 +204,7 @@ class WorkerPool:
         os.close(worker.answers)
         if worker.deadline is not None:
             worker.deadline.cancel()
-        worker.ends.clear()
-        for future in worker.held.values():
+        for future, _ in worker.held.values():
             if not future.done():
                 future.set_exception(error)
         worker.held.clear()
@@ -217,21 +219,20 @@ class WorkerPool:
             task_id, parts, future = self._waiting.popleft()
             if future.done():  # cancelled while waiting
                 continue
-            worker.held[task_id] = future
-            if self._task_timeout is not None:
-                worker.ends[task_id] = self._loop.time() + self._task_timeout
-                self._watch_oldest(worker)
+            timeout = self._task_timeout
+            worker.held[task_id] = (future, self._loop.time() + timeout if timeout is not None else math.inf)
+            self._watch_oldest(worker)
             self._send(worker, parts)
 
     def _watch_oldest(self, worker: _Worker) -> None:
         """The worker's deadline on the end of its oldest task, or none while it holds none."""
         if worker.deadline is None:
-            worker.deadline = Deadline(self._loop, lambda: self._overdue(worker))
-        oldest = next(iter(worker.ends.values()), None)
+            return  # no task timeout
+        oldest = next(iter(worker.held.values()), None)
         if oldest is None:
             worker.deadline.clear()
         else:
-            worker.deadline.set_at(oldest)
+            worker.deadline.set_at(oldest[1])
 
     def _overdue(self, worker: _Worker) -> None:
         # The deadline follows the oldest task still held: that one is overdue.
@@ -287,9 +288,8 @@ class WorkerPool:
             ok, value = pickle.loads(bytes(buffer[_FRAME.size : end]))
             del buffer[:end]
             worker.answered += 1
-            if worker.ends.pop(task_id, None) is not None:
-                self._watch_oldest(worker)
-            future = worker.held.pop(task_id, None)
+            future, _ = worker.held.pop(task_id, (None, 0.0))
+            self._watch_oldest(worker)
             if future is None or future.done():  # cancelled meanwhile
                 continue
             if ok:
