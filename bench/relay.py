@@ -413,7 +413,7 @@ def main() -> int:
     # One event loop per core, each with one verification worker: what a machine's cores call for
     # (one process cannot use a second core; see docs/service.md, Throughput).
     parser.add_argument("--workers", type=int, default=1, help="[service] verify_workers")
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="[service] processes (default: one per core)")
+    parser.add_argument("--processes", type=int, default=len(os.sched_getaffinity(0)), help="[service] processes (default: one per core it may use)")
     parser.add_argument("--destination-sessions", type=int, default=20, help="[delivery] max_per_destination")
     parser.add_argument("--unsigned", action="store_true", help="send unsigned mail (no verification)")
     parser.add_argument("--flush", choices=("files", "filesystem"), default="filesystem", help="[queue] flush")

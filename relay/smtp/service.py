@@ -207,7 +207,7 @@ def set_aside_long_lived() -> None:
     makes (measured: 40 -> 3 ms for the one full collection over 2,000
     messages). Called before the listeners open, so that no session is set
     aside. Reference counting still frees what is set aside: a snapshot a
-    reload replaces holds no reference cycle, and goes (tests/smtp/test_long_lived.py).
+    reload replaces holds no reference cycle, and goes (tests/trust/test_trust_reload.py).
     """
     gc.collect()
     gc.freeze()

@@ -54,6 +54,7 @@ JUDGEMENTS = [
 def test_what_a_worker_answers_comes_back_equal(judgement: Judgement) -> None:
     for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
         copy = pickle.loads(pickle.dumps(judgement, protocol))
+        assert judgement.__reduce__()[0] is Judgement  # pickled by its fields (relay.core.pickled)
         assert copy == judgement
         assert type(copy.outcome) is type(judgement.outcome)
 

@@ -383,3 +383,14 @@ def swaks(*args: str, data: bytes | None = None, timeout: float = 30) -> subproc
     if data is not None:
         command += ["--data", "-"]
     return subprocess.run(command, input=data.decode() if data else None, capture_output=True, text=True, timeout=timeout)
+
+
+def bare_session(loop: Any, handler: Any = None, **options: Any) -> Any:
+    """A RelaySMTP with no connection, service or limits behind it, for its own methods."""
+    from relay.smtp.session import RelaySMTP
+
+    return RelaySMTP(
+        handler if handler is not None else object(), metrics=None, limiter=None, credentials=None,
+        session_timeout=options.pop("session_timeout", 1), line_length_limit=1001, sessions=set(),
+        loop=loop, hostname="relay.test", **options,
+    )

@@ -10,15 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.smtp.session import RelaySMTP
+from tests.smtp.helpers import bare_session
 
 
 @pytest.fixture(scope="module")
 def session() -> RelaySMTP:
     loop = asyncio.new_event_loop()
-    yield RelaySMTP(
-        object(), metrics=None, limiter=None, credentials=None, session_timeout=1,
-        line_length_limit=1001, sessions=set(), loop=loop, hostname="relay.test",
-    )
+    yield bare_session(loop)
     loop.close()
 
 
@@ -73,10 +71,7 @@ def test_the_handler_hooks_are_all_found() -> None:
 
     loop = asyncio.new_event_loop()
     handler = RelayHandler.__new__(RelayHandler)
-    session = RelaySMTP(
-        handler, metrics=None, limiter=None, credentials=None, session_timeout=1,
-        line_length_limit=1001, sessions=set(), loop=loop, hostname="relay.test",
-    )
+    session = bare_session(loop, handler)
     loop.close()
     expected = {n[len("handle_"):] for n in object.__dir__(handler) if n.startswith("handle_")}
     assert set(session._handle_hooks) == expected and {"DATA", "MAIL", "RCPT", "EHLO"} <= expected

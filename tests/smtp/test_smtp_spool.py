@@ -166,6 +166,7 @@ def test_a_discard_joins_the_next_commit_or_goes_alone_after_a_while(tmp_path, m
 
 def test_a_removal_queued_during_a_trip_waits_and_a_full_batch_goes_at_once(tmp_path, monkeypatch):
     monkeypatch.setattr(spool_module, "_MAX_BATCH", 2)
+    monkeypatch.setattr(spool_module, "_REMOVAL_WAIT", 60)  # only the full batch may send it here, however slow the fsync
     spool = Spool(tmp_path)
     spool.prepare()
     held = [_envelope(), _envelope()]
@@ -331,20 +332,24 @@ def test_a_spare_that_cannot_be_emptied_is_unlinked_and_the_removal_stands(tmp_p
 def test_a_file_retired_and_written_again_while_waiting_for_its_lock_is_not_that_message(tmp_path, monkeypatch):
     spool = Spool(tmp_path)
     spool.prepare()
-    held, arriving = _envelope(), _envelope()
+    held, arriving = _envelope(), [_envelope(), _envelope()]
     spool.store_now(b"held\r\n", held)
+    held_file = os.stat(spool.queue / f"{held.queue_id}.msg").st_ino
     real_flock = spool_module.fcntl.flock
 
     def flock_after_reuse(fd, operation):  # between our open and flock: delivered, its file reused
         monkeypatch.setattr(spool_module.fcntl, "flock", real_flock)
         _deliver(spool, held.queue_id)
-        spool.store_now(b"arriving\r\n", arriving)
+        for envelope in arriving:  # the second store finds the spare ready
+            spool.store_now(b"arriving\r\n", envelope)
         return real_flock(fd, operation)
 
     monkeypatch.setattr(spool_module.fcntl, "flock", flock_after_reuse)
     with pytest.raises(UnknownMessage):
         spool.acquire(held.queue_id)
-    assert spool.ids() == [arriving.queue_id]
+    assert spool.ids() == sorted(e.queue_id for e in arriving)
+    # The file locked is another message's now: written again, not only removed.
+    assert held_file in {os.stat(spool.queue / f"{e.queue_id}.msg").st_ino for e in arriving}
 
 
 def test_a_fault_of_the_trip_fails_its_waiters_and_the_loop_goes_on(tmp_path, monkeypatch):

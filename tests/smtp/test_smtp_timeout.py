@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from relay.smtp.deadline import Deadline
-from relay.smtp.session import RelaySMTP
+from tests.smtp.helpers import bare_session
 
 
 @pytest.fixture
@@ -82,10 +82,7 @@ def test_a_cancelled_deadline_leaves_nothing_on_the_loop(loop) -> None:
 
 
 def test_commands_restart_the_command_timeout_without_new_timers(loop) -> None:
-    smtp = RelaySMTP(
-        object(), metrics=None, limiter=None, credentials=None, session_timeout=60,
-        line_length_limit=1001, sessions=set(), loop=loop, hostname="relay.test", timeout=300,
-    )
+    smtp = bare_session(loop, session_timeout=60, timeout=300)
     for _ in range(20):
         smtp._reset_timeout()  # what aiosmtpd calls after each command
     assert len(loop.scheduled) == 1

@@ -118,15 +118,16 @@ def test_a_worker_busy_for_longer_than_the_task_timeout_is_not_stopped(spec):
             # Started and warm first: a task's time counts from when it is sent, and a
             # worker's start on a loaded machine could take longer than the short timeout.
             await asyncio.wait_for(pool.submit((TX, "any", NOW), message(SENDER, [RCPT])), 30)
-            pool._task_timeout = 0.3
+            assert pool._task_timeout == 30  # the attribute the pool reads for each task sent
+            pool._task_timeout = 1.0
             pids, started, answered = pool.pids, time.monotonic(), 0
-            while time.monotonic() - started < 1.0:  # tasks back to back, two held at a time: never idle
+            while time.monotonic() - started < 2.2:  # tasks back to back, two held at a time: never idle
                 pair = [pool.submit((TX, "any", NOW), message(SENDER, [RCPT])) for _ in range(2)]
                 for judged in await asyncio.wait_for(asyncio.gather(*pair), 30):
                     assert isinstance(judged.outcome, Accepted)
                     answered += 1
             assert pool.pids == pids and answered > 2  # each task's own time counted, not the worker's
-            await asyncio.sleep(0.5)  # idle past the task timeout: holding nothing, it is not overdue
+            await asyncio.sleep(1.2)  # idle past the task timeout: holding nothing, it is not overdue
             assert pool.pids == pids
         finally:
             pool.close()

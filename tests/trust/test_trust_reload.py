@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import gc
 import os
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
 
 from relay.cli.main import main
+from relay.core.verify import verify_message
+from relay.demo.scenario import _signed_message as demo_signed_message
 from relay.trust.holder import SnapshotHolder
 from relay.trust.loader import load_snapshot
 
@@ -30,6 +35,24 @@ def test_reload_swaps_a_new_version_and_old_holders_keep_theirs(example: Path, h
     assert holder.current.version != in_flight.version
     assert holder.current.route("a@nouveau.mssante.fr").known
     assert not in_flight.route("a@nouveau.mssante.fr").known  # work started before keeps its trust
+
+
+def test_a_replaced_snapshot_is_freed_by_reference_counting_alone(example: Path, demo_pki: Path) -> None:
+    # Service processes set start-up objects, the first snapshot among them, aside from
+    # the cyclic collector (relay.smtp.service.set_aside_long_lived): after a reload it
+    # must go without that collector, so a snapshot, its caches filled, may hold no cycle.
+    holder = SnapshotHolder(lambda: load_snapshot(example))
+    first = weakref.ref(holder.current)
+    verdict = verify_message(demo_signed_message(demo_pki), holder.current, dt.datetime.now(dt.timezone.utc))
+    assert verdict.accepted  # the certificate path, revocation and store caches are filled
+    domains = example.parent / "trust" / "domains.toml"
+    domains.write_text(domains.read_text() + '\n[domain."nouveau.mssante.fr"]\nsigner_bundles = ["igc-sante-signers"]\n')
+    gc.disable()
+    try:
+        assert holder.reload().swapped
+        assert first() is None
+    finally:
+        gc.enable()
 
 
 def test_unchanged_files_keep_the_same_snapshot(holder: SnapshotHolder) -> None:
