@@ -67,6 +67,7 @@ class PostfixSink:
 
     def stop(self) -> None:
         stop(self.proc)  # type: ignore[arg-type]
+        self.output.close()
         shutil.rmtree(self.directory)
 
 
